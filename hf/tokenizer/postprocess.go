@@ -1,0 +1,518 @@
+package tokenizer
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// postProcessor adds special tokens and sets type ids (HF PostProcessor).
+type postProcessor interface {
+	// addedTokens is how many tokens process adds with addSpecial.
+	addedTokens(isPair bool) int
+	// processEncodings transforms the per-input encodings; the tokenizer
+	// concatenates what it returns.
+	processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error)
+}
+
+// mergeEncodings concatenates encodings; overflowing pieces are kept in order.
+func mergeEncodings(encs []*Encoding) *Encoding {
+	if len(encs) == 1 {
+		return encs[0]
+	}
+	out := &Encoding{}
+	for _, e := range encs {
+		out.appendEnc(e)
+		out.Overflowing = append(out.Overflowing, e.Overflowing...)
+	}
+	return out
+}
+
+// defaultProcess is what HF does without a post-processor.
+func defaultProcess(encs []*Encoding) *Encoding {
+	if len(encs) == 2 {
+		encs[0].setSequenceID(0)
+		encs[1].setSequenceID(1)
+	}
+	return mergeEncodings(encs)
+}
+
+// specialPiece is one special token of a template (may expand to several ids).
+type specialPiece struct {
+	ids    []int
+	tokens []string
+}
+
+type templatePiece struct {
+	isSeq  bool
+	seq    int    // 0 for A, 1 for B
+	name   string // special token name
+	typeID int
+}
+
+// templateProcessor is HF's TemplateProcessing.
+type templateProcessor struct {
+	single, pair []templatePiece
+	specials     map[string]specialPiece
+}
+
+func (t *templateProcessor) addedTokens(isPair bool) int {
+	tmpl := t.single
+	if isPair {
+		tmpl = t.pair
+	}
+	n := 0
+	for _, p := range tmpl {
+		if !p.isSeq {
+			n += len(t.specials[p.name].ids)
+		}
+	}
+	return n
+}
+
+func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpecial bool) (*Encoding, error) {
+	out := &Encoding{}
+	for _, p := range tmpl {
+		if p.isSeq {
+			if p.seq >= len(encs) {
+				return nil, fmt.Errorf("tokenizer: template uses sequence %c but only %d input(s) given", 'A'+rune(p.seq), len(encs))
+			}
+			e := encs[p.seq]
+			e.setTypeIDs(p.typeID)
+			e.setSequenceID(p.seq)
+			out.appendEnc(e)
+			continue
+		}
+		if !addSpecial {
+			continue
+		}
+		sp := t.specials[p.name]
+		for k, id := range sp.ids {
+			out.push(id, p.typeID, sp.tokens[k], [2]int{0, 0}, -1, -1, 1, 1)
+		}
+	}
+	return out, nil
+}
+
+func (t *templateProcessor) processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error) {
+	tmpl := t.single
+	if len(encs) == 2 {
+		tmpl = t.pair
+		if tmpl == nil {
+			return nil, fmt.Errorf("tokenizer: TemplateProcessing has no pair template")
+		}
+	}
+	main, err := t.apply(tmpl, encs, addSpecial)
+	if err != nil {
+		return nil, err
+	}
+	// Overflowing pieces of each input get the template with the other
+	// input's main part.
+	for i, e := range encs {
+		for _, o := range e.Overflowing {
+			parts := make([]*Encoding, len(encs))
+			for j := range encs {
+				parts[j] = encs[j].sub(0, encs[j].Len())
+			}
+			parts[i] = o
+			oe, err := t.apply(tmpl, parts, addSpecial)
+			if err != nil {
+				return nil, err
+			}
+			main.Overflowing = append(main.Overflowing, oe)
+		}
+	}
+	return []*Encoding{main}, nil
+}
+
+// processOffsets trims the offsets of tokens that start or end with
+// (byte-level) spaces (HF byte_level::process_offsets).
+func processOffsets(e *Encoding, addPrefixSpace bool) {
+	isSp := func(r rune) bool { return r == 'Ġ' || unicode.IsSpace(r) }
+	for i, tok := range e.Tokens {
+		off := e.Offsets[i]
+		rs := []rune(tok)
+		lead, trail := 0, 0
+		for lead < len(rs) && isSp(rs[lead]) {
+			lead++
+		}
+		for trail < len(rs) && isSp(rs[len(rs)-1-trail]) {
+			trail++
+		}
+		if lead > 0 {
+			if (i == 0 || off[0] == 0) && addPrefixSpace && lead == 1 {
+				lead = 0
+			}
+			off[0] = min(off[0]+lead, off[1])
+		}
+		if trail > 0 && off[1] >= trail {
+			off[1] = max(off[1]-trail, off[0])
+		}
+		e.Offsets[i] = off
+	}
+	for _, o := range e.Overflowing {
+		processOffsets(o, addPrefixSpace)
+	}
+}
+
+// byteLevelPost is the ByteLevel post-processor: offset trimming only.
+type byteLevelPost struct{ trimOffsets, addPrefixSpace bool }
+
+func (byteLevelPost) addedTokens(bool) int { return 0 }
+
+func (b byteLevelPost) processEncodings(encs []*Encoding, _ bool) ([]*Encoding, error) {
+	if b.trimOffsets {
+		for _, e := range encs {
+			processOffsets(e, b.addPrefixSpace)
+		}
+	}
+	if len(encs) == 2 {
+		encs[0].setSequenceID(0)
+		encs[1].setSequenceID(1)
+	}
+	return encs, nil
+}
+
+// clsSepProcessor covers RobertaProcessing and BertProcessing.
+type clsSepProcessor struct {
+	roberta        bool
+	cls, sep       string
+	clsID, sepID   int
+	trimOffsets    bool
+	addPrefixSpace bool
+}
+
+func (c *clsSepProcessor) addedTokens(isPair bool) int {
+	switch {
+	case !isPair:
+		return 2
+	case c.roberta:
+		return 4
+	}
+	return 3
+}
+
+func (c *clsSepProcessor) wrap(e *Encoding, first bool, seq int) *Encoding {
+	typeID := 0
+	if !first && !c.roberta {
+		typeID = 1
+	}
+	out := &Encoding{}
+	if first {
+		out.push(c.clsID, typeID, c.cls, [2]int{}, -1, -1, 1, 1)
+	} else if c.roberta {
+		out.push(c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
+	}
+	e.setTypeIDs(typeID)
+	e.setSequenceID(seq)
+	out.appendEnc(e)
+	out.push(c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
+	for _, o := range e.Overflowing {
+		out.Overflowing = append(out.Overflowing, c.wrap(o, first, seq))
+	}
+	return out
+}
+
+func (c *clsSepProcessor) processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error) {
+	if c.roberta {
+		for _, e := range encs {
+			if c.trimOffsets {
+				processOffsets(e, c.addPrefixSpace)
+			}
+			e.setTypeIDs(0)
+		}
+	}
+	if !addSpecial {
+		if len(encs) == 2 {
+			encs[0].setSequenceID(0)
+			encs[1].setSequenceID(1)
+		}
+		return encs, nil
+	}
+	out := make([]*Encoding, len(encs))
+	for i, e := range encs {
+		out[i] = c.wrap(e, i == 0, i)
+	}
+	return out, nil
+}
+
+// seqProcessor is HF's Sequence post-processor.
+type seqProcessor []postProcessor
+
+func (s seqProcessor) addedTokens(isPair bool) int {
+	n := 0
+	for _, p := range s {
+		n += p.addedTokens(isPair)
+	}
+	return n
+}
+
+func (s seqProcessor) processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error) {
+	var err error
+	for _, p := range s {
+		if encs, err = p.processEncodings(encs, addSpecial); err != nil {
+			return nil, err
+		}
+	}
+	return encs, nil
+}
+
+// --- decoders -----------------------------------------------------------------
+
+// decoder turns token strings back into text pieces (HF Decoder::decode_chain).
+type decoder interface {
+	decodeChain(toks []string) []string
+}
+
+type byteLevelDec struct{}
+
+func (byteLevelDec) decodeChain(toks []string) []string {
+	var buf []byte
+	for _, t := range toks {
+		n0 := len(buf)
+		ok := true
+		for _, r := range t {
+			b, found := runeToByte[r]
+			if !found {
+				ok = false
+				break
+			}
+			buf = append(buf, b)
+		}
+		if !ok {
+			buf = append(buf[:n0], t...)
+		}
+	}
+	return []string{utf8Lossy(buf)}
+}
+
+// utf8Lossy is Rust's String::from_utf8_lossy: each maximal invalid
+// subsequence becomes one U+FFFD.
+func utf8Lossy(b []byte) string {
+	var sb strings.Builder
+	sb.Grow(len(b))
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c < 0x80 {
+			sb.WriteByte(c)
+			i++
+			continue
+		}
+		n, lo, hi := 0, byte(0x80), byte(0xBF)
+		switch {
+		case c >= 0xC2 && c <= 0xDF:
+			n = 1
+		case c == 0xE0:
+			n, lo = 2, 0xA0
+		case c == 0xED:
+			n, hi = 2, 0x9F
+		case c >= 0xE1 && c <= 0xEF:
+			n = 2
+		case c == 0xF0:
+			n, lo = 3, 0x90
+		case c >= 0xF1 && c <= 0xF3:
+			n = 3
+		case c == 0xF4:
+			n, hi = 3, 0x8F
+		default:
+			sb.WriteString("\uFFFD")
+			i++
+			continue
+		}
+		j, ok := i+1, true
+		for k := 0; k < n; k++ {
+			l, h := byte(0x80), byte(0xBF)
+			if k == 0 {
+				l, h = lo, hi
+			}
+			if j >= len(b) || b[j] < l || b[j] > h {
+				ok = false
+				break
+			}
+			j++
+		}
+		if ok {
+			sb.Write(b[i:j])
+		} else {
+			sb.WriteString("\uFFFD")
+		}
+		i = j
+	}
+	return sb.String()
+}
+
+type metaspaceDec struct {
+	replacement rune
+	scheme      PrependScheme
+}
+
+func (m metaspaceDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		var sb strings.Builder
+		for _, r := range t {
+			if r == m.replacement {
+				if i == 0 && m.scheme != PrependNever {
+					continue
+				}
+				sb.WriteByte(' ')
+				continue
+			}
+			sb.WriteRune(r)
+		}
+		out[i] = sb.String()
+	}
+	return out
+}
+
+type replaceDec struct{ r *replaceNormalizer }
+
+func (d replaceDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = d.r.replaceString(t)
+	}
+	return out
+}
+
+type byteFallbackDec struct{}
+
+func (byteFallbackDec) decodeChain(toks []string) []string {
+	out := make([]string, 0, len(toks))
+	var pending []byte
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if isValidUTF8(pending) {
+			out = append(out, string(pending))
+		} else {
+			for range pending {
+				out = append(out, "\uFFFD")
+			}
+		}
+		pending = pending[:0]
+	}
+	for _, t := range toks {
+		if len(t) == 6 && strings.HasPrefix(t, "<0x") && t[5] == '>' {
+			if b, ok := parseHexByte(t[3:5]); ok {
+				pending = append(pending, b)
+				continue
+			}
+		}
+		flush()
+		out = append(out, t)
+	}
+	flush()
+	return out
+}
+
+func parseHexByte(s string) (byte, bool) {
+	var v byte
+	for i := 0; i < 2; i++ {
+		c := s[i]
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | d
+	}
+	return v, true
+}
+
+func isValidUTF8(b []byte) bool { return utf8Lossy(b) == string(b) }
+
+type fuseDec struct{}
+
+func (fuseDec) decodeChain(toks []string) []string { return []string{strings.Join(toks, "")} }
+
+type stripDec struct {
+	content     rune
+	start, stop int
+}
+
+func (d stripDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		rs := []rune(t)
+		a := 0
+		for k := 0; k < d.start && k < len(rs); k++ {
+			if rs[k] != d.content {
+				break
+			}
+			a = k + 1
+		}
+		e := len(rs)
+		for k := 0; k < d.stop; k++ {
+			idx := len(rs) - k - 1
+			if idx < 0 || idx < a || rs[idx] != d.content {
+				break
+			}
+			e = idx
+		}
+		out[i] = string(rs[a:e])
+	}
+	return out
+}
+
+type wordPieceDec struct {
+	prefix  string
+	cleanup bool
+}
+
+// cleanupTokenization is HF's decoders::wordpiece::cleanup.
+func cleanupTokenization(s string) string {
+	for _, p := range [][2]string{{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+		{" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}} {
+		s = strings.ReplaceAll(s, p[0], p[1])
+	}
+	return s
+}
+
+func (d wordPieceDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		if i != 0 {
+			if strings.HasPrefix(t, d.prefix) {
+				t = strings.Replace(t, d.prefix, "", 1)
+			} else {
+				t = " " + t
+			}
+		}
+		if d.cleanup {
+			t = cleanupTokenization(t)
+		}
+		out[i] = t
+	}
+	return out
+}
+
+type bpeDec struct{ suffix string }
+
+func (d bpeDec) decodeChain(toks []string) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		rep := " "
+		if i == len(toks)-1 {
+			rep = ""
+		}
+		out[i] = strings.ReplaceAll(t, d.suffix, rep)
+	}
+	return out
+}
+
+type seqDec []decoder
+
+func (s seqDec) decodeChain(toks []string) []string {
+	for _, d := range s {
+		toks = d.decodeChain(toks)
+	}
+	return toks
+}

@@ -1,0 +1,487 @@
+package tokenizer
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// preTokenizer splits (and possibly rewrites) pieces of normalized text into
+// the words the model sees.
+type preTokenizer interface {
+	preTokenize(in []nstr) []nstr
+}
+
+// Behavior says what a split does with the delimiters it finds (HF
+// SplitDelimiterBehavior).
+type Behavior int
+
+// Delimiter behaviors; see Hugging Face's SplitDelimiterBehavior. For the
+// input "the-final--countdown" split on '-':
+const (
+	Removed            Behavior = iota // "the" "final" "countdown"
+	Isolated                           // "the" "-" "final" "-" "-" "countdown"
+	MergedWithPrevious                 // "the-" "final-" "-" "countdown"
+	MergedWithNext                     // "the" "-final" "-" "-countdown"
+	Contiguous                         // "the" "-" "final" "--" "countdown"
+)
+
+var behaviorNames = map[string]Behavior{
+	"Removed": Removed, "Isolated": Isolated, "MergedWithPrevious": MergedWithPrevious,
+	"MergedWithNext": MergedWithNext, "Contiguous": Contiguous,
+}
+
+// splitByMatches cuts n at the byte ranges ms (sorted, non-overlapping) and
+// applies behavior to the delimiters; empty pieces are dropped. The result is
+// appended to dst.
+func splitByMatches(dst []nstr, n nstr, ms [][2]int, b Behavior, invert bool) []nstr {
+	type part struct {
+		a, e  int
+		match bool
+	}
+	parts := make([]part, 0, 2*len(ms)+1)
+	prev := 0
+	for _, m := range ms {
+		if m[0] == m[1] {
+			continue
+		}
+		if prev < m[0] {
+			parts = append(parts, part{prev, m[0], false})
+		}
+		parts = append(parts, part{m[0], m[1], true})
+		prev = m[1]
+	}
+	if prev < len(n.s) {
+		parts = append(parts, part{prev, len(n.s), false})
+	}
+	if invert {
+		for i := range parts {
+			parts[i].match = !parts[i].match
+		}
+	}
+	var out []part
+	switch b {
+	case Removed:
+		out = parts[:0]
+		for _, p := range parts {
+			if !p.match {
+				out = append(out, p)
+			}
+		}
+	case Isolated:
+		out = parts
+	case MergedWithPrevious:
+		prevMatch := false
+		for _, p := range parts {
+			if p.match && !prevMatch && len(out) > 0 {
+				out[len(out)-1].e = p.e
+			} else {
+				out = append(out, part{p.a, p.e, false})
+			}
+			prevMatch = p.match
+		}
+	case MergedWithNext:
+		prevMatch := false
+		for i := len(parts) - 1; i >= 0; i-- {
+			p := parts[i]
+			if p.match && !prevMatch && len(out) > 0 {
+				out[len(out)-1].a = p.a
+			} else {
+				out = append(out, part{p.a, p.e, false})
+			}
+			prevMatch = p.match
+		}
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	case Contiguous:
+		prevMatch := false
+		for _, p := range parts {
+			if p.match && prevMatch && len(out) > 0 {
+				out[len(out)-1].e = p.e
+			} else {
+				out = append(out, p)
+			}
+			prevMatch = p.match
+		}
+	}
+	for _, p := range out {
+		if p.e > p.a {
+			dst = append(dst, n.slice(p.a, p.e))
+		}
+	}
+	return dst
+}
+
+// runeMatches returns one match per rune for which pred is true.
+func runeMatches(s string, pred func(r rune) bool) [][2]int {
+	var ms [][2]int
+	for i := 0; i < len(s); {
+		r, sz := utf8.DecodeRuneInString(s[i:])
+		if pred(r) {
+			ms = append(ms, [2]int{i, i + sz})
+		}
+		i += sz
+	}
+	return ms
+}
+
+// literalMatches returns the non-overlapping occurrences of lit in s.
+func literalMatches(s, lit string) [][2]int {
+	if lit == "" {
+		return nil
+	}
+	var ms [][2]int
+	for off := 0; ; {
+		i := strings.Index(s[off:], lit)
+		if i < 0 {
+			return ms
+		}
+		ms = append(ms, [2]int{off + i, off + i + len(lit)})
+		off += i + len(lit)
+	}
+}
+
+// --- character classes -------------------------------------------------------
+
+func isSpace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r == ' ' || (r >= '\t' && r <= '\r')
+	}
+	return unicode.IsSpace(r)
+}
+
+func isLetter(r rune) bool {
+	if r < utf8.RuneSelf {
+		return (r|0x20) >= 'a' && (r|0x20) <= 'z'
+	}
+	return unicode.IsLetter(r)
+}
+
+func isNumber(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r >= '0' && r <= '9'
+	}
+	return unicode.IsNumber(r)
+}
+
+// isWordChar is Rust regex's Unicode \w.
+func isWordChar(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r == '_' || isLetter(r) || (r >= '0' && r <= '9')
+	}
+	return unicode.IsLetter(r) || unicode.Is(unicode.M, r) || unicode.Is(unicode.Nd, r) ||
+		unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Nl, r) ||
+		unicode.Is(unicode.Other_Alphabetic, r) || r == 0x200C || r == 0x200D
+}
+
+// isPunctuation is Rust's is_ascii_punctuation || Unicode P*.
+func isPunctuation(r rune) bool {
+	if r < utf8.RuneSelf {
+		return (r >= '!' && r <= '/') || (r >= ':' && r <= '@') || (r >= '[' && r <= '`') || (r >= '{' && r <= '~')
+	}
+	return unicode.IsPunct(r)
+}
+
+const (
+	clsSpace = iota
+	clsLetter
+	clsNumber
+	clsOther
+)
+
+func runeClass(r rune) int {
+	switch {
+	case isSpace(r):
+		return clsSpace
+	case isLetter(r):
+		return clsLetter
+	case isNumber(r):
+		return clsNumber
+	}
+	return clsOther
+}
+
+// scanClass returns the end of the run of runes of class cls starting at i.
+func scanClass(s string, i, cls int) int {
+	for i < len(s) {
+		r, sz := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, sz = utf8.DecodeRuneInString(s[i:])
+		}
+		if runeClass(r) != cls {
+			break
+		}
+		i += sz
+	}
+	return i
+}
+
+// gpt2Split appends to dst the matches of the GPT-2 pattern
+//
+//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//
+// over s, as a backtracking (Oniguruma) engine finds them. Every byte of s is
+// covered by exactly one match.
+func gpt2Split(dst [][2]int, s string) [][2]int {
+	for i := 0; i < len(s); {
+		r, sz := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, sz = utf8.DecodeRuneInString(s[i:])
+		}
+		// 's 't 're 've 'm 'll 'd
+		if r == '\'' && i+1 < len(s) {
+			n := 0
+			switch s[i+1] {
+			case 's', 't', 'm', 'd':
+				n = 2
+			case 'r', 'v':
+				if i+2 < len(s) && s[i+2] == 'e' {
+					n = 3
+				}
+			case 'l':
+				if i+2 < len(s) && s[i+2] == 'l' {
+					n = 3
+				}
+			}
+			if n > 0 {
+				dst = append(dst, [2]int{i, i + n})
+				i += n
+				continue
+			}
+		}
+		// ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' with the optional space.
+		if r == ' ' && i+1 < len(s) {
+			r2 := rune(s[i+1])
+			if r2 >= utf8.RuneSelf {
+				r2, _ = utf8.DecodeRuneInString(s[i+1:])
+			}
+			if c := runeClass(r2); c != clsSpace {
+				e := scanClass(s, i+1, c)
+				dst = append(dst, [2]int{i, e})
+				i = e
+				continue
+			}
+		}
+		c := runeClass(r)
+		if c != clsSpace {
+			e := scanClass(s, i, c)
+			dst = append(dst, [2]int{i, e})
+			i = e
+			continue
+		}
+		// Whitespace: '\s+(?!\S)' then '\s+'.
+		e, last := i, i
+		for e < len(s) {
+			r2, sz2 := rune(s[e]), 1
+			if r2 >= utf8.RuneSelf {
+				r2, sz2 = utf8.DecodeRuneInString(s[e:])
+			}
+			if !isSpace(r2) {
+				break
+			}
+			last = e
+			e += sz2
+		}
+		if e < len(s) && last > i {
+			// Followed by a non-space: leave the last whitespace char to the next match.
+			e = last
+		}
+		_ = sz
+		dst = append(dst, [2]int{i, e})
+		i = e
+	}
+	return dst
+}
+
+// --- byte level ----------------------------------------------------------------
+
+var (
+	byteToRune [256]rune
+	byteToStr  [256]string
+	runeToByte = map[rune]byte{}
+)
+
+func init() {
+	n := 0
+	for b := 0; b < 256; b++ {
+		var r rune
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			r = rune(b)
+		} else {
+			r = rune(256 + n)
+			n++
+		}
+		byteToRune[b] = r
+		byteToStr[b] = string(r)
+		runeToByte[r] = byte(b)
+	}
+}
+
+// byteLevelMap maps every byte of n to its byte-level character.
+func byteLevelMap(n nstr) nstr {
+	var b nbuilder
+	b.grow(len(n.s) * 2)
+	for i := 0; i < len(n.s); i++ {
+		str := byteToStr[n.s[i]]
+		b.sb.WriteString(str)
+		sp := n.align[i]
+		for k := 0; k < len(str); k++ {
+			b.align = append(b.align, sp)
+		}
+	}
+	return b.result()
+}
+
+// prependString prepends p to non-empty n, aligned to n's first char.
+func prependString(n nstr, p string) nstr {
+	return prependNormalizer{p}.normalize(n)
+}
+
+type byteLevelPre struct {
+	addPrefixSpace bool
+	useRegex       bool
+}
+
+func (bl byteLevelPre) preTokenize(in []nstr) []nstr {
+	out := make([]nstr, 0, len(in)*4)
+	var ms [][2]int
+	for _, p := range in {
+		if bl.addPrefixSpace && !strings.HasPrefix(p.s, " ") {
+			p = prependString(p, " ")
+		}
+		if p.s == "" {
+			continue
+		}
+		start := len(out)
+		if bl.useRegex {
+			ms = gpt2Split(ms[:0], p.s)
+			for _, m := range ms {
+				out = append(out, p.slice(m[0], m[1]))
+			}
+		} else {
+			out = append(out, p)
+		}
+		for k := start; k < len(out); k++ {
+			out[k] = byteLevelMap(out[k])
+		}
+	}
+	return out
+}
+
+// PrependScheme says when Metaspace adds the replacement character in front of
+// a piece.
+type PrependScheme int
+
+// Prepend schemes of the Metaspace pre-tokenizer.
+const (
+	PrependAlways PrependScheme = iota // every piece that does not start with it
+	PrependFirst                       // only the piece that starts the input
+	PrependNever                       // never
+)
+
+type metaspacePre struct {
+	replacement string
+	scheme      PrependScheme
+	split       bool
+}
+
+func (m metaspacePre) preTokenize(in []nstr) []nstr {
+	out := make([]nstr, 0, len(in)*4)
+	for _, p := range in {
+		if strings.IndexByte(p.s, ' ') >= 0 {
+			p = (&replaceNormalizer{literal: " ", content: m.replacement}).normalize(p)
+		}
+		switch m.scheme {
+		case PrependAlways:
+			if !strings.HasPrefix(p.s, m.replacement) {
+				p = prependString(p, m.replacement)
+			}
+		case PrependFirst:
+			if !strings.HasPrefix(p.s, m.replacement) && p.origStart() == 0 {
+				p = prependString(p, m.replacement)
+			}
+		}
+		if m.split {
+			out = splitByMatches(out, p, literalMatches(p.s, m.replacement), MergedWithNext, false)
+		} else if p.s != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// splitPre is HF's Split pre-tokenizer.
+type splitPre struct {
+	literal  string
+	re       *gregex // nil for literal patterns
+	behavior Behavior
+	invert   bool
+}
+
+func (sp splitPre) preTokenize(in []nstr) []nstr {
+	out := make([]nstr, 0, len(in)*4)
+	for _, p := range in {
+		var ms [][2]int
+		if sp.re != nil {
+			ms = sp.re.findAll(p.s)
+		} else {
+			ms = literalMatches(p.s, sp.literal)
+		}
+		out = splitByMatches(out, p, ms, sp.behavior, sp.invert)
+	}
+	return out
+}
+
+// runePre splits on every rune matching pred with the given behavior.
+type runePre struct {
+	pred     func(r rune) bool
+	behavior Behavior
+}
+
+func (rp runePre) preTokenize(in []nstr) []nstr {
+	out := make([]nstr, 0, len(in)*4)
+	for _, p := range in {
+		out = splitByMatches(out, p, runeMatches(p.s, rp.pred), rp.behavior, false)
+	}
+	return out
+}
+
+// whitespacePre is HF's Whitespace pre-tokenizer: keeps the matches of
+// \w+|[^\w\s]+ and drops the rest.
+type whitespacePre struct{}
+
+func (whitespacePre) preTokenize(in []nstr) []nstr {
+	out := make([]nstr, 0, len(in)*4)
+	for _, p := range in {
+		s := p.s
+		for i := 0; i < len(s); {
+			r, sz := utf8.DecodeRuneInString(s[i:])
+			if isSpace(r) {
+				i += sz
+				continue
+			}
+			word := isWordChar(r)
+			j := i + sz
+			for j < len(s) {
+				r2, sz2 := utf8.DecodeRuneInString(s[j:])
+				if isSpace(r2) || isWordChar(r2) != word {
+					break
+				}
+				j += sz2
+			}
+			out = append(out, p.slice(i, j))
+			i = j
+		}
+	}
+	return out
+}
+
+type seqPre []preTokenizer
+
+func (s seqPre) preTokenize(in []nstr) []nstr {
+	for _, p := range s {
+		in = p.preTokenize(in)
+	}
+	return in
+}

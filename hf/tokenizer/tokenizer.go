@@ -1,0 +1,434 @@
+// Package tokenizer reads Hugging Face tokenizer.json files and encodes and
+// decodes text exactly as the Hugging Face tokenizers library (0.2x) does,
+// in pure Go.
+//
+// Supported components: models BPE (merges as "a b" strings or ["a","b"]
+// pairs, byte_fallback, unk_token, fuse_unk, ignore_merges, dropout,
+// continuing_subword_prefix, end_of_word_suffix), WordPiece and WordLevel;
+// normalizers Sequence, Prepend, Append, Replace, NFC, NFD, NFKC, NFKD,
+// Lowercase, Strip, StripAccents, BertNormalizer, ByteLevel, Nmt;
+// pre-tokenizers ByteLevel, Metaspace, Split, Digits, Whitespace,
+// WhitespaceSplit, Punctuation, BertPreTokenizer, CharDelimiterSplit,
+// Sequence; post-processors TemplateProcessing, RobertaProcessing,
+// BertProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace,
+// Replace, ByteFallback, Fuse, Strip, WordPiece, BPEDecoder, Sequence.
+// Unigram models and Precompiled normalizers are not supported: loading a
+// file that uses them (or any unknown type) returns an error naming the type
+// and its JSON path.
+//
+// A Tokenizer is safe for concurrent use by several goroutines once built;
+// SetTruncation and SetPadding must not race with encoding.
+//
+// Offsets are byte offsets into the input string (Hugging Face's Python API
+// reports character offsets).
+package tokenizer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Tokenizer is a loaded tokenizer.json.
+type Tokenizer struct {
+	normalizer normalizer
+	pre        preTokenizer
+	model      model
+	post       postProcessor
+	decoder    decoder
+	added      *addedVocab
+	truncation *Truncation
+	padding    *Padding
+
+	unkToken    string
+	bos, eos    int // -1 when unknown
+	modelName   string
+	modelPrefix string // WordPiece continuing_subword_prefix (for information)
+}
+
+// Option configures a Tokenizer at load time.
+type Option func(*loadOptions)
+
+type loadOptions struct {
+	truncation   *Truncation
+	setTrunc     bool
+	padding      *Padding
+	setPad       bool
+	cacheSize    int
+	cacheSizeSet bool
+}
+
+// WithTruncation overrides tokenizer.json's "truncation" (nil disables it).
+func WithTruncation(t *Truncation) Option {
+	return func(o *loadOptions) { o.truncation, o.setTrunc = t, true }
+}
+
+// WithPadding overrides tokenizer.json's "padding" (nil disables it).
+func WithPadding(p *Padding) Option {
+	return func(o *loadOptions) { o.padding, o.setPad = p, true }
+}
+
+// WithCacheSize sets the BPE word-cache capacity (default 10000 words;
+// negative disables the cache).
+func WithCacheSize(n int) Option {
+	return func(o *loadOptions) { o.cacheSize, o.cacheSizeSet = n, true }
+}
+
+// Load reads a tokenizer from path, which is either a tokenizer.json file or
+// a directory containing one.
+func Load(path string, opts ...Option) (*Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if st.IsDir() {
+		path = filepath.Join(path, "tokenizer.json")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	t, err := FromJSON(data, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return t, nil
+}
+
+// SetTruncation sets (nil: clears) truncation. Not safe while encoding.
+func (t *Tokenizer) SetTruncation(tr *Truncation) { t.truncation = tr }
+
+// SetPadding sets (nil: clears) padding. Not safe while encoding.
+func (t *Tokenizer) SetPadding(p *Padding) { t.padding = p }
+
+// Truncation returns the truncation settings, or nil.
+func (t *Tokenizer) Truncation() *Truncation { return t.truncation }
+
+// Padding returns the padding settings, or nil.
+func (t *Tokenizer) Padding() *Padding { return t.padding }
+
+// AddedTokens returns the added tokens, in tokenizer.json order.
+func (t *Tokenizer) AddedTokens() []AddedToken {
+	out := make([]AddedToken, len(t.added.tokens))
+	for i, a := range t.added.tokens {
+		out[i] = *a
+	}
+	return out
+}
+
+// TokenToID returns the id of a token (added tokens first, then the model).
+func (t *Tokenizer) TokenToID(tok string) (int, bool) {
+	if a, ok := t.added.byContent[tok]; ok {
+		return a.ID, true
+	}
+	return t.model.tokenToID(tok)
+}
+
+// IDToToken returns the token string of an id.
+func (t *Tokenizer) IDToToken(id int) (string, bool) {
+	if a, ok := t.added.byID[id]; ok {
+		return a.Content, true
+	}
+	return t.model.idToToken(id)
+}
+
+// VocabSize is the largest id (model vocabulary or added token) plus one:
+// the row count of an embedding table indexed by these ids. For the usual
+// contiguous vocabularies it equals Hugging Face's len(tokenizer).
+func (t *Tokenizer) VocabSize() int {
+	n := t.model.size()
+	for id := range t.added.byID {
+		n = max(n, id+1)
+	}
+	return n
+}
+
+// BOS is the beginning-of-sequence id (from the post-processor, else a
+// special added token named like <s>, <|begin_of_text|>, <bos>, [CLS]), or -1.
+func (t *Tokenizer) BOS() int { return t.bos }
+
+// EOS is the end-of-sequence id (from the post-processor, else a special
+// added token named like </s>, <|end_of_text|>, <|endoftext|>, <eos>, [SEP]),
+// or -1.
+func (t *Tokenizer) EOS() int { return t.eos }
+
+// PAD is the padding id: the padding settings' PadID when padding is set,
+// else a special added token named like <pad>, [PAD], <|pad|>, or -1.
+func (t *Tokenizer) PAD() int {
+	if t.padding != nil {
+		return t.padding.PadID
+	}
+	return t.findSpecial("<pad>", "[PAD]", "<|pad|>", "<|padding|>", "<|finetune_right_pad_id|>")
+}
+
+// UNK is the model's unknown-token id, or -1.
+func (t *Tokenizer) UNK() int {
+	if t.unkToken == "" {
+		return -1
+	}
+	if id, ok := t.TokenToID(t.unkToken); ok {
+		return id
+	}
+	return -1
+}
+
+func (t *Tokenizer) findSpecial(names ...string) int {
+	for _, n := range names {
+		if a, ok := t.added.byContent[n]; ok {
+			return a.ID
+		}
+	}
+	return -1
+}
+
+// IsSpecial reports whether id is a special added token.
+func (t *Tokenizer) IsSpecial(id int) bool {
+	a, ok := t.added.byID[id]
+	return ok && a.Special
+}
+
+// encodeSingle tokenizes one input without post-processing.
+func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
+	segs := t.added.extract(newNstr(text, 0), t.normalizer)
+	enc := &Encoding{}
+	n := len(text)/4 + 4
+	enc.IDs = make([]int, 0, n)
+	enc.TypeIDs = make([]int, 0, n)
+	enc.Tokens = make([]string, 0, n)
+	enc.Offsets = make([][2]int, 0, n)
+	enc.WordIDs = make([]int, 0, n)
+	enc.SequenceIDs = make([]int, 0, n)
+	enc.SpecialTokensMask = make([]int, 0, n)
+	enc.AttentionMask = make([]int, 0, n)
+	word := 0
+	var toks []mtoken
+	var one [1]nstr
+	for _, sg := range segs {
+		if sg.tok != nil {
+			sp := sg.n.spanOf(0, len(sg.n.s))
+			enc.push(sg.tok.ID, typeID, sg.n.s, [2]int{int(sp.start), int(sp.end)}, word, 0, 0, 1)
+			word++
+			continue
+		}
+		one[0] = sg.n
+		pieces := one[:]
+		if t.pre != nil {
+			pieces = t.pre.preTokenize(pieces)
+		}
+		for _, p := range pieces {
+			var err error
+			toks, err = t.model.tokenize(toks[:0], p.s)
+			if err != nil {
+				return nil, fmt.Errorf("tokenizer: encoding %q: %w", p.s, err)
+			}
+			for _, tk := range toks {
+				tokStr, _ := t.model.idToToken(int(tk.id))
+				sp := p.spanOf(int(tk.start), int(tk.end))
+				enc.push(int(tk.id), typeID, tokStr, [2]int{int(sp.start), int(sp.end)}, word, 0, 0, 1)
+			}
+			word++
+		}
+	}
+	return enc, nil
+}
+
+// postProcess truncates, adds special tokens and pads (HF post_process).
+func (t *Tokenizer) postProcess(enc, pair *Encoding, addSpecial bool) (*Encoding, error) {
+	if t.truncation != nil {
+		tr := *t.truncation
+		if addSpecial && t.post != nil {
+			n := t.post.addedTokens(pair != nil)
+			if n > 0 {
+				if tr.MaxLength < n {
+					return nil, fmt.Errorf("tokenizer: truncation max length %d is smaller than the %d special tokens", tr.MaxLength, n)
+				}
+				tr.MaxLength -= n
+			}
+		}
+		if err := truncatePair(enc, pair, tr); err != nil {
+			return nil, fmt.Errorf("tokenizer: %w", err)
+		}
+	}
+	encs := []*Encoding{enc}
+	if pair != nil {
+		encs = append(encs, pair)
+	}
+	var out *Encoding
+	if t.post != nil {
+		res, err := t.post.processEncodings(encs, addSpecial)
+		if err != nil {
+			return nil, err
+		}
+		out = mergeEncodings(res)
+	} else {
+		out = defaultProcess(encs)
+	}
+	if t.padding != nil {
+		padAll([]*Encoding{out}, t.padding)
+	}
+	return out, nil
+}
+
+// Encode tokenizes text; addSpecial adds the post-processor's special tokens
+// (e.g. <s> for Llama, <s> … </s> for RoBERTa). Truncation and padding apply
+// when configured.
+func (t *Tokenizer) Encode(text string, addSpecial bool) (*Encoding, error) {
+	enc, err := t.encodeSingle(text, 0)
+	if err != nil {
+		return nil, err
+	}
+	return t.postProcess(enc, nil, addSpecial)
+}
+
+// EncodePair tokenizes a pair of inputs (e.g. premise and hypothesis).
+func (t *Tokenizer) EncodePair(a, b string, addSpecial bool) (*Encoding, error) {
+	ea, err := t.encodeSingle(a, 0)
+	if err != nil {
+		return nil, err
+	}
+	eb, err := t.encodeSingle(b, 1)
+	if err != nil {
+		return nil, err
+	}
+	return t.postProcess(ea, eb, addSpecial)
+}
+
+// EncodeIDs is Encode returning only the ids.
+func (t *Tokenizer) EncodeIDs(text string, addSpecial bool) ([]int, error) {
+	e, err := t.Encode(text, addSpecial)
+	if err != nil {
+		return nil, err
+	}
+	return e.IDs, nil
+}
+
+// parallel runs f(i) for i in [0, n) on up to GOMAXPROCS goroutines and
+// returns the first error.
+func parallel(n int, f func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  int
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := first != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = fmt.Errorf("tokenizer: batch item %d: %w", i, err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// EncodeBatch encodes texts in parallel; with padding set, the batch is
+// padded together (to its longest encoding for PadBatchLongest).
+func (t *Tokenizer) EncodeBatch(texts []string, addSpecial bool) ([]*Encoding, error) {
+	out := make([]*Encoding, len(texts))
+	err := parallel(len(texts), func(i int) error {
+		e, err := t.Encode(texts[i], addSpecial)
+		out[i] = e
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	padAll(out, t.padding)
+	return out, nil
+}
+
+// EncodePairBatch encodes pairs (a[i], b[i]) in parallel, padding as EncodeBatch.
+func (t *Tokenizer) EncodePairBatch(a, b []string, addSpecial bool) ([]*Encoding, error) {
+	if len(a) != len(b) {
+		return nil, fmt.Errorf("tokenizer: EncodePairBatch got %d first and %d second inputs", len(a), len(b))
+	}
+	out := make([]*Encoding, len(a))
+	err := parallel(len(a), func(i int) error {
+		e, err := t.EncodePair(a[i], b[i], addSpecial)
+		out[i] = e
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	padAll(out, t.padding)
+	return out, nil
+}
+
+// ErrUnknownID is returned (wrapped) by Decode for ids outside the vocabulary.
+var ErrUnknownID = errors.New("tokenizer: unknown token id")
+
+// Decode turns ids back into text; skipSpecial drops special added tokens.
+// Unlike Hugging Face, which silently skips ids it does not know, an id
+// outside the vocabulary is an error.
+func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
+	toks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if a, ok := t.added.byID[id]; ok {
+			if skipSpecial && a.Special {
+				continue
+			}
+			toks = append(toks, a.Content)
+			continue
+		}
+		tok, ok := t.model.idToToken(id)
+		if !ok {
+			return "", fmt.Errorf("%w %d (vocabulary size %d)", ErrUnknownID, id, t.VocabSize())
+		}
+		if skipSpecial {
+			if a, ok := t.added.byContent[tok]; ok && a.Special {
+				continue
+			}
+		}
+		toks = append(toks, tok)
+	}
+	if t.decoder == nil {
+		return strings.Join(toks, " "), nil
+	}
+	return strings.Join(t.decoder.decodeChain(toks), ""), nil
+}
+
+// DecodeBatch decodes several id sequences in parallel.
+func (t *Tokenizer) DecodeBatch(ids [][]int, skipSpecial bool) ([]string, error) {
+	out := make([]string, len(ids))
+	err := parallel(len(ids), func(i int) error {
+		s, err := t.Decode(ids[i], skipSpecial)
+		out[i] = s
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

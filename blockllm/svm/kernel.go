@@ -1,0 +1,326 @@
+package svm
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// KernelType selects the kernel function, numbered as in LIBSVM's -t flag.
+type KernelType int
+
+// Kernel types (LIBSVM's numbering).
+const (
+	Linear     KernelType = 0 // u'v
+	Polynomial KernelType = 1 // (gamma*u'v + coef0)^degree
+	RBF        KernelType = 2 // exp(-gamma*|u-v|^2)
+	Sigmoid    KernelType = 3 // tanh(gamma*u'v + coef0)
+)
+
+var kernelNames = []string{"linear", "polynomial", "rbf", "sigmoid"}
+
+// String returns LIBSVM's name for the kernel type ("linear", "polynomial", "rbf", "sigmoid").
+func (k KernelType) String() string {
+	if k >= 0 && int(k) < len(kernelNames) {
+		return kernelNames[k]
+	}
+	return fmt.Sprintf("KernelType(%d)", int(k))
+}
+
+// Kernel holds a kernel function and LIBSVM's parameters for it.
+type Kernel struct {
+	Type   KernelType
+	Degree int     // polynomial degree (LIBSVM default 3)
+	Gamma  float64 // gamma in poly/rbf/sigmoid
+	Coef0  float64 // coef0 in poly/sigmoid
+}
+
+// Eval returns K(u, v) for two sparse vectors in increasing index order,
+// computed exactly as LIBSVM's Kernel::k_function.
+func (k *Kernel) Eval(u, v []Node) float64 {
+	switch k.Type {
+	case Linear:
+		return dotNodes(u, v)
+	case Polynomial:
+		return powi(k.Gamma*dotNodes(u, v)+k.Coef0, k.Degree)
+	case RBF:
+		sum := 0.0
+		i, j := 0, 0
+		for i < len(u) && j < len(v) {
+			if u[i].Index == v[j].Index {
+				d := u[i].Value - v[j].Value
+				sum += d * d
+				i++
+				j++
+			} else if u[i].Index > v[j].Index {
+				sum += v[j].Value * v[j].Value
+				j++
+			} else {
+				sum += u[i].Value * u[i].Value
+				i++
+			}
+		}
+		for ; i < len(u); i++ {
+			sum += u[i].Value * u[i].Value
+		}
+		for ; j < len(v); j++ {
+			sum += v[j].Value * v[j].Value
+		}
+		return math.Exp(-k.Gamma * sum)
+	case Sigmoid:
+		return math.Tanh(k.Gamma*dotNodes(u, v) + k.Coef0)
+	}
+	return math.NaN()
+}
+
+func (k *Kernel) validate() error {
+	switch k.Type {
+	case Linear, RBF, Sigmoid:
+	case Polynomial:
+		if k.Degree < 0 {
+			return fmt.Errorf("svm: degree of polynomial kernel < 0")
+		}
+	default:
+		return fmt.Errorf("svm: unknown kernel type %d", int(k.Type))
+	}
+	if k.Type != Linear && k.Gamma < 0 {
+		return fmt.Errorf("svm: gamma < 0")
+	}
+	return nil
+}
+
+func dotNodes(u, v []Node) float64 {
+	sum := 0.0
+	i, j := 0, 0
+	for i < len(u) && j < len(v) {
+		if u[i].Index == v[j].Index {
+			sum += u[i].Value * v[j].Value
+			i++
+			j++
+		} else if u[i].Index > v[j].Index {
+			j++
+		} else {
+			i++
+		}
+	}
+	return sum
+}
+
+// powi is LIBSVM's integer power by repeated squaring.
+func powi(base float64, times int) float64 {
+	tmp, ret := base, 1.0
+	for t := times; t > 0; t /= 2 {
+		if t%2 == 1 {
+			ret *= tmp
+		}
+		tmp = tmp * tmp
+	}
+	return ret
+}
+
+// kernelMatrix computes columns of Q_ij = s_i s_j K(x_i, x_j) (s = y for
+// LIBSVM's solver, s = 1 for the general solver) in float32 with an LRU cache,
+// like LIBSVM's SVC_Q. Rows may be permuted with swap (shrinking).
+type kernelMatrix struct {
+	k       Kernel
+	x       [][]Node
+	xsq     []float64
+	s       []int8
+	qd      []float64
+	cache   *lruCache
+	dense   [][]float64 // per-worker scatter buffers (len maxIndex+1)
+	threads int
+	pool    *workerPool
+	evals   atomic.Int64 // kernel entries computed
+}
+
+func newKernelMatrix(x [][]Node, maxIndex int, s []int8, k Kernel, cacheBytes int64, threads int) *kernelMatrix {
+	l := len(x)
+	m := &kernelMatrix{k: k, x: append([][]Node(nil), x...), s: append([]int8(nil), s...)}
+	if threads < 1 {
+		threads = 1
+	}
+	m.threads = threads
+	if k.Type == RBF {
+		m.xsq = make([]float64, l)
+		for i := range x {
+			m.xsq[i] = dotNodes(x[i], x[i])
+		}
+	}
+	m.dense = make([][]float64, threads)
+	for t := range m.dense {
+		m.dense[t] = make([]float64, maxIndex+1)
+	}
+	if threads > 1 {
+		m.pool = newWorkerPool(threads - 1)
+	}
+	m.qd = make([]float64, l)
+	for i := 0; i < l; i++ {
+		m.qd[i] = m.kernel(i, i)
+	}
+	m.cache = newLRUCache(l, cacheBytes)
+	return m
+}
+
+func (m *kernelMatrix) close() {
+	if m.pool != nil {
+		m.pool.close()
+	}
+}
+
+// kernel returns K(x_i, x_j) as LIBSVM's Kernel::kernel_function does.
+func (m *kernelMatrix) kernel(i, j int) float64 {
+	switch m.k.Type {
+	case Linear:
+		return dotNodes(m.x[i], m.x[j])
+	case Polynomial:
+		return powi(m.k.Gamma*dotNodes(m.x[i], m.x[j])+m.k.Coef0, m.k.Degree)
+	case RBF:
+		return math.Exp(-m.k.Gamma * (m.xsq[i] + m.xsq[j] - 2*dotNodes(m.x[i], m.x[j])))
+	case Sigmoid:
+		return math.Tanh(m.k.Gamma*dotNodes(m.x[i], m.x[j]) + m.k.Coef0)
+	}
+	return math.NaN()
+}
+
+// column returns Q[i][0:n] (float32, owned by the cache; valid until the next
+// column or swap call).
+func (m *kernelMatrix) column(i, n int) []float32 {
+	data, start := m.cache.get(i, n)
+	if start < n {
+		m.fill(i, data, start, n)
+	}
+	return data
+}
+
+// fill computes data[start:end] of column i, in parallel when worthwhile.
+func (m *kernelMatrix) fill(i int, data []float32, start, end int) {
+	m.evals.Add(int64(end - start))
+	if m.pool == nil || end-start < 1024 {
+		m.fillRange(0, i, data, start, end)
+		return
+	}
+	m.pool.run(m.threads, func(t int) {
+		n := end - start
+		lo := start + n*t/m.threads
+		hi := start + n*(t+1)/m.threads
+		m.fillRange(t, i, data, lo, hi)
+	})
+}
+
+// fillRange computes column i on rows [lo, hi) with worker t's scatter buffer.
+// The dot products add the same products in the same order as LIBSVM's
+// merge-based dot (absent indices contribute exact zeros).
+func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
+	if lo >= hi {
+		return
+	}
+	dense := m.dense[t]
+	xi := m.x[i]
+	for _, n := range xi {
+		dense[n.Index] = n.Value
+	}
+	data = data[:hi]
+	xs := m.x[:hi]
+	si := float64(m.s[i])
+	s := m.s[:hi]
+	switch m.k.Type {
+	case Linear:
+		for j := lo; j < hi; j++ {
+			data[j] = float32(si * float64(s[j]) * sparseDense(xs[j], dense))
+		}
+	case Polynomial:
+		g, c0, deg := m.k.Gamma, m.k.Coef0, m.k.Degree
+		for j := lo; j < hi; j++ {
+			data[j] = float32(si * float64(s[j]) * powi(g*sparseDense(xs[j], dense)+c0, deg))
+		}
+	case RBF:
+		g := m.k.Gamma
+		xsq := m.xsq[:hi]
+		xsqi := m.xsq[i]
+		for j := lo; j < hi; j++ {
+			data[j] = float32(si * float64(s[j]) * math.Exp(-g*(xsqi+xsq[j]-2*sparseDense(xs[j], dense))))
+		}
+	case Sigmoid:
+		g, c0 := m.k.Gamma, m.k.Coef0
+		for j := lo; j < hi; j++ {
+			data[j] = float32(si * float64(s[j]) * math.Tanh(g*sparseDense(xs[j], dense)+c0))
+		}
+	}
+	for _, n := range xi {
+		dense[n.Index] = 0
+	}
+}
+
+func sparseDense(x []Node, dense []float64) float64 {
+	sum := 0.0
+	for _, n := range x {
+		sum += dense[n.Index] * n.Value
+	}
+	return sum
+}
+
+// swap exchanges rows/columns i and j (LIBSVM's SVC_Q::swap_index).
+func (m *kernelMatrix) swap(i, j int) {
+	m.cache.swap(i, j)
+	m.x[i], m.x[j] = m.x[j], m.x[i]
+	if m.xsq != nil {
+		m.xsq[i], m.xsq[j] = m.xsq[j], m.xsq[i]
+	}
+	m.s[i], m.s[j] = m.s[j], m.s[i]
+	m.qd[i], m.qd[j] = m.qd[j], m.qd[i]
+}
+
+// workerPool runs a function on n goroutines (the caller plus n-1 workers)
+// and waits for all of them.
+type workerPool struct {
+	work []chan func()
+	wg   sync.WaitGroup
+}
+
+func newWorkerPool(workers int) *workerPool {
+	p := &workerPool{work: make([]chan func(), workers)}
+	for w := range p.work {
+		ch := make(chan func(), 1)
+		p.work[w] = ch
+		go func() {
+			for f := range ch {
+				f()
+				p.wg.Done()
+			}
+		}()
+	}
+	return p
+}
+
+// run calls f(0) on the calling goroutine and f(1..n-1) on workers.
+func (p *workerPool) run(n int, f func(t int)) {
+	if n-1 > len(p.work) {
+		n = len(p.work) + 1
+	}
+	p.wg.Add(n - 1)
+	for t := 1; t < n; t++ {
+		t := t
+		p.work[t-1] <- func() { f(t) }
+	}
+	f(0)
+	p.wg.Wait()
+}
+
+func (p *workerPool) close() {
+	for _, ch := range p.work {
+		close(ch)
+	}
+}
+
+func defaultThreads(n int) int {
+	if n <= 0 {
+		return 1
+	}
+	if c := runtime.NumCPU(); n > c*4 {
+		return c * 4
+	}
+	return n
+}

@@ -1,0 +1,498 @@
+package svm
+
+import (
+	"fmt"
+	"io"
+	"math"
+)
+
+const (
+	tau = 1e-12
+
+	lowerBound = 0
+	upperBound = 1
+	free       = 2
+)
+
+// smoSolver is a port of LIBSVM 3.24's Solver (SMO with WSS2, shrinking and
+// gradient reconstruction) for C-SVC, in LIBSVM's variables: alpha in [0, C],
+// Q_ij = y_i y_j K_ij, G = Q alpha + p.
+type smoSolver struct {
+	l          int
+	activeSize int
+	y          []int8
+	G          []float64
+	Gbar       []float64
+	status     []int8
+	alpha      []float64
+	Q          *kernelMatrix
+	QD         []float64
+	p          []float64
+	activeSet  []int
+	eps        float64
+	Cp, Cn     float64
+	unshrink   bool
+	progress   io.Writer
+	maxIter    int
+}
+
+type solutionInfo struct {
+	obj        float64
+	rho        float64
+	upperP     float64
+	upperN     float64
+	iterations int
+	maxIterHit bool
+}
+
+func (s *smoSolver) getC(i int) float64 {
+	if s.y[i] > 0 {
+		return s.Cp
+	}
+	return s.Cn
+}
+
+func (s *smoSolver) updateStatus(i int) {
+	if s.alpha[i] >= s.getC(i) {
+		s.status[i] = upperBound
+	} else if s.alpha[i] <= 0 {
+		s.status[i] = lowerBound
+	} else {
+		s.status[i] = free
+	}
+}
+
+func (s *smoSolver) isUpper(i int) bool { return s.status[i] == upperBound }
+func (s *smoSolver) isLower(i int) bool { return s.status[i] == lowerBound }
+func (s *smoSolver) isFree(i int) bool  { return s.status[i] == free }
+
+func (s *smoSolver) info(str string) {
+	if s.progress != nil {
+		io.WriteString(s.progress, str)
+	}
+}
+
+func (s *smoSolver) swapIndex(i, j int) {
+	s.Q.swap(i, j)
+	s.y[i], s.y[j] = s.y[j], s.y[i]
+	s.G[i], s.G[j] = s.G[j], s.G[i]
+	s.status[i], s.status[j] = s.status[j], s.status[i]
+	s.alpha[i], s.alpha[j] = s.alpha[j], s.alpha[i]
+	s.p[i], s.p[j] = s.p[j], s.p[i]
+	s.activeSet[i], s.activeSet[j] = s.activeSet[j], s.activeSet[i]
+	s.Gbar[i], s.Gbar[j] = s.Gbar[j], s.Gbar[i]
+}
+
+func (s *smoSolver) reconstructGradient() {
+	l := s.l
+	if s.activeSize == l {
+		return
+	}
+	nrFree := 0
+	for j := s.activeSize; j < l; j++ {
+		s.G[j] = s.Gbar[j] + s.p[j]
+	}
+	for j := 0; j < s.activeSize; j++ {
+		if s.isFree(j) {
+			nrFree++
+		}
+	}
+	if 2*nrFree < s.activeSize {
+		s.info("\nWARNING: using -h 0 may be faster\n")
+	}
+	if nrFree*l > 2*s.activeSize*(l-s.activeSize) {
+		for i := s.activeSize; i < l; i++ {
+			Qi := s.Q.column(i, s.activeSize)
+			gi := s.G[i]
+			for j := 0; j < s.activeSize; j++ {
+				if s.isFree(j) {
+					gi += s.alpha[j] * float64(Qi[j])
+				}
+			}
+			s.G[i] = gi
+		}
+	} else {
+		for i := 0; i < s.activeSize; i++ {
+			if s.isFree(i) {
+				Qi := s.Q.column(i, l)
+				ai := s.alpha[i]
+				G := s.G[s.activeSize:l]
+				Qt := Qi[s.activeSize:l]
+				for j := range G {
+					G[j] += ai * float64(Qt[j])
+				}
+			}
+		}
+	}
+}
+
+// solve runs SMO from alpha (modified in place, in original order).
+func (s *smoSolver) solve(alpha0 []float64, shrinking bool) solutionInfo {
+	l := s.l
+	s.alpha = append([]float64(nil), alpha0...)
+	s.status = make([]int8, l)
+	for i := 0; i < l; i++ {
+		s.updateStatus(i)
+	}
+	s.activeSet = make([]int, l)
+	for i := range s.activeSet {
+		s.activeSet[i] = i
+	}
+	s.activeSize = l
+	s.G = make([]float64, l)
+	s.Gbar = make([]float64, l)
+	copy(s.G, s.p)
+	for i := 0; i < l; i++ {
+		if !s.isLower(i) {
+			Qi := s.Q.column(i, l)
+			ai := s.alpha[i]
+			for j := 0; j < l; j++ {
+				s.G[j] += ai * float64(Qi[j])
+			}
+			if s.isUpper(i) {
+				Ci := s.getC(i)
+				for j := 0; j < l; j++ {
+					s.Gbar[j] += Ci * float64(Qi[j])
+				}
+			}
+		}
+	}
+	iter := 0
+	maxIter := s.maxIter
+	if maxIter <= 0 {
+		maxIter = 100 * l
+		if l > math.MaxInt32/100 {
+			maxIter = math.MaxInt32
+		}
+		if maxIter < 10000000 {
+			maxIter = 10000000
+		}
+	}
+	counter := min(l, 1000) + 1
+	for iter < maxIter {
+		counter--
+		if counter == 0 {
+			counter = min(l, 1000)
+			if shrinking {
+				s.doShrinking()
+			}
+			s.info(".")
+		}
+		i, j, ok := s.selectWorkingSet()
+		if !ok {
+			s.reconstructGradient()
+			s.activeSize = l
+			s.info("*")
+			i, j, ok = s.selectWorkingSet()
+			if !ok {
+				break
+			}
+			counter = 1
+		}
+		iter++
+		s.update(i, j)
+	}
+	si := solutionInfo{iterations: iter}
+	if iter >= maxIter {
+		if s.activeSize < l {
+			s.reconstructGradient()
+			s.activeSize = l
+			s.info("*")
+		}
+		si.maxIterHit = true
+		s.info("\nWARNING: reaching max number of iterations\n")
+	}
+	si.rho = s.calculateRho()
+	v := 0.0
+	for i := 0; i < l; i++ {
+		v += s.alpha[i] * (s.G[i] + s.p[i])
+	}
+	si.obj = v / 2
+	for i := 0; i < l; i++ {
+		alpha0[s.activeSet[i]] = s.alpha[i]
+	}
+	si.upperP = s.Cp
+	si.upperN = s.Cn
+	s.info(fmt.Sprintf("\noptimization finished, #iter = %d\n", iter))
+	return si
+}
+
+// update performs LIBSVM's two-variable analytic update on (i, j).
+func (s *smoSolver) update(i, j int) {
+	as := s.activeSize
+	Qi := s.Q.column(i, as)
+	Qj := s.Q.column(j, as)
+	Ci, Cj := s.getC(i), s.getC(j)
+	oldAi, oldAj := s.alpha[i], s.alpha[j]
+	alpha := s.alpha
+	if s.y[i] != s.y[j] {
+		quad := s.QD[i] + s.QD[j] + 2*float64(Qi[j])
+		if quad <= 0 {
+			quad = tau
+		}
+		delta := (-s.G[i] - s.G[j]) / quad
+		diff := alpha[i] - alpha[j]
+		alpha[i] += delta
+		alpha[j] += delta
+		if diff > 0 {
+			if alpha[j] < 0 {
+				alpha[j] = 0
+				alpha[i] = diff
+			}
+		} else {
+			if alpha[i] < 0 {
+				alpha[i] = 0
+				alpha[j] = -diff
+			}
+		}
+		if diff > Ci-Cj {
+			if alpha[i] > Ci {
+				alpha[i] = Ci
+				alpha[j] = Ci - diff
+			}
+		} else {
+			if alpha[j] > Cj {
+				alpha[j] = Cj
+				alpha[i] = Cj + diff
+			}
+		}
+	} else {
+		quad := s.QD[i] + s.QD[j] - 2*float64(Qi[j])
+		if quad <= 0 {
+			quad = tau
+		}
+		delta := (s.G[i] - s.G[j]) / quad
+		sum := alpha[i] + alpha[j]
+		alpha[i] -= delta
+		alpha[j] += delta
+		if sum > Ci {
+			if alpha[i] > Ci {
+				alpha[i] = Ci
+				alpha[j] = sum - Ci
+			}
+		} else {
+			if alpha[j] < 0 {
+				alpha[j] = 0
+				alpha[i] = sum
+			}
+		}
+		if sum > Cj {
+			if alpha[j] > Cj {
+				alpha[j] = Cj
+				alpha[i] = sum - Cj
+			}
+		} else {
+			if alpha[i] < 0 {
+				alpha[i] = 0
+				alpha[j] = sum
+			}
+		}
+	}
+	dai := alpha[i] - oldAi
+	daj := alpha[j] - oldAj
+	G := s.G[:as]
+	Qi = Qi[:as]
+	Qj = Qj[:as]
+	for k := range G {
+		G[k] += float64(Qi[k])*dai + float64(Qj[k])*daj
+	}
+	ui, uj := s.isUpper(i), s.isUpper(j)
+	s.updateStatus(i)
+	s.updateStatus(j)
+	l := s.l
+	if ui != s.isUpper(i) {
+		Qi = s.Q.column(i, l)
+		addScaled(s.Gbar, Qi, Ci, ui)
+	}
+	if uj != s.isUpper(j) {
+		Qj = s.Q.column(j, l)
+		addScaled(s.Gbar, Qj, Cj, uj)
+	}
+}
+
+func addScaled(dst []float64, q []float32, c float64, sub bool) {
+	q = q[:len(dst)]
+	if sub {
+		for k := range dst {
+			dst[k] -= c * float64(q[k])
+		}
+	} else {
+		for k := range dst {
+			dst[k] += c * float64(q[k])
+		}
+	}
+}
+
+// selectWorkingSet is LIBSVM's WSS2 (Fan, Chen and Lin 2005). ok is false
+// when the maximal violation is below eps.
+func (s *smoSolver) selectWorkingSet() (int, int, bool) {
+	Gmax := math.Inf(-1)
+	Gmax2 := math.Inf(-1)
+	GmaxIdx := -1
+	GminIdx := -1
+	objDiffMin := math.Inf(1)
+	as := s.activeSize
+	y := s.y[:as]
+	G := s.G[:as]
+	st := s.status[:as]
+	for t := range y {
+		if y[t] == 1 {
+			if st[t] != upperBound && -G[t] >= Gmax {
+				Gmax = -G[t]
+				GmaxIdx = t
+			}
+		} else {
+			if st[t] != lowerBound && G[t] >= Gmax {
+				Gmax = G[t]
+				GmaxIdx = t
+			}
+		}
+	}
+	i := GmaxIdx
+	if i != -1 {
+		Qi := s.Q.column(i, as)[:as]
+		QD := s.QD[:as]
+		QDi := QD[i]
+		yi := float64(s.y[i])
+		for j := range y {
+			if y[j] == 1 {
+				if st[j] != lowerBound {
+					gd := Gmax + G[j]
+					if G[j] >= Gmax2 {
+						Gmax2 = G[j]
+					}
+					if gd > 0 {
+						quad := QDi + QD[j] - 2.0*yi*float64(Qi[j])
+						var od float64
+						if quad > 0 {
+							od = -(gd * gd) / quad
+						} else {
+							od = -(gd * gd) / tau
+						}
+						if od <= objDiffMin {
+							GminIdx = j
+							objDiffMin = od
+						}
+					}
+				}
+			} else {
+				if st[j] != upperBound {
+					gd := Gmax - G[j]
+					if -G[j] >= Gmax2 {
+						Gmax2 = -G[j]
+					}
+					if gd > 0 {
+						quad := QDi + QD[j] + 2.0*yi*float64(Qi[j])
+						var od float64
+						if quad > 0 {
+							od = -(gd * gd) / quad
+						} else {
+							od = -(gd * gd) / tau
+						}
+						if od <= objDiffMin {
+							GminIdx = j
+							objDiffMin = od
+						}
+					}
+				}
+			}
+		}
+	} else {
+		for j := range y {
+			if y[j] == 1 {
+				if st[j] != lowerBound && G[j] >= Gmax2 {
+					Gmax2 = G[j]
+				}
+			} else if st[j] != upperBound && -G[j] >= Gmax2 {
+				Gmax2 = -G[j]
+			}
+		}
+	}
+	if Gmax+Gmax2 < s.eps || GminIdx == -1 {
+		return 0, 0, false
+	}
+	return GmaxIdx, GminIdx, true
+}
+
+func (s *smoSolver) beShrunk(i int, Gmax1, Gmax2 float64) bool {
+	if s.isUpper(i) {
+		if s.y[i] == 1 {
+			return -s.G[i] > Gmax1
+		}
+		return -s.G[i] > Gmax2
+	} else if s.isLower(i) {
+		if s.y[i] == 1 {
+			return s.G[i] > Gmax2
+		}
+		return s.G[i] > Gmax1
+	}
+	return false
+}
+
+func (s *smoSolver) doShrinking() {
+	Gmax1 := math.Inf(-1)
+	Gmax2 := math.Inf(-1)
+	for i := 0; i < s.activeSize; i++ {
+		if s.y[i] == 1 {
+			if !s.isUpper(i) && -s.G[i] >= Gmax1 {
+				Gmax1 = -s.G[i]
+			}
+			if !s.isLower(i) && s.G[i] >= Gmax2 {
+				Gmax2 = s.G[i]
+			}
+		} else {
+			if !s.isUpper(i) && -s.G[i] >= Gmax2 {
+				Gmax2 = -s.G[i]
+			}
+			if !s.isLower(i) && s.G[i] >= Gmax1 {
+				Gmax1 = s.G[i]
+			}
+		}
+	}
+	if !s.unshrink && Gmax1+Gmax2 <= s.eps*10 {
+		s.unshrink = true
+		s.reconstructGradient()
+		s.activeSize = s.l
+		s.info("*")
+	}
+	for i := 0; i < s.activeSize; i++ {
+		if s.beShrunk(i, Gmax1, Gmax2) {
+			s.activeSize--
+			for s.activeSize > i {
+				if !s.beShrunk(s.activeSize, Gmax1, Gmax2) {
+					s.swapIndex(i, s.activeSize)
+					break
+				}
+				s.activeSize--
+			}
+		}
+	}
+}
+
+func (s *smoSolver) calculateRho() float64 {
+	nrFree := 0
+	ub, lb, sumFree := math.Inf(1), math.Inf(-1), 0.0
+	for i := 0; i < s.activeSize; i++ {
+		yG := float64(s.y[i]) * s.G[i]
+		if s.isUpper(i) {
+			if s.y[i] == -1 {
+				ub = math.Min(ub, yG)
+			} else {
+				lb = math.Max(lb, yG)
+			}
+		} else if s.isLower(i) {
+			if s.y[i] == 1 {
+				ub = math.Min(ub, yG)
+			} else {
+				lb = math.Max(lb, yG)
+			}
+		} else {
+			nrFree++
+			sumFree += yG
+		}
+	}
+	if nrFree > 0 {
+		return sumFree / float64(nrFree)
+	}
+	return (ub + lb) / 2
+}

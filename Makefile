@@ -1,0 +1,64 @@
+# blockllm-go build. `make test` and `make demo` work from a clean clone on Debian
+# (as root they install what is missing: see scripts/install-deps.sh).
+SHELL := /bin/bash
+GO ?= go
+SHIM := build/lib/libblockllm_torch.so
+ENVFILE := build/libtorch.env
+CXX ?= g++
+GOTESTFLAGS ?=
+
+.PHONY: all deps shim build test test-go bench demo test-gpu fuzz clean env
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+# The env file is rewritten only when what find-libtorch reports changes, so the
+# shim is rebuilt only when its sources or the libtorch change.
+env:
+	@mkdir -p build
+	@bash scripts/find-libtorch.sh > $(ENVFILE).tmp || { rm -f $(ENVFILE).tmp; exit 1; }
+	@if cmp -s $(ENVFILE).tmp $(ENVFILE); then rm $(ENVFILE).tmp; else mv $(ENVFILE).tmp $(ENVFILE); fi
+
+$(ENVFILE): env
+
+shim: deps env
+	@$(MAKE) --no-print-directory $(SHIM)
+
+-include $(ENVFILE)
+
+SHIM_CUDA_FLAGS := $(if $(filter 1,$(TORCH_CUDA)),-DBT_CUDA -Wl$(,)--no-as-needed -ltorch_cuda -lc10_cuda -Wl$(,)--as-needed,)
+, := ,
+
+$(SHIM): cgo/csrc/shim.cpp cgo/csrc/shim.h $(ENVFILE)
+	@mkdir -p build/lib
+	@echo "shim: building $(SHIM) against libtorch $(TORCH_VERSION) ($(TORCH_SOURCE))"
+	$(CXX) -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) \
+	  $(addprefix -I,$(TORCH_INCLUDES)) cgo/csrc/shim.cpp -o $(SHIM).tmp \
+	  -L$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 $(SHIM_CUDA_FLAGS) -Wl,--as-needed \
+	  -Wl,-rpath,$(TORCH_LIBDIR)
+	@mv $(SHIM).tmp $(SHIM)
+
+build: shim
+	$(GO) build ./...
+
+test: shim
+	$(GO) vet ./...
+	$(GO) test $(GOTESTFLAGS) ./...
+
+bench: shim
+	$(GO) test -run XXX -bench . -benchtime 3x ./torch/
+	$(GO) run ./cmd/bench --model llama-20m --method adamw --steps 5
+	$(GO) run ./cmd/bench --model llama-20m --method blockllm --steps 5
+
+demo: shim
+	$(GO) run ./cmd/finetune
+	$(GO) run ./cmd/pretrain
+
+# GPU checks: see scripts/gpu-check.sh and DESIGN.md ("GPU").
+test-gpu:
+	bash scripts/gpu-check.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,847 @@
+// blockllm-go libtorch shim. See shim.h for the conventions.
+#include <torch/torch.h>
+#include <torch/version.h>
+#include <c10/core/CPUAllocator.h>
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#if defined(BT_CUDA)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#define BT_VERSION_AT_LEAST(maj, min) \
+  (TORCH_VERSION_MAJOR > (maj) || (TORCH_VERSION_MAJOR == (maj) && TORCH_VERSION_MINOR >= (min)))
+
+extern "C" {
+#include "shim.h"
+#define X(name, params, args) const char* name params;
+BT_FUNCS(X)
+#undef X
+}
+
+namespace {
+
+char* dupstr(const char* s) {
+  size_t n = std::strlen(s);
+  char* p = static_cast<char*>(std::malloc(n + 1));
+  if (p != nullptr) std::memcpy(p, s, n + 1);
+  return p;
+}
+
+#define BT_TRY(...)                                  \
+  try {                                              \
+    __VA_ARGS__;                                     \
+    return nullptr;                                  \
+  } catch (const c10::Error& e) {                    \
+    return dupstr(e.what_without_backtrace());       \
+  } catch (const std::exception& e) {                \
+    return dupstr(e.what());                         \
+  } catch (...) {                                    \
+    return dupstr("unknown C++ exception");          \
+  }
+
+// ---- handles ---------------------------------------------------------------
+
+struct Handle {
+  at::Tensor t;
+};
+
+std::atomic<int64_t> g_live{0};
+std::mutex g_reg_mu;
+std::unordered_set<Handle*> g_registry;
+
+bt_tensor wrap(at::Tensor t) {
+  auto* h = new Handle{std::move(t)};
+  {
+    std::lock_guard<std::mutex> lk(g_reg_mu);
+    g_registry.insert(h);
+  }
+  g_live.fetch_add(1, std::memory_order_relaxed);
+  return h;
+}
+
+const at::Tensor& T(bt_tensor h) {
+  TORCH_CHECK(h != nullptr, "nil tensor handle");
+  return static_cast<Handle*>(h)->t;
+}
+
+c10::optional<at::Tensor> opt(bt_tensor h) {
+  if (h == nullptr) return c10::nullopt;
+  return static_cast<Handle*>(h)->t;
+}
+
+at::Device dev(int type, int idx) {
+  if (type == 0) return at::Device(at::kCPU);
+  if (type == 1) return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(idx));
+  TORCH_CHECK(false, "unknown device type ", type);
+}
+
+at::ScalarType st(int code) {
+  switch (code) {
+    case 0: case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 11: case 15:
+      return static_cast<at::ScalarType>(code);
+    default:
+      TORCH_CHECK(false, "unsupported dtype code ", code);
+  }
+}
+
+std::vector<int64_t> vec(const int64_t* p, int n) {
+  TORCH_CHECK(n >= 0, "negative dimension count");
+  return n == 0 ? std::vector<int64_t>{} : std::vector<int64_t>(p, p + n);
+}
+
+// ---- CPU memory accounting: a counting allocator (64-byte aligned, like c10's) ---------
+
+std::atomic<int64_t> g_cpu_current{0};
+std::atomic<int64_t> g_cpu_peak{0};
+constexpr size_t kAlign = 64;  // c10's CPU alignment
+// Sizes by pointer: some kernels assert that a DataPtr's context equals its data, so the
+// size cannot live in a header in front of the block.
+std::mutex g_size_mu;
+std::unordered_map<void*, size_t> g_sizes;
+
+void counting_delete(void* p) {
+  if (p == nullptr) return;
+  size_t n = 0;
+  {
+    std::lock_guard<std::mutex> lk(g_size_mu);
+    auto it = g_sizes.find(p);
+    if (it != g_sizes.end()) {
+      n = it->second;
+      g_sizes.erase(it);
+    }
+  }
+  g_cpu_current.fetch_sub(static_cast<int64_t>(n), std::memory_order_relaxed);
+  std::free(p);
+}
+
+struct CountingCPUAllocator final : public c10::Allocator {
+#if BT_VERSION_AT_LEAST(2, 3)
+  c10::DataPtr allocate(size_t n) override {
+#else
+  c10::DataPtr allocate(size_t n) const override {
+#endif
+    void* p = nullptr;
+    if (posix_memalign(&p, kAlign, n == 0 ? kAlign : n) != 0 || p == nullptr) {
+      TORCH_CHECK(false, "CPU out of memory allocating ", n, " bytes");
+    }
+    {
+      std::lock_guard<std::mutex> lk(g_size_mu);
+      g_sizes[p] = n;
+    }
+    int64_t cur = g_cpu_current.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) +
+                  static_cast<int64_t>(n);
+    int64_t peak = g_cpu_peak.load(std::memory_order_relaxed);
+    while (cur > peak && !g_cpu_peak.compare_exchange_weak(peak, cur, std::memory_order_relaxed)) {
+    }
+    return {p, p, &counting_delete, at::Device(at::kCPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &counting_delete; }
+#if BT_VERSION_AT_LEAST(2, 3)
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+#endif
+};
+
+CountingCPUAllocator g_counting;
+struct InstallAllocator {
+  InstallAllocator() { c10::SetCPUAllocator(&g_counting, /*priority=*/100); }
+} g_install;
+
+// ---- gradient-norm probe ----------------------------------------------------
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// NormProbe(w, token) returns w as a view. Its backward adds ||grad||^2 (computed in
+// float32 accumulation, stored in buf's dtype) into buf[slot] and returns no gradient
+// for w and a zero gradient for the scalar token. The weight need not require grad.
+struct NormProbe : public torch::autograd::Function<NormProbe> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor w, at::Tensor token, at::Tensor buf,
+                            int64_t slot) {
+    ctx->saved_data["buf"] = buf;
+    ctx->saved_data["slot"] = slot;
+    ctx->saved_data["token"] = token;
+    return w.view_as(w);
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto buf = ctx->saved_data["buf"].toTensor();
+    auto slot = ctx->saved_data["slot"].toInt();
+    auto token = ctx->saved_data["token"].toTensor();
+    {
+      torch::NoGradGuard ng;
+      auto g = grads[0];
+      if (g.defined()) {
+        auto n = at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kFloat);
+        buf.select(0, slot).add_(n.square().to(buf.scalar_type()));
+      }
+    }
+    return {at::Tensor(), at::zeros_like(token), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor math_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const c10::optional<at::Tensor>& mask, double dropout, bool causal, double scale) {
+  auto scores = at::matmul(q, k.transpose(-2, -1)).mul(scale);
+  if (causal) {
+    int64_t L = q.size(-2), S = k.size(-2);
+    auto keep = at::ones({L, S}, q.options().dtype(at::kBool)).tril(S - L);
+    scores = scores.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+  }
+  if (mask.has_value()) {
+    if (mask->scalar_type() == at::kBool) {
+      scores = scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity());
+    } else {
+      scores = scores.add(*mask);
+    }
+  }
+  auto p = at::softmax(scores, -1, q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat).to(q.scalar_type());
+  if (dropout > 0) p = at::dropout(p, dropout, true);
+  return at::matmul(p, v);
+}
+
+}  // namespace
+
+extern "C" {
+
+// ---- library ------------------------------------------------------------------
+
+const char* bt_version(char* buf, int64_t n, int* has_cuda) {
+  BT_TRY({
+    std::string v = std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                    "." + std::to_string(TORCH_VERSION_PATCH);
+    std::snprintf(buf, static_cast<size_t>(n), "%s", v.c_str());
+    *has_cuda = torch::cuda::is_available() ? 1 : 0;
+  })
+}
+
+const char* bt_live_handles(int64_t* out) { BT_TRY(*out = g_live.load()) }
+
+const char* bt_set_num_threads(int n) { BT_TRY(at::set_num_threads(n)) }
+
+const char* bt_get_num_threads(int* n) { BT_TRY(*n = at::get_num_threads()) }
+
+const char* bt_manual_seed(uint64_t seed) { BT_TRY(torch::manual_seed(seed)) }
+
+const char* bt_cuda_device_count(int* n) { BT_TRY(*n = static_cast<int>(torch::cuda::device_count())) }
+
+const char* bt_cuda_synchronize(int device) {
+  BT_TRY({
+#if defined(BT_CUDA)
+    c10::cuda::device_synchronize();
+    (void)device;
+#else
+    (void)device;
+    TORCH_CHECK(!torch::cuda::is_available(), "shim built without CUDA support (BT_CUDA)");
+#endif
+  })
+}
+
+const char* bt_set_grad_enabled(int enabled, int* previous) {
+  BT_TRY({
+    *previous = c10::GradMode::is_enabled() ? 1 : 0;
+    c10::GradMode::set_enabled(enabled != 0);
+  })
+}
+
+const char* bt_mem_stats(int devtype, int devidx, int64_t* current, int64_t* peak) {
+  BT_TRY({
+    if (devtype == 0) {
+      *current = g_cpu_current.load();
+      *peak = g_cpu_peak.load();
+    } else {
+#if defined(BT_CUDA)
+      auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(devidx);
+      auto agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+      *current = s.allocated_bytes[agg].current;
+      *peak = s.allocated_bytes[agg].peak;
+#else
+      (void)devidx;
+      TORCH_CHECK(false, "CUDA memory statistics need a shim built with CUDA (BT_CUDA)");
+#endif
+    }
+  })
+}
+
+const char* bt_mem_reset_peak(int devtype, int devidx) {
+  BT_TRY({
+    if (devtype == 0) {
+      g_cpu_peak.store(g_cpu_current.load());
+    } else {
+#if defined(BT_CUDA)
+      c10::cuda::CUDACachingAllocator::resetPeakStats(devidx);
+#else
+      (void)devidx;
+      TORCH_CHECK(false, "CUDA memory statistics need a shim built with CUDA (BT_CUDA)");
+#endif
+    }
+  })
+}
+
+const char* bt_live_tensor_bytes(int devtype, int devidx, int64_t* out) {
+  BT_TRY({
+    std::unordered_set<const void*> seen;
+    int64_t total = 0;
+    std::lock_guard<std::mutex> lk(g_reg_mu);
+    for (Handle* h : g_registry) {
+      const at::Tensor& t = h->t;
+      if (!t.defined() || !t.has_storage()) continue;
+      auto d = t.device();
+      if (static_cast<int>(d.type()) != devtype) continue;
+      if (devtype != 0 && d.index() != devidx) continue;
+      const void* key = t.storage().unsafeGetStorageImpl();
+      if (seen.insert(key).second) total += static_cast<int64_t>(t.storage().nbytes());
+    }
+    *out = total;
+  })
+}
+
+// ---- generators -------------------------------------------------------------------
+
+const char* bt_generator_new(uint64_t seed, int devtype, int devidx, bt_generator* out) {
+  BT_TRY({
+    at::Generator g;
+    if (devtype == 0) {
+      g = at::make_generator<at::CPUGeneratorImpl>(seed);
+    } else {
+#if defined(BT_CUDA)
+      g = at::make_generator<at::CUDAGeneratorImpl>(static_cast<c10::DeviceIndex>(devidx));
+      g.set_current_seed(seed);
+#else
+      (void)devidx;
+      TORCH_CHECK(false, "CUDA generators need a shim built with CUDA (BT_CUDA)");
+#endif
+    }
+    *out = new at::Generator(std::move(g));
+  })
+}
+
+const char* bt_generator_free(bt_generator g) { BT_TRY(delete static_cast<at::Generator*>(g)) }
+
+const char* bt_generator_get_state(bt_generator g, bt_tensor* out) {
+  BT_TRY({
+    auto* gen = static_cast<at::Generator*>(g);
+    std::lock_guard<std::mutex> lk(gen->mutex());
+    *out = wrap(gen->get_state());
+  })
+}
+
+const char* bt_generator_set_state(bt_generator g, bt_tensor state) {
+  BT_TRY({
+    auto* gen = static_cast<at::Generator*>(g);
+    std::lock_guard<std::mutex> lk(gen->mutex());
+    gen->set_state(T(state));
+  })
+}
+
+// ---- creation and data ---------------------------------------------------------------
+
+const char* bt_free(bt_tensor t) {
+  BT_TRY({
+    if (t == nullptr) return nullptr;
+    auto* h = static_cast<Handle*>(t);
+    {
+      std::lock_guard<std::mutex> lk(g_reg_mu);
+      g_registry.erase(h);
+    }
+    g_live.fetch_sub(1, std::memory_order_relaxed);
+    delete h;
+  })
+}
+
+const char* bt_create(int op, const int64_t* shape, int ndim, int dtype, int devtype, int devidx,
+                      double value, bt_generator g, bt_tensor* out) {
+  BT_TRY({
+    auto o = at::TensorOptions().dtype(st(dtype)).device(dev(devtype, devidx));
+    auto s = vec(shape, ndim);
+    c10::optional<at::Generator> gen;
+    if (g != nullptr) gen = *static_cast<at::Generator*>(g);
+    at::Tensor t;
+    switch (op) {
+      case BTC_EMPTY: t = at::empty(s, o); break;
+      case BTC_ZEROS: t = at::zeros(s, o); break;
+      case BTC_ONES: t = at::ones(s, o); break;
+      case BTC_FULL: t = at::full(s, value, o); break;
+      case BTC_RANDN: t = at::randn(s, gen, o); break;
+      case BTC_RAND: t = at::rand(s, gen, o); break;
+      default: TORCH_CHECK(false, "unknown create op ", op);
+    }
+    *out = wrap(t);
+  })
+}
+
+const char* bt_arange(double start, double end, double step, int dtype, int devtype, int devidx,
+                      bt_tensor* out) {
+  BT_TRY(*out = wrap(at::arange(start, end, step,
+                                at::TensorOptions().dtype(st(dtype)).device(dev(devtype, devidx)))))
+}
+
+const char* bt_randint(int64_t low, int64_t high, const int64_t* shape, int ndim, int devtype, int devidx,
+                       bt_generator g, bt_tensor* out) {
+  BT_TRY({
+    c10::optional<at::Generator> gen;
+    if (g != nullptr) gen = *static_cast<at::Generator*>(g);
+    *out = wrap(at::randint(low, high, vec(shape, ndim), gen,
+                            at::TensorOptions().dtype(at::kLong).device(dev(devtype, devidx))));
+  })
+}
+
+const char* bt_from_bytes(const void* data, int64_t nbytes, const int64_t* shape, int ndim, int dtype,
+                          bt_tensor* out) {
+  BT_TRY({
+    auto t = at::empty(vec(shape, ndim), at::TensorOptions().dtype(st(dtype)));
+    TORCH_CHECK(static_cast<int64_t>(t.nbytes()) == nbytes, "from_bytes: shape ", t.sizes(), " of ",
+                t.scalar_type(), " needs ", t.nbytes(), " bytes, got ", nbytes);
+    if (nbytes > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(nbytes));
+    *out = wrap(t);
+  })
+}
+
+const char* bt_to_bytes(bt_tensor t, void* dst, int64_t nbytes) {
+  BT_TRY({
+    auto c = T(t).detach().to(at::kCPU).contiguous();
+    TORCH_CHECK(static_cast<int64_t>(c.nbytes()) == nbytes, "to_bytes: tensor has ", c.nbytes(),
+                " bytes, buffer has ", nbytes);
+    if (nbytes > 0) std::memcpy(dst, c.data_ptr(), static_cast<size_t>(nbytes));
+  })
+}
+
+const char* bt_info(bt_tensor t, int64_t* shape, int maxdim, int* ndim, int* dtype, int* devtype,
+                    int* devidx, int* requires_grad) {
+  BT_TRY({
+    const auto& x = T(t);
+    *ndim = static_cast<int>(x.dim());
+    for (int i = 0; i < *ndim && i < maxdim; i++) shape[i] = x.size(i);
+    *dtype = static_cast<int>(x.scalar_type());
+    *devtype = static_cast<int>(x.device().type());
+    *devidx = x.device().has_index() ? x.device().index() : 0;
+    *requires_grad = x.requires_grad() ? 1 : 0;
+  })
+}
+
+const char* bt_item(bt_tensor t, double* out) { BT_TRY(*out = T(t).item<double>()) }
+
+const char* bt_to(bt_tensor t, int dtype, int devtype, int devidx, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(t).to(dev(devtype, devidx), st(dtype))))
+}
+
+// ---- elementwise ------------------------------------------------------------------------
+
+const char* bt_unary(int op, bt_tensor a, bt_tensor* out) {
+  BT_TRY({
+    const auto& x = T(a);
+    at::Tensor r;
+    switch (op) {
+      case BT_NEG: r = x.neg(); break;
+      case BT_SQRT: r = x.sqrt(); break;
+      case BT_RSQRT: r = x.rsqrt(); break;
+      case BT_EXP: r = x.exp(); break;
+      case BT_LOG: r = x.log(); break;
+      case BT_ABS: r = x.abs(); break;
+      case BT_TANH: r = x.tanh(); break;
+      case BT_SIGMOID: r = x.sigmoid(); break;
+      case BT_SILU: r = at::silu(x); break;
+      case BT_RELU: r = x.relu(); break;
+      case BT_GELU: r = at::gelu(x, "none"); break;
+      case BT_GELU_TANH: r = at::gelu(x, "tanh"); break;
+      case BT_CONTIGUOUS: r = x.contiguous(); break;
+      case BT_DETACH: r = x.detach(); break;
+      case BT_CLONE: r = x.clone(); break;
+      case BT_SIN: r = x.sin(); break;
+      case BT_COS: r = x.cos(); break;
+      case BT_SQUARE: r = x.square(); break;
+      case BT_SIGN: r = x.sign(); break;
+      case BT_LOGICAL_NOT: r = x.logical_not(); break;
+      case BT_ZEROS_LIKE: r = at::zeros_like(x); break;
+      case BT_ONES_LIKE: r = at::ones_like(x); break;
+      case BT_ISFINITE: r = x.isfinite(); break;
+      case BT_FLOOR: r = x.floor(); break;
+      case BT_RECIPROCAL: r = x.reciprocal(); break;
+      case BT_ALIAS: r = x; break;
+      default: TORCH_CHECK(false, "unknown unary op ", op);
+    }
+    *out = wrap(r);
+  })
+}
+
+const char* bt_binary(int op, bt_tensor a, bt_tensor b, bt_tensor* out) {
+  BT_TRY({
+    const auto& x = T(a);
+    const auto& y = T(b);
+    at::Tensor r;
+    switch (op) {
+      case BT_ADD: r = x.add(y); break;
+      case BT_SUB: r = x.sub(y); break;
+      case BT_MUL: r = x.mul(y); break;
+      case BT_DIV: r = x.div(y); break;
+      case BT_MATMUL: r = x.matmul(y); break;
+      case BT_BMM: r = x.bmm(y); break;
+      case BT_POW: r = x.pow(y); break;
+      case BT_MAXIMUM: r = at::maximum(x, y); break;
+      case BT_MINIMUM: r = at::minimum(x, y); break;
+      case BT_EQ: r = x.eq(y); break;
+      case BT_NE: r = x.ne(y); break;
+      case BT_LT: r = x.lt(y); break;
+      case BT_LE: r = x.le(y); break;
+      case BT_GT: r = x.gt(y); break;
+      case BT_GE: r = x.ge(y); break;
+      case BT_LOGICAL_AND: r = x.logical_and(y); break;
+      case BT_LOGICAL_OR: r = x.logical_or(y); break;
+      case BT_MSE: r = at::mse_loss(x, y); break;
+      default: TORCH_CHECK(false, "unknown binary op ", op);
+    }
+    *out = wrap(r);
+  })
+}
+
+const char* bt_scalar(int op, bt_tensor a, double s, bt_tensor* out) {
+  BT_TRY({
+    const auto& x = T(a);
+    at::Tensor r;
+    switch (op) {
+      case BTS_ADD: r = x.add(s); break;
+      case BTS_SUB: r = x.sub(s); break;
+      case BTS_MUL: r = x.mul(s); break;
+      case BTS_DIV: r = x.div(s); break;
+      case BTS_POW: r = x.pow(s); break;
+      case BTS_RSUB: r = at::rsub(x, s); break;
+      case BTS_EQ: r = x.eq(s); break;
+      case BTS_NE: r = x.ne(s); break;
+      case BTS_LT: r = x.lt(s); break;
+      case BTS_LE: r = x.le(s); break;
+      case BTS_GT: r = x.gt(s); break;
+      case BTS_GE: r = x.ge(s); break;
+      case BTS_CLAMP_MIN: r = x.clamp_min(s); break;
+      case BTS_CLAMP_MAX: r = x.clamp_max(s); break;
+      case BTS_RPOW: r = at::pow(at::Scalar(s), x); break;
+      default: TORCH_CHECK(false, "unknown scalar op ", op);
+    }
+    *out = wrap(r);
+  })
+}
+
+const char* bt_linear(bt_tensor x, bt_tensor w, bt_tensor b, bt_tensor* out) {
+  BT_TRY(*out = wrap(at::linear(T(x), T(w), opt(b))))
+}
+
+const char* bt_where(bt_tensor cond, bt_tensor a, bt_tensor b, bt_tensor* out) {
+  BT_TRY(*out = wrap(at::where(T(cond), T(a), T(b))))
+}
+
+const char* bt_masked_fill(bt_tensor a, bt_tensor mask, double value, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).masked_fill(T(mask), value)))
+}
+
+const char* bt_tri(bt_tensor a, int64_t k, int upper, bt_tensor* out) {
+  BT_TRY(*out = wrap(upper ? T(a).triu(k) : T(a).tril(k)))
+}
+
+const char* bt_clamp(bt_tensor a, double lo, double hi, int has_lo, int has_hi, bt_tensor* out) {
+  BT_TRY({
+    c10::optional<at::Scalar> l, h;
+    if (has_lo) l = lo;
+    if (has_hi) h = hi;
+    *out = wrap(T(a).clamp(l, h));
+  })
+}
+
+// ---- reductions ---------------------------------------------------------------------------
+
+const char* bt_reduce(int op, bt_tensor a, const int64_t* dims, int ndims, int keepdim, double p,
+                      bt_tensor* out) {
+  BT_TRY({
+    const auto& x = T(a);
+    auto d = vec(dims, ndims);
+    bool all = ndims == 0;
+    at::Tensor r;
+    switch (op) {
+      case BTR_SUM: r = all ? x.sum() : x.sum(d, keepdim != 0); break;
+      case BTR_MEAN: r = all ? x.mean() : x.mean(d, keepdim != 0); break;
+      case BTR_AMAX: r = all ? x.amax(at::IntArrayRef{}) : x.amax(d, keepdim != 0); break;
+      case BTR_AMIN: r = all ? x.amin(at::IntArrayRef{}) : x.amin(d, keepdim != 0); break;
+      case BTR_NORM:
+        r = all ? at::linalg_vector_norm(x, p) : at::linalg_vector_norm(x, p, d, keepdim != 0);
+        break;
+      case BTR_PROD:
+        TORCH_CHECK(ndims <= 1, "prod reduces over at most one dim");
+        r = all ? x.prod() : x.prod(d[0], keepdim != 0);
+        break;
+      case BTR_LOGSUMEXP: r = at::logsumexp(x, all ? std::vector<int64_t>{} : d, keepdim != 0); break;
+      case BTR_VAR:
+        r = all ? x.var(/*unbiased=*/p != 0) : x.var(d, /*unbiased=*/p != 0, keepdim != 0);
+        break;
+      default: TORCH_CHECK(false, "unknown reduce op ", op);
+    }
+    *out = wrap(r);
+  })
+}
+
+const char* bt_max_dim(bt_tensor a, int64_t dim, int keepdim, int is_min, bt_tensor* values,
+                       bt_tensor* indices) {
+  BT_TRY({
+    auto r = is_min ? T(a).min(dim, keepdim != 0) : T(a).max(dim, keepdim != 0);
+    *values = wrap(std::get<0>(r));
+    *indices = wrap(std::get<1>(r));
+  })
+}
+
+const char* bt_argmax(bt_tensor a, int64_t dim, int keepdim, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).argmax(dim, keepdim != 0)))
+}
+
+const char* bt_topk(bt_tensor a, int64_t k, int64_t dim, int largest, bt_tensor* values, bt_tensor* indices) {
+  BT_TRY({
+    auto r = T(a).topk(k, dim, largest != 0, true);
+    *values = wrap(std::get<0>(r));
+    *indices = wrap(std::get<1>(r));
+  })
+}
+
+const char* bt_softmax(bt_tensor a, int64_t dim, int log, int dtype, bt_tensor* out) {
+  BT_TRY({
+    c10::optional<at::ScalarType> d;
+    if (dtype >= 0) d = st(dtype);
+    *out = wrap(log ? at::log_softmax(T(a), dim, d) : at::softmax(T(a), dim, d));
+  })
+}
+
+// ---- shape -------------------------------------------------------------------------------
+
+const char* bt_reshape(bt_tensor a, const int64_t* shape, int ndim, int view, bt_tensor* out) {
+  BT_TRY(*out = wrap(view ? T(a).view(vec(shape, ndim)) : T(a).reshape(vec(shape, ndim))))
+}
+
+const char* bt_expand(bt_tensor a, const int64_t* shape, int ndim, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).expand(vec(shape, ndim))))
+}
+
+const char* bt_permute(bt_tensor a, const int64_t* dims, int ndim, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).permute(vec(dims, ndim))))
+}
+
+const char* bt_transpose(bt_tensor a, int64_t d0, int64_t d1, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).transpose(d0, d1)))
+}
+
+const char* bt_slice(bt_tensor a, int64_t dim, int64_t start, int64_t end, int64_t step, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).slice(dim, start, end, step)))
+}
+
+const char* bt_squeeze(bt_tensor a, int64_t dim, int all, int unsqueeze, bt_tensor* out) {
+  BT_TRY({
+    if (unsqueeze) {
+      *out = wrap(T(a).unsqueeze(dim));
+    } else {
+      *out = wrap(all ? T(a).squeeze() : T(a).squeeze(dim));
+    }
+  })
+}
+
+const char* bt_flatten(bt_tensor a, int64_t start, int64_t end, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).flatten(start, end)))
+}
+
+const char* bt_index_select(bt_tensor a, int64_t dim, bt_tensor idx, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).index_select(dim, T(idx))))
+}
+
+const char* bt_gather(bt_tensor a, int64_t dim, bt_tensor idx, bt_tensor* out) {
+  BT_TRY(*out = wrap(T(a).gather(dim, T(idx))))
+}
+
+const char* bt_index_put(bt_tensor a, bt_tensor idx, bt_tensor values, int accumulate) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    auto t = T(a);
+    c10::List<c10::optional<at::Tensor>> indices;
+    indices.push_back(T(idx));
+    t.index_put_(indices, T(values), accumulate != 0);
+  })
+}
+
+const char* bt_cat(const bt_tensor* ts, int n, int64_t dim, int stack, bt_tensor* out) {
+  BT_TRY({
+    std::vector<at::Tensor> v;
+    v.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; i++) v.push_back(T(ts[i]));
+    *out = wrap(stack ? at::stack(v, dim) : at::cat(v, dim));
+  })
+}
+
+const char* bt_split(bt_tensor a, int64_t size_or_chunks, int64_t dim, int chunk, bt_tensor* outs, int maxn,
+                     int* n) {
+  BT_TRY({
+    auto parts = chunk ? T(a).chunk(size_or_chunks, dim) : T(a).split(size_or_chunks, dim);
+    TORCH_CHECK(static_cast<int>(parts.size()) <= maxn, "split: ", parts.size(), " parts exceed the ",
+                maxn, " slots given");
+    *n = static_cast<int>(parts.size());
+    for (size_t i = 0; i < parts.size(); i++) outs[i] = wrap(parts[i]);
+  })
+}
+
+// ---- neural network ----------------------------------------------------------------------
+
+const char* bt_embedding(bt_tensor w, bt_tensor ids, int64_t padding_idx, bt_tensor* out) {
+  BT_TRY(*out = wrap(at::embedding(T(w), T(ids), padding_idx)))
+}
+
+const char* bt_layer_norm(bt_tensor x, const int64_t* shape, int ndim, bt_tensor w, bt_tensor b, double eps,
+                          bt_tensor* out) {
+  BT_TRY(*out = wrap(at::layer_norm(T(x), vec(shape, ndim), opt(w), opt(b), eps)))
+}
+
+// Llama RMSNorm as Hugging Face computes it: in float32, then cast back, then
+// multiplied by the weight (weight * x.to(input dtype)).
+const char* bt_rms_norm(bt_tensor x, bt_tensor w, double eps, bt_tensor* out) {
+  BT_TRY({
+    const auto& in = T(x);
+    auto h = in.to(at::kFloat);
+    auto var = h.square().mean(-1, true);
+    h = h.mul(at::rsqrt(var.add(eps)));
+    auto r = h.to(in.scalar_type());
+    if (w != nullptr) r = T(w).mul(r);
+    *out = wrap(r);
+  })
+}
+
+const char* bt_dropout(bt_tensor x, double p, int train, bt_tensor* out) {
+  BT_TRY(*out = wrap(at::dropout(T(x), p, train != 0)))
+}
+
+const char* bt_sdpa(bt_tensor q, bt_tensor k, bt_tensor v, bt_tensor mask, double dropout, int causal,
+                    double scale, int fused, bt_tensor* out) {
+  BT_TRY({
+    const auto& Q = T(q);
+    if (scale <= 0) scale = 1.0 / std::sqrt(static_cast<double>(Q.size(-1)));
+    at::Tensor r;
+#if BT_VERSION_AT_LEAST(2, 1)
+    if (fused) {
+      r = at::scaled_dot_product_attention(Q, T(k), T(v), opt(mask), dropout, causal != 0, scale);
+    } else {
+      r = math_sdpa(Q, T(k), T(v), opt(mask), dropout, causal != 0, scale);
+    }
+#else
+    (void)fused;
+    r = math_sdpa(Q, T(k), T(v), opt(mask), dropout, causal != 0, scale);
+#endif
+    *out = wrap(r);
+  })
+}
+
+const char* bt_cross_entropy(bt_tensor logits, bt_tensor target, int64_t ignore_index, int reduction,
+                             double label_smoothing, bt_tensor* out) {
+  BT_TRY(*out = wrap(at::cross_entropy_loss(T(logits), T(target), c10::nullopt, reduction, ignore_index,
+                                            label_smoothing)))
+}
+
+// ---- in-place -------------------------------------------------------------------------
+
+const char* bt_inplace(int op, bt_tensor a, bt_tensor b, bt_tensor c, double s1, double s2) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    at::Tensor x = T(a);
+    switch (op) {
+      case BTI_ADD: x.add_(T(b), s1); break;
+      case BTI_ADD_SCALAR: x.add_(s1); break;
+      case BTI_MUL: x.mul_(T(b)); break;
+      case BTI_MUL_SCALAR: x.mul_(s1); break;
+      case BTI_ADDCMUL: x.addcmul_(T(b), T(c), s1); break;
+      case BTI_ADDCDIV: x.addcdiv_(T(b), T(c), s1); break;
+      case BTI_LERP: x.lerp_(T(b), s1); break;
+      case BTI_COPY: x.copy_(T(b)); break;
+      case BTI_ZERO: x.zero_(); break;
+      case BTI_FILL: x.fill_(s1); break;
+      case BTI_CLAMP: x.clamp_(s1, s2); break;
+      case BTI_SQRT: x.sqrt_(); break;
+      case BTI_DIV: x.div_(T(b)); break;
+      case BTI_DIV_SCALAR: x.div_(s1); break;
+      default: TORCH_CHECK(false, "unknown in-place op ", op);
+    }
+  })
+}
+
+// One decoupled-weight-decay Adam step in the order torch.optim.AdamW (single-tensor
+// path) uses, so results match it to rounding. step counts from 1.
+const char* bt_adamw_step(bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, double lr, double beta1,
+                          double beta2, double eps, double weight_decay, int64_t step) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    at::Tensor param = T(p);
+    at::Tensor grad = T(g);
+    at::Tensor exp_avg = T(m);
+    at::Tensor exp_avg_sq = T(v);
+    TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+    if (grad.scalar_type() != exp_avg.scalar_type()) grad = grad.to(exp_avg.scalar_type());
+    if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
+    exp_avg.lerp_(grad, 1 - beta1);
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+    double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+    double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+    double step_size = lr / bc1;
+    auto denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(eps);
+    if (param.scalar_type() == exp_avg.scalar_type()) {
+      param.addcdiv_(exp_avg, denom, -step_size);
+    } else {
+      param.copy_(param.to(exp_avg.scalar_type()).addcdiv_(exp_avg, denom, -step_size));
+    }
+  })
+}
+
+// ---- autograd ---------------------------------------------------------------------------
+
+const char* bt_set_requires_grad(bt_tensor t, int on) {
+  BT_TRY({
+    at::Tensor x = T(t);
+    x.set_requires_grad(on != 0);
+  })
+}
+
+const char* bt_backward(bt_tensor t, bt_tensor grad, int retain_graph) {
+  BT_TRY({
+    c10::optional<bool> retain;
+    if (retain_graph) retain = true;
+    T(t).backward(grad ? T(grad) : at::Tensor(), retain, false);
+  })
+}
+
+const char* bt_grad(bt_tensor t, bt_tensor* out) {
+  BT_TRY({
+    const auto& g = T(t).grad();
+    *out = g.defined() ? wrap(g) : nullptr;
+  })
+}
+
+const char* bt_grad_reset(bt_tensor t, int set_to_none) {
+  BT_TRY({
+    at::Tensor x = T(t);
+    auto& g = x.mutable_grad();
+    if (!g.defined()) return nullptr;
+    if (set_to_none) {
+      g.reset();
+    } else {
+      torch::NoGradGuard ng;
+      g.zero_();
+    }
+  })
+}
+
+const char* bt_norm_probe(bt_tensor w, bt_tensor token, bt_tensor buf, int64_t slot, bt_tensor* out) {
+  BT_TRY({
+    TORCH_CHECK(T(token).requires_grad(), "norm probe: token must require grad");
+    TORCH_CHECK(slot >= 0 && slot < T(buf).size(0), "norm probe: slot ", slot, " outside buffer of ",
+                T(buf).size(0));
+    *out = wrap(NormProbe::apply(T(w), T(token), T(buf), slot));
+  })
+}
+
+}  // extern "C"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what blockllm-go needs to build and test on Debian/Ubuntu, then reports the
+# libtorch it will use. Needs root for apt-get; without root it prints the command to run.
+#   libtorch-dev          libtorch 1.13 (CPU) headers and libraries, unless $LIBTORCH or a
+#                         Python torch is used instead
+#   libopenblas0-pthread  a fast BLAS behind Debian's libtorch (the generic libblas is ~30x slower)
+#   g++ make              to build the shim
+#   libsvm-tools          LIBSVM's svm-train/svm-predict, used by the SVM comparison tests
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+pkgs=(g++ make libopenblas0-pthread libsvm-tools)
+if [ -z "${LIBTORCH:-}" ] && ! python3 -c 'import torch' >/dev/null 2>&1; then pkgs+=(libtorch-dev); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]} and no apt-get here; install them with your package manager or set LIBTORCH" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing ${missing[*]}; run as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$here/find-libtorch.sh" >/dev/null
+if command -v update-alternatives >/dev/null 2>&1; then
+  blas=$(update-alternatives --query "libblas.so.3-$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)" 2>/dev/null | sed -n 's/^Value: //p')
+  [ -n "$blas" ] && echo "install-deps: BLAS in use: $blas" >&2
+fi
+echo "install-deps: ok" >&2

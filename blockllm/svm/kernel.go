@@ -195,10 +195,13 @@ func (m *kernelMatrix) column(i, n int) []float32 {
 	return data
 }
 
+// parallelMinRows is the shortest column segment split across goroutines.
+var parallelMinRows = 1024
+
 // fill computes data[start:end] of column i, in parallel when worthwhile.
 func (m *kernelMatrix) fill(i int, data []float32, start, end int) {
 	m.evals.Add(int64(end - start))
-	if m.pool == nil || end-start < 1024 {
+	if m.pool == nil || end-start < parallelMinRows {
 		m.fillRange(0, i, data, start, end)
 		return
 	}
@@ -241,7 +244,7 @@ func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 		xsq := m.xsq[:hi]
 		xsqi := m.xsq[i]
 		for j := lo; j < hi; j++ {
-			data[j] = float32(si * float64(s[j]) * math.Exp(-g*(xsqi+xsq[j]-2*sparseDense(xs[j], dense))))
+			data[j] = float32(si * float64(s[j]) * fastExp(-g*(xsqi+xsq[j]-2*sparseDense(xs[j], dense))))
 		}
 	case Sigmoid:
 		g, c0 := m.k.Gamma, m.k.Coef0

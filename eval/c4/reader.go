@@ -101,8 +101,10 @@ type Options struct {
 type Position struct {
 	// File indexes Reader.Files.
 	File int `json:"file"`
-	// Name is the file's name, checked by Seek when not empty so that a
-	// checkpoint is not resumed on different data.
+	// Name is the file's name. When not empty, Seek checks that its base
+	// name (after the last slash or backslash) matches file File, so that
+	// a checkpoint is not resumed on different data while the data may
+	// still move to another directory.
 	Name string `json:"name,omitempty"`
 	// Doc counts the documents of that file before this one.
 	Doc int64 `json:"doc"`
@@ -324,7 +326,7 @@ func (r *Reader) Seek(p Position) error {
 	if p.File < 0 || p.File > len(r.files) || p.Doc < 0 || (p.File == len(r.files) && p.Doc != 0) {
 		return fmt.Errorf("c4: position %+v outside the %d files", p, len(r.files))
 	}
-	if p.Name != "" && (p.File == len(r.files) || p.Name != r.files[p.File]) {
+	if p.Name != "" && (p.File == len(r.files) || baseName(p.Name) != baseName(r.files[p.File])) {
 		name := ""
 		if p.File < len(r.files) {
 			name = r.files[p.File]
@@ -354,6 +356,13 @@ func (r *Reader) Seek(p Position) error {
 		r.pos.Doc++
 	}
 	return nil
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
 }
 
 // Close releases the open file. The Reader cannot be used afterwards.

@@ -133,6 +133,14 @@ func check(t *testing.T, c want, ds *Dataset) {
 	}
 }
 
+func TestCoLAWithHeader(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "CoLA/train.tsv", "sentence\tlabel\nThe cat sat.\t1\nCat the sat.\t0\n")
+	ds, err := Load(dir, "cola", "train")
+	require.NoError(t, err)
+	assert.Equal(t, []Example{{TextA: "The cat sat.", Label: 1}, {TextA: "Cat the sat.", Label: 0, Idx: 1}}, ds.Examples)
+}
+
 func TestLoadTaskDirDirectly(t *testing.T) {
 	// dataDir may be the task directory itself.
 	ds, err := Load(filepath.Join("testdata", "tsv", "RTE"), "rte", "validation")
@@ -364,6 +372,8 @@ func TestErrors(t *testing.T) {
 			[]string{"train.tsv:1:", `no "question2" column`}},
 		{"cola short", "CoLA/train.tsv", "gj04\t1\t\tfine\ngj04\t1\n", "cola", "train",
 			[]string{"train.tsv:2:", "2 tab-separated fields, need at least 4"}},
+		{"cola with a header but no sentence column", "CoLA/train.tsv", "text\tlabel\nfine\t1\n", "cola", "train",
+			[]string{"train.tsv:1:", `no "sentence" column`}},
 		{"bad json", "rte/train.jsonl", `{"sentence1": "a", "sentence2": "b", "label": 0}` + "\n{\"sentence1\": \n", "rte", "train",
 			[]string{"train.jsonl:2:", "bad JSON"}},
 		{"json missing text", "rte/train.jsonl", `{"premiss": "a", "sentence2": "b", "label": 0}` + "\n", "rte", "train",

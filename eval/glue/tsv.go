@@ -15,7 +15,9 @@ import (
 // Rows may have more fields than the columns read need (columns are found by
 // header name); fewer is an error naming the file and line. CoLA's train and
 // dev files have no header (columns: source, label, original label,
-// sentence); its test file has one ("index", "sentence").
+// sentence; recognised by a first line of at least four fields whose second
+// is 0 or 1); its test file, and CoLA files converted to the SST-2 layout,
+// have one ("index", "sentence" or "sentence", "label").
 func readTSV(src source, name string, s *spec) ([]Example, bool, error) {
 	disp := src.display(name)
 	f, err := src.fsys.Open(name)
@@ -60,8 +62,7 @@ func readTSV(src source, name string, s *spec) ([]Example, bool, error) {
 		fields := strings.Split(line, "\t")
 		if !started {
 			started = true
-			first := strings.ToLower(strings.TrimSpace(fields[0]))
-			if s.Name == "cola" && first != "index" && first != "id" {
+			if s.Name == "cola" && len(fields) >= 4 && (strings.TrimSpace(fields[1]) == "0" || strings.TrimSpace(fields[1]) == "1") {
 				// Headerless CoLA train/dev: source, label, original label, sentence.
 				colA, colLabel, need = 3, 1, 4
 			} else {

@@ -354,7 +354,8 @@ func (c *RobertaConfig) Validate() error {
 		if len(c.Label2ID) != n {
 			return keyErr("label2id", "has %d labels, want %d", len(c.Label2ID), n)
 		}
-		for name, id := range c.Label2ID {
+		for _, name := range sortedKeys(c.Label2ID) {
+			id := c.Label2ID[name]
 			if id < 0 || id >= n {
 				return keyErr("label2id", "label %q has index %d outside [0, %d)", name, id, n)
 			}

@@ -187,9 +187,9 @@ func editIndex(t *testing.T, dir string, edit func(wm map[string]any, top map[st
 func TestShardedCorrupt(t *testing.T) {
 	const s1, s3 = "model-00001-of-00004.safetensors", "model-00003-of-00004.safetensors"
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string)
-		want  []string
+		want   []string
 	}{
 		{"missing-shard", func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, s3)))

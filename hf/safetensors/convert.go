@@ -49,45 +49,28 @@ func F16ToF32(h uint16) float32 {
 // even, and returns its bit pattern. Values beyond the half range round to
 // ±Inf, tiny values to subnormals or ±0. NaN becomes the quiet NaN 0x7E00
 // with f's sign, as in PyTorch (c10::Half).
+//
+// This is the branch-light float32 algorithm of Maratyszcza's FP16 library
+// (used by c10::Half): scaling by 2^112 then 2^-110 lets the float32 adder do
+// the rounding. The explicit float32 conversions forbid fused multiply-add.
 func F32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int32(b>>23) & 0xff
-	mant := b & 0x7fffff
-	if exp == 0xff {
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
+	const scaleToInf = 0x1.0p+112
+	const scaleToZero = 0x1.0p-110
+	w := math.Float32bits(f)
+	abs := math.Float32frombits(w & 0x7fffffff)
+	base := float32(float32(abs*scaleToInf) * scaleToZero)
+	shl1w := w + w
+	sign := uint16(w>>16) & 0x8000
+	if shl1w > 0xff000000 { // NaN
+		return sign | 0x7e00
 	}
-	e := exp - 127 + 15 // half exponent field if normal
-	if e >= 0x1f {
-		return sign | 0x7c00
+	bias := shl1w & 0xff000000
+	if bias < 0x71000000 {
+		bias = 0x71000000
 	}
-	if e <= 0 {
-		// Result is subnormal (or zero): value = m * 2^(e-25) with the
-		// 24-bit significand m; the half subnormal unit is 2^-24, so the
-		// quotient is m >> (14 - e) before rounding. Float32 subnormals
-		// (exp == 0) are far below half's range and round to zero.
-		if e < -10 || exp == 0 {
-			return sign
-		}
-		m := mant | 0x800000
-		shift := uint32(14 - e)
-		q := m >> shift
-		rem := m & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && q&1 == 1) {
-			q++ // may carry into the smallest normal: still the right encoding
-		}
-		return sign | uint16(q)
-	}
-	q := uint32(e)<<10 | mant>>13
-	rem := mant & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && q&1 == 1) {
-		q++ // a carry into the exponent is correct, up to Inf (0x7C00)
-	}
-	return sign | uint16(q)
+	base = float32(math.Float32frombits(bias>>1+0x07800000) + base)
+	bits := math.Float32bits(base)
+	return sign | uint16((bits>>13)&0x7c00+bits&0x0fff)
 }
 
 // F8E4M3ToF32 returns the float32 value of an F8_E4M3 byte (PyTorch's

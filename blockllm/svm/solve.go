@@ -733,3 +733,24 @@ func (sv *solverState) gsqPair() (int, int) {
 	}
 	return bi, bj
 }
+
+// DenseQuadratic is a Quadratic held as a dense symmetric n×n matrix in
+// row-major order (Data[i*N+j] = Q_ij).
+type DenseQuadratic struct {
+	N    int
+	Data []float64
+}
+
+// Dim returns N.
+func (q *DenseQuadratic) Dim() int { return q.N }
+
+// Diag returns Q_ii.
+func (q *DenseQuadratic) Diag(i int) float64 { return q.Data[i*q.N+i] }
+
+// AddColumn adds scale*Q[:, j] to dst (Q is symmetric, so row j is read).
+func (q *DenseQuadratic) AddColumn(dst []float64, j int, scale float64) {
+	row := q.Data[j*q.N : (j+1)*q.N]
+	for k, v := range row {
+		dst[k] += scale * v
+	}
+}

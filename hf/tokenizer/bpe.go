@@ -2,9 +2,9 @@ package tokenizer
 
 import (
 	"fmt"
-	"hash/maphash"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -72,19 +72,79 @@ type bpeMerge struct{ rank, newID int32 }
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
+// mergeTable maps a pair key to its merge: open addressing with linear
+// probing, about twice as fast as a Go map for this hot lookup.
+type mergeTable struct {
+	keys  []uint64 // emptyKey marks a free slot
+	vals  []bpeMerge
+	mask  uint64
+	count int
+}
+
+const emptyKey = ^uint64(0)
+
+func newMergeTable(n int) *mergeTable {
+	size := 16
+	for size < 2*n+1 {
+		size <<= 1
+	}
+	t := &mergeTable{keys: make([]uint64, size), vals: make([]bpeMerge, size), mask: uint64(size - 1)}
+	for i := range t.keys {
+		t.keys[i] = emptyKey
+	}
+	return t
+}
+
+func mix(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	return k
+}
+
+// set inserts or overwrites (a later duplicate merge wins, as in HF).
+func (t *mergeTable) set(k uint64, v bpeMerge) {
+	for i := mix(k) & t.mask; ; i = (i + 1) & t.mask {
+		if t.keys[i] == k {
+			t.vals[i] = v
+			return
+		}
+		if t.keys[i] == emptyKey {
+			t.keys[i], t.vals[i] = k, v
+			t.count++
+			return
+		}
+	}
+}
+
+func (t *mergeTable) get(a, b int32) (bpeMerge, bool) {
+	k := pairKey(a, b)
+	for i := mix(k) & t.mask; ; i = (i + 1) & t.mask {
+		switch t.keys[i] {
+		case k:
+			return t.vals[i], true
+		case emptyKey:
+			return bpeMerge{}, false
+		}
+	}
+}
+
 // bpeModel is Hugging Face's BPE model.
 type bpeModel struct {
 	vocabulary
-	merges         map[uint64]bpeMerge
-	unkToken       string // "" when none
-	prefix         string // continuing_subword_prefix
-	suffix         string // end_of_word_suffix
+	merges         *mergeTable
+	asciiIDs       [128]int32 // id of single ASCII chars (no prefix/suffix), -1 when absent
+	blIDs          [256]int32 // id of the byte-level char of each byte, -1 when absent
+	unkToken       string     // "" when none
+	prefix         string     // continuing_subword_prefix
+	suffix         string     // end_of_word_suffix
 	fuseUnk        bool
 	byteFallback   bool
 	ignoreMerges   bool
 	dropout        float64
 	byteIDs        [256]int32 // id of "<0xXX>", -1 when absent
-	cache          *wordCache
+	cache          *wordCache // by word
+	blCache        *wordCache // by raw bytes of byte-level words
 	symPool, hPool sync.Pool
 }
 
@@ -111,7 +171,7 @@ func newBPE(c bpeConfig) (*bpeModel, error) {
 		return nil, fmt.Errorf("dropout %v is outside [0, 1]", c.dropout)
 	}
 	m := &bpeModel{
-		vocabulary: v, merges: make(map[uint64]bpeMerge, len(c.merges)),
+		vocabulary: v, merges: newMergeTable(len(c.merges)),
 		unkToken: c.unkToken, prefix: c.prefix, suffix: c.suffix,
 		fuseUnk: c.fuseUnk, byteFallback: c.byteFallback, ignoreMerges: c.ignoreMerges,
 		dropout: c.dropout,
@@ -136,7 +196,19 @@ func newBPE(c bpeConfig) (*bpeModel, error) {
 		if !ok {
 			return nil, fmt.Errorf("merges[%d] (%q %q): merged token %q is not in the vocab", i, mg[0], mg[1], merged)
 		}
-		m.merges[pairKey(a, b)] = bpeMerge{int32(i), n}
+		m.merges.set(pairKey(a, b), bpeMerge{int32(i), n})
+	}
+	for i := range m.asciiIDs {
+		m.asciiIDs[i] = -1
+		if id, ok := v.ids[string(rune(i))]; ok && c.prefix == "" && c.suffix == "" {
+			m.asciiIDs[i] = id
+		}
+	}
+	for i := range m.blIDs {
+		m.blIDs[i] = -1
+		if id, ok := v.ids[byteToStr[i]]; ok && c.prefix == "" && c.suffix == "" {
+			m.blIDs[i] = id
+		}
 	}
 	for i := range m.byteIDs {
 		m.byteIDs[i] = -1
@@ -150,6 +222,8 @@ func newBPE(c bpeConfig) (*bpeModel, error) {
 	}
 	if size > 0 && c.dropout == 0 {
 		m.cache = newWordCache(size)
+		m.blCache = newWordCache(size)
+		m.blCache = newWordCache(size)
 	}
 	return m, nil
 }
@@ -229,6 +303,13 @@ func (m *bpeModel) symbols(syms []symbol, w string) ([]symbol, error) {
 	}
 	unk, unkLen := int32(-1), 0
 	for i := 0; i < len(w); {
+		if c := w[i]; c < utf8.RuneSelf && unk < 0 {
+			if id := m.asciiIDs[c]; id >= 0 {
+				add(id, 1)
+				i++
+				continue
+			}
+		}
 		_, sz := utf8.DecodeRuneInString(w[i:])
 		end := i + sz
 		s := w[i:end]
@@ -288,7 +369,7 @@ func (m *bpeModel) symbols(syms []symbol, w string) ([]symbol, error) {
 func (m *bpeModel) mergeAll(syms []symbol, h *mergeHeap) {
 	*h = (*h)[:0]
 	for i := 0; i+1 < len(syms); i++ {
-		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+		if mg, ok := m.merges.get(syms[i].id, syms[i+1].id); ok {
 			*h = append(*h, mergeItem{mg.rank, int32(i), mg.newID})
 		}
 	}
@@ -328,7 +409,7 @@ func (m *bpeModel) mergeAll(syms []symbol, h *mergeHeap) {
 		}
 		nextPos := cur.next
 		right := syms[nextPos]
-		mg, ok := m.merges[pairKey(cur.id, right.id)]
+		mg, ok := m.merges.get(cur.id, right.id)
 		if !ok || mg.newID != top.newID {
 			continue // stale entry
 		}
@@ -340,12 +421,12 @@ func (m *bpeModel) mergeAll(syms []symbol, h *mergeHeap) {
 			syms[right.next].prev = top.pos
 		}
 		if cur.prev >= 0 {
-			if mg, ok := m.merges[pairKey(syms[cur.prev].id, cur.id)]; ok {
+			if mg, ok := m.merges.get(syms[cur.prev].id, cur.id); ok {
 				h.push(mergeItem{mg.rank, cur.prev, mg.newID})
 			}
 		}
 		if cur.next >= 0 && int(cur.next) < len(syms) {
-			if mg, ok := m.merges[pairKey(cur.id, syms[cur.next].id)]; ok {
+			if mg, ok := m.merges.get(cur.id, syms[cur.next].id); ok {
 				h.push(mergeItem{mg.rank, top.pos, mg.newID})
 			}
 		}
@@ -362,14 +443,124 @@ func (m *bpeModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 	if w == "" {
 		return dst, nil
 	}
-	if m.ignoreMerges {
-		if id, ok := m.ids[w]; ok {
-			return append(dst, mtoken{id, 0, int32(len(w))}), nil
-		}
-	}
 	if m.cache != nil {
 		if toks, ok := m.cache.get(w); ok {
 			return append(dst, toks...), nil
+		}
+	}
+	n0 := len(dst)
+	dst, err := m.tokenizeUncached(dst, w)
+	if err != nil {
+		return dst, err
+	}
+	if m.cache != nil && len(w) < maxCachedWord {
+		m.cache.put(w, dst[n0:])
+	}
+	return dst, nil
+}
+
+// tokenizeByteLevel tokenizes the byte-level form of raw; token ranges are
+// in bytes of raw. Results are cached by raw.
+func (m *bpeModel) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error) {
+	if raw == "" {
+		return dst, nil
+	}
+	if m.blCache != nil {
+		if toks, ok := m.blCache.get(raw); ok {
+			return append(dst, toks...), nil
+		}
+	}
+	n0 := len(dst)
+	if fast, ok := m.byteLevelFast(dst, raw); ok {
+		dst = fast
+	} else {
+		var buf [128]byte
+		mapped := string(appendByteLevel(buf[:0], raw))
+		var err error
+		dst, err = m.tokenizeUncached(dst, mapped)
+		if err != nil {
+			return dst, err
+		}
+		mappedToRaw(dst[n0:], mapped)
+	}
+	if m.blCache != nil && len(raw) < maxCachedWord/2 {
+		m.blCache.put(raw, dst[n0:])
+	}
+	return dst, nil
+}
+
+// byteLevelFast builds the symbols of a byte-level word straight from its
+// raw bytes (one symbol per byte, lengths in raw bytes); ok is false when a
+// byte's character is not in the vocabulary or ignore_merges needs the
+// mapped string.
+func (m *bpeModel) byteLevelFast(dst []mtoken, raw string) ([]mtoken, bool) {
+	if m.ignoreMerges {
+		return dst, false
+	}
+	sp, _ := m.symPool.Get().(*[]symbol)
+	if sp == nil {
+		sp = new([]symbol)
+	}
+	syms := (*sp)[:0]
+	for i := 0; i < len(raw); i++ {
+		id := m.blIDs[raw[i]]
+		if id < 0 {
+			*sp = syms
+			m.symPool.Put(sp)
+			return dst, false
+		}
+		syms = append(syms, symbol{id: id, prev: int32(i - 1), next: int32(i + 1), len: 1})
+	}
+	syms[len(syms)-1].next = -1
+	hp, _ := m.hPool.Get().(*mergeHeap)
+	if hp == nil {
+		hp = new(mergeHeap)
+	}
+	m.mergeAll(syms, hp)
+	dst = emitSymbols(dst, syms)
+	*sp = syms
+	m.symPool.Put(sp)
+	m.hPool.Put(hp)
+	return dst, true
+}
+
+func emitSymbols(dst []mtoken, syms []symbol) []mtoken {
+	pos := int32(0)
+	for _, s := range syms {
+		if s.len == 0 {
+			continue
+		}
+		dst = append(dst, mtoken{s.id, pos, pos + s.len})
+		pos += s.len
+	}
+	return dst
+}
+
+// mappedToRaw converts token ranges in a byte-level string into ranges in
+// the raw bytes it came from (each mapped char is one raw byte).
+func mappedToRaw(toks []mtoken, mapped string) {
+	mpos, rpos := 0, 0
+	adv := func(to int) int {
+		for mpos < to && mpos < len(mapped) {
+			_, sz := utf8.DecodeRuneInString(mapped[mpos:])
+			mpos += sz
+			rpos++
+		}
+		return rpos
+	}
+	for i := range toks {
+		if int(toks[i].start) < mpos { // out of order (never for BPE): restart
+			mpos, rpos = 0, 0
+		}
+		toks[i].start = int32(adv(int(toks[i].start)))
+		toks[i].end = int32(adv(int(toks[i].end)))
+	}
+}
+
+func (m *bpeModel) tokenizeUncached(dst []mtoken, w string) ([]mtoken, error) {
+	if m.ignoreMerges {
+		if id, ok := m.ids[w]; ok {
+			return append(dst, mtoken{id, 0, int32(len(w))}), nil
 		}
 	}
 	sp, _ := m.symPool.Get().(*[]symbol)
@@ -380,12 +571,16 @@ func (m *bpeModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 	if hp == nil {
 		hp = new(mergeHeap)
 	}
+	defer func() {
+		m.symPool.Put(sp)
+		m.hPool.Put(hp)
+	}()
 	syms, err := m.symbols((*sp)[:0], w)
+	*sp = syms
 	if err != nil {
 		return dst, err
 	}
 	m.mergeAll(syms, hp)
-	n0 := len(dst)
 	pos := int32(0)
 	for _, s := range syms {
 		if s.len == 0 {
@@ -394,57 +589,60 @@ func (m *bpeModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 		dst = append(dst, mtoken{s.id, pos, pos + s.len})
 		pos += s.len
 	}
-	*sp = syms
-	m.symPool.Put(sp)
-	m.hPool.Put(hp)
-	if m.cache != nil && len(w) < maxCachedWord {
-		m.cache.put(w, dst[n0:])
-	}
 	return dst, nil
 }
 
 // wordCache is a bounded, concurrency-safe word -> tokens cache. Like HF's,
-// it stops admitting entries once full (no eviction).
+// it stops admitting entries once full (no eviction). Reads are lock-free:
+// they look up an immutable map published through an atomic pointer; new
+// entries wait in a small pending map and are published in batches, so the
+// total copying stays linear in the capacity.
 type wordCache struct {
-	seed   maphash.Seed
-	shards [16]cacheShard
-	per    int
-}
-
-type cacheShard struct {
-	mu sync.RWMutex
-	m  map[string][]mtoken
+	cur      atomic.Pointer[map[string][]mtoken]
+	mu       sync.Mutex
+	pending  map[string][]mtoken
+	size     int // published + pending
+	capacity int
 }
 
 func newWordCache(capacity int) *wordCache {
-	c := &wordCache{seed: maphash.MakeSeed(), per: (capacity + 15) / 16}
-	for i := range c.shards {
-		c.shards[i].m = make(map[string][]mtoken)
-	}
+	c := &wordCache{pending: map[string][]mtoken{}, capacity: capacity}
+	m := map[string][]mtoken{}
+	c.cur.Store(&m)
 	return c
 }
 
-func (c *wordCache) shard(w string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, w)&15]
-}
-
 func (c *wordCache) get(w string) ([]mtoken, bool) {
-	s := c.shard(w)
-	s.mu.RLock()
-	v, ok := s.m[w]
-	s.mu.RUnlock()
+	v, ok := (*c.cur.Load())[w]
 	return v, ok
 }
 
 func (c *wordCache) put(w string, toks []mtoken) {
-	s := c.shard(w)
-	s.mu.Lock()
-	if len(s.m) < c.per {
-		if _, ok := s.m[w]; !ok {
-			s.m[w] = append([]mtoken(nil), toks...)
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.size >= c.capacity {
+		return
 	}
-	s.mu.Unlock()
+	if _, ok := c.pending[w]; ok {
+		return
+	}
+	cur := *c.cur.Load()
+	if _, ok := cur[w]; ok {
+		return
+	}
+	c.pending[w] = append([]mtoken(nil), toks...)
+	c.size++
+	if len(c.pending) >= max(64, len(cur)/2) || c.size >= c.capacity {
+		next := make(map[string][]mtoken, len(cur)+len(c.pending))
+		for k, v := range cur {
+			next[k] = v
+		}
+		for k, v := range c.pending {
+			next[k] = v
+		}
+		c.cur.Store(&next)
+		clear(c.pending)
+	}
 }
 
 // wordPieceModel is Hugging Face's WordPiece model.

@@ -21,6 +21,55 @@ type Encoding struct {
 	Overflowing []*Encoding
 }
 
+// newEncoding returns an encoding of n zeroed tokens with room to append
+// extra more without reallocating.
+func newEncoding(n, extra int) *Encoding {
+	c := n + extra
+	ints := make([]int, 6*c)
+	sl := func(k int) []int { return ints[k*c : k*c+n : (k+1)*c] }
+	return &Encoding{
+		IDs: sl(0), TypeIDs: sl(1), WordIDs: sl(2), SequenceIDs: sl(3),
+		SpecialTokensMask: sl(4), AttentionMask: sl(5),
+		Tokens:  make([]string, n, c),
+		Offsets: make([][2]int, n, c),
+	}
+}
+
+// insertFront returns s with k zero values inserted at the front, reusing
+// its capacity when it can.
+func insertFront[T any](s []T, k int) []T {
+	var zero T
+	for i := 0; i < k; i++ {
+		s = append(s, zero)
+	}
+	copy(s[k:], s[:len(s)-k])
+	for i := 0; i < k; i++ {
+		s[i] = zero
+	}
+	return s
+}
+
+// insertFront makes room for k tokens at the front (zeroed).
+func (e *Encoding) insertFront(k int) {
+	if k == 0 {
+		return
+	}
+	e.IDs = insertFront(e.IDs, k)
+	e.TypeIDs = insertFront(e.TypeIDs, k)
+	e.Tokens = insertFront(e.Tokens, k)
+	e.Offsets = insertFront(e.Offsets, k)
+	e.WordIDs = insertFront(e.WordIDs, k)
+	e.SequenceIDs = insertFront(e.SequenceIDs, k)
+	e.SpecialTokensMask = insertFront(e.SpecialTokensMask, k)
+	e.AttentionMask = insertFront(e.AttentionMask, k)
+}
+
+// set writes token i.
+func (e *Encoding) set(i, id, typeID int, tok string, off [2]int, word, seq, special, att int) {
+	e.IDs[i], e.TypeIDs[i], e.Tokens[i], e.Offsets[i] = id, typeID, tok, off
+	e.WordIDs[i], e.SequenceIDs[i], e.SpecialTokensMask[i], e.AttentionMask[i] = word, seq, special, att
+}
+
 // Len is the number of tokens.
 func (e *Encoding) Len() int { return len(e.IDs) }
 

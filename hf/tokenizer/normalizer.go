@@ -89,6 +89,9 @@ func (r *replaceNormalizer) replacement(s string, m []int) string {
 }
 
 func (r *replaceNormalizer) normalize(n nstr) nstr {
+	if r.re == nil {
+		return r.normalizeLiteral(n)
+	}
 	ms := r.matches(n.s)
 	if len(ms) == 0 {
 		return n
@@ -103,6 +106,31 @@ func (r *replaceNormalizer) normalize(n nstr) nstr {
 		b.addSlice(n, prev, m[0])
 		b.add(r.replacement(n.s, m), n.spanOf(m[0], m[1]))
 		prev = m[1]
+	}
+	b.addSlice(n, prev, len(n.s))
+	return b.result()
+}
+
+func (r *replaceNormalizer) normalizeLiteral(n nstr) nstr {
+	lit := r.literal
+	if lit == "" {
+		return n
+	}
+	count := strings.Count(n.s, lit)
+	if count == 0 {
+		return n
+	}
+	var b nbuilder
+	b.grow(len(n.s) + count*(len(r.content)-len(lit)))
+	prev := 0
+	for {
+		i := strings.Index(n.s[prev:], lit)
+		if i < 0 {
+			break
+		}
+		b.addSlice(n, prev, prev+i)
+		b.add(r.content, n.spanOf(prev+i, prev+i+len(lit)))
+		prev += i + len(lit)
 	}
 	b.addSlice(n, prev, len(n.s))
 	return b.result()

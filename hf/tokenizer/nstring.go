@@ -12,38 +12,46 @@ type span struct{ start, end int32 }
 // its bytes, the byte range of the original input it came from. It plays the
 // role of Hugging Face's NormalizedString: slicing is zero-copy, and the
 // alignments give token offsets into the original text.
+//
+// align == nil means the identity alignment: byte i of s is byte base+i of
+// the input. bl marks a piece that the ByteLevel pre-tokenizer maps to its
+// byte-level alphabet; s still holds the raw bytes and the mapping is done
+// (and cached) by the model, or materialized by byteLevelMap when another
+// pre-tokenizer must see it.
 type nstr struct {
 	s     string
-	align []span // len(align) == len(s)
+	align []span // nil (identity) or len(align) == len(s)
+	base  int
+	bl    bool
 }
 
-// newNstr returns the identity nstr for text, aligned to itself shifted by base.
-func newNstr(text string, base int) nstr {
-	al := make([]span, len(text))
-	for i := 0; i < len(text); {
-		_, sz := utf8.DecodeRuneInString(text[i:])
-		sp := span{int32(base + i), int32(base + i + sz)}
-		for k := 0; k < sz; k++ {
-			al[i+k] = sp
-		}
-		i += sz
-	}
-	return nstr{s: text, align: al}
-}
+// newNstr returns the identity nstr for text, starting at input offset base.
+func newNstr(text string, base int) nstr { return nstr{s: text, base: base} }
 
 // slice returns the sub-piece of bytes [a, b).
-func (n nstr) slice(a, b int) nstr { return nstr{s: n.s[a:b], align: n.align[a:b]} }
+func (n nstr) slice(a, b int) nstr {
+	if n.align == nil {
+		return nstr{s: n.s[a:b], base: n.base + a, bl: n.bl}
+	}
+	return nstr{s: n.s[a:b], align: n.align[a:b], bl: n.bl}
+}
 
-// origStart is the original offset at which the piece starts (0 for empty).
+// origStart is the original offset at which the piece starts.
 func (n nstr) origStart() int {
+	if n.align == nil {
+		return n.base
+	}
 	if len(n.align) == 0 {
 		return 0
 	}
 	return int(n.align[0].start)
 }
 
-// spanOf returns the original span covered by normalized bytes [a, b).
+// spanOf returns the original span covered by bytes [a, b) of n.
 func (n nstr) spanOf(a, b int) span {
+	if n.align == nil {
+		return span{int32(n.base + a), int32(n.base + b)}
+	}
 	if a >= b || b > len(n.align) {
 		if a < len(n.align) {
 			return span{n.align[a].start, n.align[a].start}
@@ -91,7 +99,13 @@ func (b *nbuilder) addRune(r rune, sp span) {
 // addSlice appends the bytes [a, c) of n with their own alignments.
 func (b *nbuilder) addSlice(n nstr, a, c int) {
 	b.sb.WriteString(n.s[a:c])
-	b.align = append(b.align, n.align[a:c]...)
+	if n.align != nil {
+		b.align = append(b.align, n.align[a:c]...)
+		return
+	}
+	for k := a; k < c; k++ {
+		b.align = append(b.align, span{int32(n.base + k), int32(n.base + k + 1)})
+	}
 }
 
 func (b *nbuilder) result() nstr { return nstr{s: b.sb.String(), align: b.align} }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // postProcessor adds special tokens and sets type ids (HF PostProcessor).
@@ -20,7 +21,11 @@ func mergeEncodings(encs []*Encoding) *Encoding {
 	if len(encs) == 1 {
 		return encs[0]
 	}
-	out := &Encoding{}
+	total := 0
+	for _, e := range encs {
+		total += e.Len()
+	}
+	out := newEncoding(0, total)
 	for _, e := range encs {
 		out.appendEnc(e)
 		out.Overflowing = append(out.Overflowing, e.Overflowing...)
@@ -71,7 +76,15 @@ func (t *templateProcessor) addedTokens(isPair bool) int {
 }
 
 func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpecial bool) (*Encoding, error) {
-	out := &Encoding{}
+	total := 0
+	for _, p := range tmpl {
+		if p.isSeq && p.seq < len(encs) {
+			total += encs[p.seq].Len()
+		} else if !p.isSeq {
+			total += len(t.specials[p.name].ids)
+		}
+	}
+	out := newEncoding(0, total)
 	for _, p := range tmpl {
 		if p.isSeq {
 			if p.seq >= len(encs) {
@@ -94,7 +107,59 @@ func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpe
 	return out, nil
 }
 
+// applyInPlace applies a template with one sequence piece (A) to e, adding
+// the special tokens around it in place.
+func (t *templateProcessor) applyInPlace(tmpl []templatePiece, e *Encoding, addSpecial bool) {
+	seqAt := -1
+	for i, p := range tmpl {
+		if p.isSeq {
+			seqAt = i
+		}
+	}
+	e.setTypeIDs(tmpl[seqAt].typeID)
+	e.setSequenceID(0)
+	if !addSpecial {
+		return
+	}
+	front := 0
+	for _, p := range tmpl[:seqAt] {
+		front += len(t.specials[p.name].ids)
+	}
+	e.insertFront(front)
+	k := 0
+	for _, p := range tmpl[:seqAt] {
+		sp := t.specials[p.name]
+		for j, id := range sp.ids {
+			e.set(k, id, p.typeID, sp.tokens[j], [2]int{}, -1, -1, 1, 1)
+			k++
+		}
+	}
+	for _, p := range tmpl[seqAt+1:] {
+		sp := t.specials[p.name]
+		for j, id := range sp.ids {
+			e.push(id, p.typeID, sp.tokens[j], [2]int{}, -1, -1, 1, 1)
+		}
+	}
+}
+
 func (t *templateProcessor) processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error) {
+	if len(encs) == 1 {
+		nseq, onlyA := 0, true
+		for _, p := range t.single {
+			if p.isSeq {
+				nseq++
+				onlyA = onlyA && p.seq == 0
+			}
+		}
+		if nseq == 1 && onlyA {
+			e := encs[0]
+			for _, o := range e.Overflowing {
+				t.applyInPlace(t.single, o, addSpecial)
+			}
+			t.applyInPlace(t.single, e, addSpecial)
+			return encs, nil
+		}
+	}
 	tmpl := t.single
 	if len(encs) == 2 {
 		tmpl = t.pair
@@ -131,13 +196,23 @@ func processOffsets(e *Encoding, addPrefixSpace bool) {
 	isSp := func(r rune) bool { return r == 'Ġ' || unicode.IsSpace(r) }
 	for i, tok := range e.Tokens {
 		off := e.Offsets[i]
-		rs := []rune(tok)
 		lead, trail := 0, 0
-		for lead < len(rs) && isSp(rs[lead]) {
+		k := 0
+		for k < len(tok) {
+			r, sz := utf8.DecodeRuneInString(tok[k:])
+			if !isSp(r) {
+				break
+			}
 			lead++
+			k += sz
 		}
-		for trail < len(rs) && isSp(rs[len(rs)-1-trail]) {
+		for k = len(tok); k > 0; {
+			r, sz := utf8.DecodeLastRuneInString(tok[:k])
+			if !isSp(r) {
+				break
+			}
 			trail++
+			k -= sz
 		}
 		if lead > 0 {
 			if (i == 0 || off[0] == 0) && addPrefixSpace && lead == 1 {
@@ -192,25 +267,28 @@ func (c *clsSepProcessor) addedTokens(isPair bool) int {
 	return 3
 }
 
+// wrap adds [CLS] … [SEP] (first input), </s> … </s> (RoBERTa second
+// input) or … [SEP] (BERT second input) around e, in place.
 func (c *clsSepProcessor) wrap(e *Encoding, first bool, seq int) *Encoding {
 	typeID := 0
 	if !first && !c.roberta {
 		typeID = 1
 	}
-	out := &Encoding{}
-	if first {
-		out.push(c.clsID, typeID, c.cls, [2]int{}, -1, -1, 1, 1)
-	} else if c.roberta {
-		out.push(c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
-	}
 	e.setTypeIDs(typeID)
 	e.setSequenceID(seq)
-	out.appendEnc(e)
-	out.push(c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
-	for _, o := range e.Overflowing {
-		out.Overflowing = append(out.Overflowing, c.wrap(o, first, seq))
+	switch {
+	case first:
+		e.insertFront(1)
+		e.set(0, c.clsID, typeID, c.cls, [2]int{}, -1, -1, 1, 1)
+	case c.roberta:
+		e.insertFront(1)
+		e.set(0, c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
 	}
-	return out
+	e.push(c.sepID, typeID, c.sep, [2]int{}, -1, -1, 1, 1)
+	for _, o := range e.Overflowing {
+		c.wrap(o, first, seq)
+	}
+	return e
 }
 
 func (c *clsSepProcessor) processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error) {

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -9,7 +10,9 @@ import (
 // preTokenizer splits (and possibly rewrites) pieces of normalized text into
 // the words the model sees.
 type preTokenizer interface {
-	preTokenize(in []nstr) []nstr
+	// preTokenize appends the pieces of in to dst (which must not share
+	// memory with in) and returns dst.
+	preTokenize(dst, in []nstr) []nstr
 }
 
 // Behavior says what a split does with the delimiters it finds (HF
@@ -225,73 +228,65 @@ func scanClass(s string, i, cls int) int {
 // covered by exactly one match.
 func gpt2Split(dst [][2]int, s string) [][2]int {
 	for i := 0; i < len(s); {
-		r, sz := rune(s[i]), 1
-		if r >= utf8.RuneSelf {
-			r, sz = utf8.DecodeRuneInString(s[i:])
-		}
-		// 's 't 're 've 'm 'll 'd
-		if r == '\'' && i+1 < len(s) {
-			n := 0
-			switch s[i+1] {
-			case 's', 't', 'm', 'd':
-				n = 2
-			case 'r', 'v':
-				if i+2 < len(s) && s[i+2] == 'e' {
-					n = 3
-				}
-			case 'l':
-				if i+2 < len(s) && s[i+2] == 'l' {
-					n = 3
-				}
-			}
-			if n > 0 {
-				dst = append(dst, [2]int{i, i + n})
-				i += n
-				continue
-			}
-		}
-		// ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' with the optional space.
-		if r == ' ' && i+1 < len(s) {
-			r2 := rune(s[i+1])
-			if r2 >= utf8.RuneSelf {
-				r2, _ = utf8.DecodeRuneInString(s[i+1:])
-			}
-			if c := runeClass(r2); c != clsSpace {
-				e := scanClass(s, i+1, c)
-				dst = append(dst, [2]int{i, e})
-				i = e
-				continue
-			}
-		}
-		c := runeClass(r)
-		if c != clsSpace {
-			e := scanClass(s, i, c)
-			dst = append(dst, [2]int{i, e})
-			i = e
-			continue
-		}
-		// Whitespace: '\s+(?!\S)' then '\s+'.
-		e, last := i, i
-		for e < len(s) {
-			r2, sz2 := rune(s[e]), 1
-			if r2 >= utf8.RuneSelf {
-				r2, sz2 = utf8.DecodeRuneInString(s[e:])
-			}
-			if !isSpace(r2) {
-				break
-			}
-			last = e
-			e += sz2
-		}
-		if e < len(s) && last > i {
-			// Followed by a non-space: leave the last whitespace char to the next match.
-			e = last
-		}
-		_ = sz
+		e := gpt2Next(s, i)
 		dst = append(dst, [2]int{i, e})
 		i = e
 	}
 	return dst
+}
+
+// gpt2Next returns the end of the GPT-2 pattern match that starts at i < len(s).
+func gpt2Next(s string, i int) int {
+	r, sz := rune(s[i]), 1
+	if r >= utf8.RuneSelf {
+		r, sz = utf8.DecodeRuneInString(s[i:])
+	}
+	// 's 't 're 've 'm 'll 'd
+	if r == '\'' && i+1 < len(s) {
+		switch s[i+1] {
+		case 's', 't', 'm', 'd':
+			return i + 2
+		case 'r', 'v':
+			if i+2 < len(s) && s[i+2] == 'e' {
+				return i + 3
+			}
+		case 'l':
+			if i+2 < len(s) && s[i+2] == 'l' {
+				return i + 3
+			}
+		}
+	}
+	// ' ?\p{L}+', ' ?\p{N}+', ' ?[^\s\p{L}\p{N}]+' with the optional space.
+	if r == ' ' && i+1 < len(s) {
+		r2 := rune(s[i+1])
+		if r2 >= utf8.RuneSelf {
+			r2, _ = utf8.DecodeRuneInString(s[i+1:])
+		}
+		if c := runeClass(r2); c != clsSpace {
+			return scanClass(s, i+1, c)
+		}
+	}
+	if c := runeClass(r); c != clsSpace {
+		return scanClass(s, i+sz, c)
+	}
+	// Whitespace: '\s+(?!\S)' then '\s+'.
+	e, last := i, i
+	for e < len(s) {
+		r2, sz2 := rune(s[e]), 1
+		if r2 >= utf8.RuneSelf {
+			r2, sz2 = utf8.DecodeRuneInString(s[e:])
+		}
+		if !isSpace(r2) {
+			break
+		}
+		last = e
+		e += sz2
+	}
+	if e < len(s) && last > i {
+		// Followed by a non-space: leave the last whitespace char to the next match.
+		return last
+	}
+	return e
 }
 
 // --- byte level ----------------------------------------------------------------
@@ -325,12 +320,31 @@ func byteLevelMap(n nstr) nstr {
 	for i := 0; i < len(n.s); i++ {
 		str := byteToStr[n.s[i]]
 		b.sb.WriteString(str)
-		sp := n.align[i]
+		sp := n.spanOf(i, i+1)
 		for k := 0; k < len(str); k++ {
 			b.align = append(b.align, sp)
 		}
 	}
 	return b.result()
+}
+
+// appendByteLevel appends the byte-level form of raw to dst.
+func appendByteLevel(dst []byte, raw string) []byte {
+	for i := 0; i < len(raw); i++ {
+		dst = append(dst, byteToStr[raw[i]]...)
+	}
+	return dst
+}
+
+// materialize maps the pending byte-level pieces of in, for pre-tokenizers
+// that must see the mapped text.
+func materialize(in []nstr) []nstr {
+	for i := range in {
+		if in[i].bl {
+			in[i] = byteLevelMap(in[i])
+		}
+	}
+	return in
 }
 
 // prependString prepends p to non-empty n, aligned to n's first char.
@@ -343,9 +357,8 @@ type byteLevelPre struct {
 	useRegex       bool
 }
 
-func (bl byteLevelPre) preTokenize(in []nstr) []nstr {
-	out := make([]nstr, 0, len(in)*4)
-	var ms [][2]int
+func (bl byteLevelPre) preTokenize(out, in []nstr) []nstr {
+	in = materialize(in)
 	for _, p := range in {
 		if bl.addPrefixSpace && !strings.HasPrefix(p.s, " ") {
 			p = prependString(p, " ")
@@ -353,17 +366,15 @@ func (bl byteLevelPre) preTokenize(in []nstr) []nstr {
 		if p.s == "" {
 			continue
 		}
-		start := len(out)
-		if bl.useRegex {
-			ms = gpt2Split(ms[:0], p.s)
-			for _, m := range ms {
-				out = append(out, p.slice(m[0], m[1]))
-			}
-		} else {
+		p.bl = true
+		if !bl.useRegex {
 			out = append(out, p)
+			continue
 		}
-		for k := start; k < len(out); k++ {
-			out[k] = byteLevelMap(out[k])
+		for i := 0; i < len(p.s); {
+			e := gpt2Next(p.s, i)
+			out = append(out, p.slice(i, e))
+			i = e
 		}
 	}
 	return out
@@ -386,8 +397,8 @@ type metaspacePre struct {
 	split       bool
 }
 
-func (m metaspacePre) preTokenize(in []nstr) []nstr {
-	out := make([]nstr, 0, len(in)*4)
+func (m metaspacePre) preTokenize(out, in []nstr) []nstr {
+	in = materialize(in)
 	for _, p := range in {
 		if strings.IndexByte(p.s, ' ') >= 0 {
 			p = (&replaceNormalizer{literal: " ", content: m.replacement}).normalize(p)
@@ -419,8 +430,8 @@ type splitPre struct {
 	invert   bool
 }
 
-func (sp splitPre) preTokenize(in []nstr) []nstr {
-	out := make([]nstr, 0, len(in)*4)
+func (sp splitPre) preTokenize(out, in []nstr) []nstr {
+	in = materialize(in)
 	for _, p := range in {
 		var ms [][2]int
 		if sp.re != nil {
@@ -439,8 +450,8 @@ type runePre struct {
 	behavior Behavior
 }
 
-func (rp runePre) preTokenize(in []nstr) []nstr {
-	out := make([]nstr, 0, len(in)*4)
+func (rp runePre) preTokenize(out, in []nstr) []nstr {
+	in = materialize(in)
 	for _, p := range in {
 		out = splitByMatches(out, p, runeMatches(p.s, rp.pred), rp.behavior, false)
 	}
@@ -451,8 +462,8 @@ func (rp runePre) preTokenize(in []nstr) []nstr {
 // \w+|[^\w\s]+ and drops the rest.
 type whitespacePre struct{}
 
-func (whitespacePre) preTokenize(in []nstr) []nstr {
-	out := make([]nstr, 0, len(in)*4)
+func (whitespacePre) preTokenize(out, in []nstr) []nstr {
+	in = materialize(in)
 	for _, p := range in {
 		s := p.s
 		for i := 0; i < len(s); {
@@ -479,9 +490,23 @@ func (whitespacePre) preTokenize(in []nstr) []nstr {
 
 type seqPre []preTokenizer
 
-func (s seqPre) preTokenize(in []nstr) []nstr {
-	for _, p := range s {
-		in = p.preTokenize(in)
+var piecePool = sync.Pool{New: func() any { return new([]nstr) }}
+
+func (s seqPre) preTokenize(out, in []nstr) []nstr {
+	if len(s) == 0 {
+		return append(out, in...)
 	}
-	return in
+	a, b := piecePool.Get().(*[]nstr), piecePool.Get().(*[]nstr)
+	defer piecePool.Put(a)
+	defer piecePool.Put(b)
+	cur := in
+	for i, p := range s {
+		if i == len(s)-1 {
+			return p.preTokenize(out, cur)
+		}
+		*a = p.preTokenize((*a)[:0], cur)
+		cur = *a
+		a, b = b, a
+	}
+	return out
 }

@@ -122,7 +122,7 @@ func TestRegexUnsupported(t *testing.T) {
 
 func strs(ps []nstr) []string {
 	out := []string{}
-	for _, p := range ps {
+	for _, p := range materialize(ps) {
 		out = append(out, p.s)
 	}
 	return out
@@ -139,54 +139,55 @@ func TestSplitBehaviors(t *testing.T) {
 	}
 	for b, w := range want {
 		sp := splitPre{literal: "-", behavior: b}
-		require.Equal(t, w, strs(sp.preTokenize([]nstr{newNstr(in, 0)})), "behavior %d", b)
+		require.Equal(t, w, strs(sp.preTokenize(nil, []nstr{newNstr(in, 0)})), "behavior %d", b)
 	}
 	// invert: the matches become the pieces kept.
 	sp := splitPre{literal: "-", behavior: Removed, invert: true}
-	require.Equal(t, []string{"-", "-", "-"}, strs(sp.preTokenize([]nstr{newNstr(in, 0)})))
+	require.Equal(t, []string{"-", "-", "-"}, strs(sp.preTokenize(nil, []nstr{newNstr(in, 0)})))
 	// Offsets follow the pieces.
-	ps := (splitPre{literal: "-", behavior: Removed}).preTokenize([]nstr{newNstr(in, 0)})
+	ps := (splitPre{literal: "-", behavior: Removed}).preTokenize(nil, []nstr{newNstr(in, 0)})
 	require.Equal(t, span{4, 9}, ps[1].spanOf(0, len(ps[1].s)))
 }
 
 func TestPreTokenizersSimple(t *testing.T) {
 	in := []nstr{newNstr("Hey, you 12-34 café!", 0)}
-	require.Equal(t, []string{"Hey", ",", "you", "12", "-", "34", "café", "!"}, strs(whitespacePre{}.preTokenize(in)))
-	require.Equal(t, []string{"Hey,", "you", "12-34", "café!"}, strs(runePre{pred: isSpace, behavior: Removed}.preTokenize(in)))
+	require.Equal(t, []string{"Hey", ",", "you", "12", "-", "34", "café", "!"}, strs(whitespacePre{}.preTokenize(nil, in)))
+	require.Equal(t, []string{"Hey,", "you", "12-34", "café!"}, strs(runePre{pred: isSpace, behavior: Removed}.preTokenize(nil, in)))
 	bert := seqPre{runePre{pred: isSpace, behavior: Removed}, runePre{pred: isPunctuation, behavior: Isolated}}
-	require.Equal(t, []string{"Hey", ",", "you", "12", "-", "34", "café", "!"}, strs(bert.preTokenize(in)))
+	require.Equal(t, []string{"Hey", ",", "you", "12", "-", "34", "café", "!"}, strs(bert.preTokenize(nil, in)))
 	digits := runePre{pred: isNumber, behavior: Isolated}
-	require.Equal(t, []string{"Hey, you ", "1", "2", "-", "3", "4", " café!"}, strs(digits.preTokenize(in)))
+	require.Equal(t, []string{"Hey, you ", "1", "2", "-", "3", "4", " café!"}, strs(digits.preTokenize(nil, in)))
 	digits.behavior = Contiguous
-	require.Equal(t, []string{"Hey, you ", "12", "-", "34", " café!"}, strs(digits.preTokenize(in)))
+	require.Equal(t, []string{"Hey, you ", "12", "-", "34", " café!"}, strs(digits.preTokenize(nil, in)))
 }
 
 func TestByteLevelPre(t *testing.T) {
 	bl := byteLevelPre{addPrefixSpace: false, useRegex: true}
-	got := strs(bl.preTokenize([]nstr{newNstr("Hello my friend, how is your day going?", 0)}))
+	got := strs(bl.preTokenize(nil, []nstr{newNstr("Hello my friend, how is your day going?", 0)}))
 	require.Equal(t, []string{"Hello", "Ġmy", "Ġfriend", ",", "Ġhow", "Ġis", "Ġyour", "Ġday", "Ġgoing", "?"}, got)
-	got = strs(bl.preTokenize([]nstr{newNstr("Hello there       dear", 0)}))
+	got = strs(bl.preTokenize(nil, []nstr{newNstr("Hello there       dear", 0)}))
 	require.Equal(t, []string{"Hello", "Ġthere", "ĠĠĠĠĠĠ", "Ġdear"}, got)
 	bl.addPrefixSpace = true
-	ps := bl.preTokenize([]nstr{newNstr("i⭢j", 0)})
+	ps := bl.preTokenize(nil, []nstr{newNstr("i⭢j", 0)})
+	require.Equal(t, span{1, 4}, ps[1].spanOf(0, len(ps[1].s)))
 	require.Equal(t, []string{"Ġi", "âŃ¢", "j"}, strs(ps))
 	// The 3-byte char maps to 3 byte-level chars that all point at it.
 	require.Equal(t, span{1, 4}, ps[1].spanOf(0, len(ps[1].s)))
 	bl.useRegex = false
-	require.Equal(t, []string{"ĠHelloĠmy"}, strs(bl.preTokenize([]nstr{newNstr("Hello my", 0)})))
+	require.Equal(t, []string{"ĠHelloĠmy"}, strs(bl.preTokenize(nil, []nstr{newNstr("Hello my", 0)})))
 }
 
 func TestMetaspacePre(t *testing.T) {
 	m := metaspacePre{replacement: "▁", scheme: PrependAlways, split: true}
-	require.Equal(t, []string{"▁Hey", "▁friend!"}, strs(m.preTokenize([]nstr{newNstr("Hey friend!", 0)})))
-	require.Equal(t, []string{"▁Hey", "▁", "▁", "▁friend!"}, strs(m.preTokenize([]nstr{newNstr("Hey   friend!", 0)})))
+	require.Equal(t, []string{"▁Hey", "▁friend!"}, strs(m.preTokenize(nil, []nstr{newNstr("Hey friend!", 0)})))
+	require.Equal(t, []string{"▁Hey", "▁", "▁", "▁friend!"}, strs(m.preTokenize(nil, []nstr{newNstr("Hey   friend!", 0)})))
 	// prepend_scheme first: only the piece at the start of the input.
 	m = metaspacePre{replacement: "▁", scheme: PrependFirst, split: false}
 	root := newNstr(" Hey <s>how <s>are <s> you", 0)
 	pieces := []nstr{root.slice(0, 5), root.slice(8, 12), root.slice(15, 19), root.slice(22, 26)}
-	require.Equal(t, []string{"▁Hey▁", "how▁", "are▁", "▁you"}, strs(m.preTokenize(pieces)))
+	require.Equal(t, []string{"▁Hey▁", "how▁", "are▁", "▁you"}, strs(m.preTokenize(nil, pieces)))
 	pieces = []nstr{root.slice(1, 5), root.slice(8, 12)}
-	require.Equal(t, []string{"Hey▁", "how▁"}, strs(m.preTokenize(pieces)), "a piece not at offset 0 gets no prefix")
+	require.Equal(t, []string{"Hey▁", "how▁"}, strs(m.preTokenize(nil, pieces)), "a piece not at offset 0 gets no prefix")
 	m = metaspacePre{replacement: "▁", scheme: PrependNever, split: true}
-	require.Equal(t, []string{"Hey", "▁you"}, strs(m.preTokenize([]nstr{newNstr("Hey you", 0)})))
+	require.Equal(t, []string{"Hey", "▁you"}, strs(m.preTokenize(nil, []nstr{newNstr("Hey you", 0)})))
 }

@@ -191,47 +191,94 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 	return ok && a.Special
 }
 
+// rtok is a token found by encodeSingle: id, original byte range, word
+// index and, for added tokens, the matched text (else the vocab string).
+type rtok struct {
+	id, start, end, word int32
+	text                 string
+	added                bool
+}
+
+// encState is per-call scratch space, pooled.
+type encState struct {
+	toks   []mtoken
+	rtoks  []rtok
+	pieces []nstr
+}
+
+var encPool = sync.Pool{New: func() any { return new(encState) }}
+
+// tokenizeByteLevel tokenizes a pending byte-level piece with the model.
+func (t *Tokenizer) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error) {
+	if bm, ok := t.model.(*bpeModel); ok {
+		return bm.tokenizeByteLevel(dst, raw)
+	}
+	mapped := string(appendByteLevel(nil, raw))
+	n0 := len(dst)
+	dst, err := t.model.tokenize(dst, mapped)
+	if err == nil {
+		mappedToRaw(dst[n0:], mapped)
+	}
+	return dst, err
+}
+
 // encodeSingle tokenizes one input without post-processing.
 func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
+	st := encPool.Get().(*encState)
+	defer encPool.Put(st)
 	segs := t.added.extract(newNstr(text, 0), t.normalizer)
-	enc := &Encoding{}
-	n := len(text)/4 + 4
-	enc.IDs = make([]int, 0, n)
-	enc.TypeIDs = make([]int, 0, n)
-	enc.Tokens = make([]string, 0, n)
-	enc.Offsets = make([][2]int, 0, n)
-	enc.WordIDs = make([]int, 0, n)
-	enc.SequenceIDs = make([]int, 0, n)
-	enc.SpecialTokensMask = make([]int, 0, n)
-	enc.AttentionMask = make([]int, 0, n)
-	word := 0
-	var toks []mtoken
+	rt := st.rtoks[:0]
+	toks := st.toks[:0]
+	word := int32(0)
 	var one [1]nstr
 	for _, sg := range segs {
 		if sg.tok != nil {
 			sp := sg.n.spanOf(0, len(sg.n.s))
-			enc.push(sg.tok.ID, typeID, sg.n.s, [2]int{int(sp.start), int(sp.end)}, word, 0, 0, 1)
+			rt = append(rt, rtok{id: int32(sg.tok.ID), start: sp.start, end: sp.end, word: word, text: sg.n.s, added: true})
 			word++
 			continue
 		}
 		one[0] = sg.n
 		pieces := one[:]
 		if t.pre != nil {
-			pieces = t.pre.preTokenize(pieces)
+			st.pieces = t.pre.preTokenize(st.pieces[:0], pieces)
+			pieces = st.pieces
 		}
 		for _, p := range pieces {
 			var err error
-			toks, err = t.model.tokenize(toks[:0], p.s)
+			if p.bl {
+				toks, err = t.tokenizeByteLevel(toks[:0], p.s)
+			} else {
+				toks, err = t.model.tokenize(toks[:0], p.s)
+			}
 			if err != nil {
+				st.toks, st.rtoks = toks, rt
 				return nil, fmt.Errorf("tokenizer: encoding %q: %w", p.s, err)
 			}
 			for _, tk := range toks {
-				tokStr, _ := t.model.idToToken(int(tk.id))
 				sp := p.spanOf(int(tk.start), int(tk.end))
-				enc.push(int(tk.id), typeID, tokStr, [2]int{int(sp.start), int(sp.end)}, word, 0, 0, 1)
+				rt = append(rt, rtok{id: tk.id, start: sp.start, end: sp.end, word: word})
 			}
 			word++
 		}
+	}
+	st.toks, st.rtoks = toks, rt
+	extra := 0
+	if t.post != nil {
+		extra = t.post.addedTokens(false)
+	}
+	enc := newEncoding(len(rt), extra)
+	for i, r := range rt {
+		enc.IDs[i] = int(r.id)
+		enc.TypeIDs[i] = typeID
+		if r.added {
+			enc.Tokens[i] = r.text
+		} else {
+			enc.Tokens[i], _ = t.model.idToToken(int(r.id))
+		}
+		enc.Offsets[i] = [2]int{int(r.start), int(r.end)}
+		enc.WordIDs[i] = int(r.word)
+		enc.AttentionMask[i] = 1
 	}
 	return enc, nil
 }

@@ -1,0 +1,151 @@
+package tokenizer
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// benchCorpus returns English-like documents: Debian's fortunes when
+// installed (split on the "%" lines), else the fixture texts repeated.
+func benchCorpus(b *testing.B) []string {
+	const want = 1 << 20 // about 1 MB of text
+	var docs []string
+	total := 0
+	dir := "/usr/share/games/fortunes"
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if e.IsDir() || strings.Contains(e.Name(), ".") {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			for _, d := range strings.Split(string(data), "\n%\n") {
+				if d = strings.TrimSpace(d); d != "" && total < want {
+					docs = append(docs, d)
+					total += len(d)
+				}
+			}
+		}
+	}
+	if total == 0 {
+		var texts []string
+		for _, d := range tokenizerDirs(b) {
+			for _, r := range readRows(b, filepath.Join(d, "encodings.jsonl")) {
+				texts = append(texts, r.Text)
+			}
+		}
+		for total < want {
+			doc := strings.Join(texts, " ")
+			docs = append(docs, doc)
+			total += len(doc)
+		}
+	}
+	return docs
+}
+
+func benchTokenizers(b *testing.B) map[string]*Tokenizer {
+	out := map[string]*Tokenizer{}
+	for _, name := range []string{"roberta-tiny-tok", "llama-tiny-tok"} {
+		tk, err := Load(filepath.Join(fixtureRoot(), name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[strings.TrimSuffix(name, "-tiny-tok")] = tk
+	}
+	return out
+}
+
+// reportCPU adds MB per CPU-second (process user+system time, GC included),
+// a per-core throughput that stays meaningful on a loaded machine.
+func reportCPU(b *testing.B, bytes int, cpu0 float64) {
+	if cpu := cpuSeconds() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(bytes)*float64(b.N)/cpu/1e6, "MB/cpu-s")
+	}
+}
+
+// BenchmarkEncode measures single-goroutine encoding throughput (MB/s is
+// per core) of about 1 MB of English text, document by document.
+func BenchmarkEncode(b *testing.B) {
+	docs := benchCorpus(b)
+	size := 0
+	for _, d := range docs {
+		size += len(d)
+	}
+	for _, name := range []string{"roberta", "llama"} {
+		tk := benchTokenizers(b)[name]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			ntok := 0
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				ntok = 0
+				for _, d := range docs {
+					e, err := tk.Encode(d, true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ntok += e.Len()
+				}
+			}
+			reportCPU(b, size, cpu0)
+			b.ReportMetric(float64(size)/float64(ntok), "bytes/token")
+		})
+	}
+}
+
+// BenchmarkEncodeBatch measures EncodeBatch over all cores.
+func BenchmarkEncodeBatch(b *testing.B) {
+	docs := benchCorpus(b)
+	size := 0
+	for _, d := range docs {
+		size += len(d)
+	}
+	for _, name := range []string{"roberta", "llama"} {
+		tk := benchTokenizers(b)[name]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				if _, err := tk.EncodeBatch(docs, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, size, cpu0)
+		})
+	}
+}
+
+// BenchmarkDecode measures decoding throughput (MB of text out per second).
+func BenchmarkDecode(b *testing.B) {
+	docs := benchCorpus(b)
+	for _, name := range []string{"roberta", "llama"} {
+		tk := benchTokenizers(b)[name]
+		var all [][]int
+		size := 0
+		for _, d := range docs {
+			e, err := tk.Encode(d, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			all = append(all, e.IDs)
+			size += len(d)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(size))
+			cpu0 := cpuSeconds()
+			defer func() { reportCPU(b, size, cpu0) }()
+			for i := 0; i < b.N; i++ {
+				for _, ids := range all {
+					if _, err := tk.Decode(ids, false); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

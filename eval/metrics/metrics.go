@@ -188,7 +188,8 @@ func Pearson(x, y []float64) (float64, error) {
 }
 
 // Ranks returns the 1-based ranks of x in ascending order; tied values get the
-// average of the ranks they span (scipy.stats.rankdata's "average" method).
+// average of the ranks they span (scipy.stats.rankdata's "average" method). x must
+// not contain NaN.
 func Ranks(x []float64) []float64 {
 	order := make([]int, len(x))
 	for i := range order {

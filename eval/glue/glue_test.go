@@ -1,6 +1,7 @@
 package glue
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,6 +313,39 @@ func TestLoadParquetMNLIConfigDirs(t *testing.T) {
 	_, err = Load(dir, "mnli_matched", "validation_mismatched")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "contradicts")
+}
+
+// pqArrowLike resembles what pyarrow writes for HF datasets: nullable,
+// dictionary-encoded string columns in snappy-compressed pages.
+type pqArrowLike struct {
+	Question1 *string `parquet:"question1,optional,dict"`
+	Question2 *string `parquet:"question2,optional,dict"`
+	Label     *int64  `parquet:"label,optional"`
+	Idx       *int32  `parquet:"idx,optional"`
+}
+
+func TestLoadParquetDictSnappy(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "qqp", "train-00000-of-00001.parquet")
+	require.NoError(t, os.MkdirAll(filepath.Dir(name), 0o755))
+	f, err := os.Create(name)
+	require.NoError(t, err)
+	w := parquet.NewGenericWriter[pqArrowLike](f, parquet.Compression(&parquet.Snappy), parquet.PageBufferSize(256))
+	var rows []pqArrowLike
+	var want []Example
+	for i := 0; i < 1000; i++ {
+		q1 := fmt.Sprintf("question %d?", i%37)
+		q2 := fmt.Sprintf("other question %d?", i%11)
+		rows = append(rows, pqArrowLike{sp(q1), sp(q2), ip(int64(i % 2)), i32(int32(i))})
+		want = append(want, Example{TextA: q1, TextB: q2, Label: float64(i % 2), Idx: i})
+	}
+	_, err = w.Write(rows)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.NoError(t, f.Close())
+	ds, err := Load(dir, "qqp", "train")
+	require.NoError(t, err)
+	assert.Equal(t, want, ds.Examples)
 }
 
 func TestLoadParquetStringLabels(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -434,6 +435,22 @@ func TestPackResume(t *testing.T) {
 		require.NoError(t, p.Restore(State{}))
 		assert.Equal(t, all, packAll(t, p))
 	}
+}
+
+func TestTokenizeError(t *testing.T) {
+	p, err := NewPackerErr(memReader(t, "ab", "bad", "cd"), func(s string) ([]int, error) {
+		if s == "bad" {
+			return nil, errors.New("unknown byte")
+		}
+		return byteTok(s), nil
+	}, PackOptions{BlockLen: 2})
+	require.NoError(t, err)
+	b, err := p.Next()
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2}, b)
+	_, err = p.Next()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "c4: tokenizing the document at d.jsonl:2: unknown byte")
 }
 
 func TestRestoreErrors(t *testing.T) {

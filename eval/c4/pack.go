@@ -135,7 +135,7 @@ type segment struct {
 // safe for concurrent use.
 type Packer struct {
 	src      Source
-	tokenize func(string) []int
+	tokenize func(string) ([]int, error)
 	opts     PackOptions
 
 	segs   []segment // documents overlapping the next block, in order
@@ -147,10 +147,20 @@ type Packer struct {
 }
 
 // NewPacker returns a Packer reading documents from src and tokenizing them
-// with tokenize, which must not retain or modify the slices it returns after
-// the next call (the Packer copies them). The Packer starts at src's current
-// position.
+// with tokenize (without special tokens: the Packer adds PackOptions.BOS and
+// EOS itself). The Packer copies the slices tokenize returns. It starts at
+// src's current position.
 func NewPacker(src Source, tokenize func(string) []int, opts PackOptions) (*Packer, error) {
+	if tokenize == nil {
+		return nil, errors.New("c4: NewPacker needs a tokenize function")
+	}
+	return NewPackerErr(src, func(s string) ([]int, error) { return tokenize(s), nil }, opts)
+}
+
+// NewPackerErr is NewPacker for a tokenize function that can fail, such as
+// hf/tokenizer's (*Tokenizer).EncodeIDs(text, false); Next returns its
+// errors wrapped with the document's file and line.
+func NewPackerErr(src Source, tokenize func(string) ([]int, error), opts PackOptions) (*Packer, error) {
 	if src == nil || tokenize == nil {
 		return nil, errors.New("c4: NewPacker needs a source and a tokenize function")
 	}
@@ -210,7 +220,10 @@ func (p *Packer) fill() error {
 			p.restore = nil
 		}
 		p.docs++
-		body := p.tokenize(d.Text)
+		body, err := p.tokenize(d.Text)
+		if err != nil {
+			return fmt.Errorf("c4: tokenizing the document at %s:%d: %w", d.File, d.Line, err)
+		}
 		toks := make([]int, 0, len(p.opts.BOS)+len(body)+len(p.opts.EOS))
 		toks = append(toks, p.opts.BOS...)
 		toks = append(toks, body...)

@@ -76,6 +76,7 @@ func mustInit(op string) {
 type Tensor struct {
 	h     unsafe.Pointer
 	owner *Scope
+	idx   int  // position in owner.ts
 	alias bool // a non-owning view of another Tensor's handle (Scope.In)
 
 	infoOnce sync.Once
@@ -119,9 +120,22 @@ func (s *Scope) add(h unsafe.Pointer) *Tensor {
 		_ = cgo.Free(h)
 		panic(&Error{Op: "scope", Msg: "result added to a closed scope"})
 	}
+	t.idx = len(s.ts)
 	s.ts = append(s.ts, t)
 	s.mu.Unlock()
 	return t
+}
+
+// remove drops t from s's list in O(1) (amortised), trimming trailing holes.
+func (s *Scope) remove(t *Tensor) {
+	s.mu.Lock()
+	if t.idx < len(s.ts) && s.ts[t.idx] == t {
+		s.ts[t.idx] = nil
+		for len(s.ts) > 0 && s.ts[len(s.ts)-1] == nil {
+			s.ts = s.ts[:len(s.ts)-1]
+		}
+	}
+	s.mu.Unlock()
 }
 
 // Len is the number of tensors the scope owns.
@@ -173,7 +187,7 @@ func (s *Scope) In(t *Tensor) *Tensor {
 	return &Tensor{h: t.h, owner: s, alias: true}
 }
 
-// Keep moves t out of its scope into dst (a Store or another scope) and returns it.
+// MoveTo moves t out of its scope into dst (a Store or another scope) and returns it.
 func (t *Tensor) MoveTo(dst *Scope) *Tensor {
 	t.check("move")
 	if t.alias {
@@ -183,16 +197,10 @@ func (t *Tensor) MoveTo(dst *Scope) *Tensor {
 	if src == dst {
 		return t
 	}
-	src.mu.Lock()
-	for i, x := range src.ts {
-		if x == t {
-			src.ts[i] = nil
-			break
-		}
-	}
-	src.mu.Unlock()
+	src.remove(t)
 	dst.mu.Lock()
 	t.owner = dst
+	t.idx = len(dst.ts)
 	dst.ts = append(dst.ts, t)
 	dst.mu.Unlock()
 	return t
@@ -206,15 +214,7 @@ func (t *Tensor) Free() {
 	if t.alias {
 		panic(&Error{Op: "free", Msg: "cannot free an alias made by Scope.In"})
 	}
-	s := t.owner
-	s.mu.Lock()
-	for i, x := range s.ts {
-		if x == t {
-			s.ts[i] = nil
-			break
-		}
-	}
-	s.mu.Unlock()
+	t.owner.remove(t)
 	_ = cgo.Free(t.h)
 	t.h = nil
 }

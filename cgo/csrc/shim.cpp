@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/util/Logging.h>
 #include <ATen/Parallel.h>
 
 #include <atomic>
@@ -155,7 +156,17 @@ struct CountingCPUAllocator final : public c10::Allocator {
 
 CountingCPUAllocator g_counting;
 struct InstallAllocator {
-  InstallAllocator() { c10::SetCPUAllocator(&g_counting, /*priority=*/100); }
+  InstallAllocator() {
+    c10::SetCPUAllocator(&g_counting, /*priority=*/100);
+    // Errors cross the boundary as messages without backtraces; symbolising a C++
+    // backtrace for every c10::Error costs milliseconds. BLOCKLLM_CPP_BACKTRACE=1 keeps them.
+#if !BT_VERSION_AT_LEAST(2, 2)  // newer libtorch symbolises lazily
+    const char* bt = std::getenv("BLOCKLLM_CPP_BACKTRACE");
+    if (bt == nullptr || std::string(bt) != "1") {
+      c10::SetStackTraceFetcher([]() -> std::string { return ""; });
+    }
+#endif
+  }
 } g_install;
 
 // ---- gradient-norm probe ----------------------------------------------------
@@ -182,7 +193,7 @@ struct NormProbe : public torch::autograd::Function<NormProbe> {
       torch::NoGradGuard ng;
       auto g = grads[0];
       if (g.defined()) {
-        auto n = at::linalg_vector_norm(g, 2, c10::nullopt, false, at::kFloat);
+        auto n = at::linalg_vector_norm(g, 2, c10::nullopt, false, g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
         buf.select(0, slot).add_(n.square().to(buf.scalar_type()));
       }
     }
@@ -700,12 +711,12 @@ const char* bt_layer_norm(bt_tensor x, const int64_t* shape, int ndim, bt_tensor
   BT_TRY(*out = wrap(at::layer_norm(T(x), vec(shape, ndim), opt(w), opt(b), eps)))
 }
 
-// Llama RMSNorm as Hugging Face computes it: in float32, then cast back, then
+// Llama RMSNorm as Hugging Face computes it: in float32 (float64 for f64), then cast back, then
 // multiplied by the weight (weight * x.to(input dtype)).
 const char* bt_rms_norm(bt_tensor x, bt_tensor w, double eps, bt_tensor* out) {
   BT_TRY({
     const auto& in = T(x);
-    auto h = in.to(at::kFloat);
+    auto h = in.to(in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
     auto var = h.square().mean(-1, true);
     h = h.mul(at::rsqrt(var.add(eps)));
     auto r = h.to(in.scalar_type());

@@ -16,11 +16,8 @@ type postProcessor interface {
 	processEncodings(encs []*Encoding, addSpecial bool) ([]*Encoding, error)
 }
 
-// mergeEncodings concatenates encodings; overflowing pieces are kept in order.
-func mergeEncodings(encs []*Encoding) *Encoding {
-	if len(encs) == 1 {
-		return encs[0]
-	}
+// concatEncodings concatenates the tokens of encs (not their overflowing).
+func concatEncodings(encs ...*Encoding) *Encoding {
 	total := 0
 	for _, e := range encs {
 		total += e.Len()
@@ -28,7 +25,28 @@ func mergeEncodings(encs []*Encoding) *Encoding {
 	out := newEncoding(0, total)
 	for _, e := range encs {
 		out.appendEnc(e)
-		out.Overflowing = append(out.Overflowing, e.Overflowing...)
+	}
+	return out
+}
+
+// mergeEncodings concatenates an encoding and its optional pair. Overflowing
+// pieces combine as in HF's Encoding::merge_with: each overflow a of the
+// first with the pair's main part and with each overflow b of the pair, then
+// the first's main part with each b.
+func mergeEncodings(encs []*Encoding) *Encoding {
+	if len(encs) == 1 {
+		return encs[0]
+	}
+	a, b := encs[0], encs[1]
+	out := concatEncodings(a, b)
+	for _, ao := range a.Overflowing {
+		out.Overflowing = append(out.Overflowing, concatEncodings(ao, b))
+		for _, bo := range b.Overflowing {
+			out.Overflowing = append(out.Overflowing, concatEncodings(ao, bo))
+		}
+	}
+	for _, bo := range b.Overflowing {
+		out.Overflowing = append(out.Overflowing, concatEncodings(a, bo))
 	}
 	return out
 }
@@ -75,7 +93,10 @@ func (t *templateProcessor) addedTokens(isPair bool) int {
 	return n
 }
 
-func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpecial bool) (*Encoding, error) {
+// apply builds tmpl around encs. retype sets the sequences' type ids to the
+// template's; HF does not do that for overflowing pieces, which keep the
+// type ids they were encoded with.
+func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpecial, retype bool) (*Encoding, error) {
 	total := 0
 	for _, p := range tmpl {
 		if p.isSeq && p.seq < len(encs) {
@@ -91,7 +112,9 @@ func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpe
 				return nil, fmt.Errorf("tokenizer: template uses sequence %c but only %d input(s) given", 'A'+rune(p.seq), len(encs))
 			}
 			e := encs[p.seq]
-			e.setTypeIDs(p.typeID)
+			if retype {
+				e.setTypeIDs(p.typeID)
+			}
 			e.setSequenceID(p.seq)
 			out.appendEnc(e)
 			continue
@@ -109,14 +132,16 @@ func (t *templateProcessor) apply(tmpl []templatePiece, encs []*Encoding, addSpe
 
 // applyInPlace applies a template with one sequence piece (A) to e, adding
 // the special tokens around it in place.
-func (t *templateProcessor) applyInPlace(tmpl []templatePiece, e *Encoding, addSpecial bool) {
+func (t *templateProcessor) applyInPlace(tmpl []templatePiece, e *Encoding, addSpecial, retype bool) {
 	seqAt := -1
 	for i, p := range tmpl {
 		if p.isSeq {
 			seqAt = i
 		}
 	}
-	e.setTypeIDs(tmpl[seqAt].typeID)
+	if retype {
+		e.setTypeIDs(tmpl[seqAt].typeID)
+	}
 	e.setSequenceID(0)
 	if !addSpecial {
 		return
@@ -154,9 +179,9 @@ func (t *templateProcessor) processEncodings(encs []*Encoding, addSpecial bool) 
 		if nseq == 1 && onlyA {
 			e := encs[0]
 			for _, o := range e.Overflowing {
-				t.applyInPlace(t.single, o, addSpecial)
+				t.applyInPlace(t.single, o, addSpecial, false)
 			}
-			t.applyInPlace(t.single, e, addSpecial)
+			t.applyInPlace(t.single, e, addSpecial, true)
 			return encs, nil
 		}
 	}
@@ -167,24 +192,44 @@ func (t *templateProcessor) processEncodings(encs []*Encoding, addSpecial bool) 
 			return nil, fmt.Errorf("tokenizer: TemplateProcessing has no pair template")
 		}
 	}
-	main, err := t.apply(tmpl, encs, addSpecial)
+	main, err := t.apply(tmpl, encs, addSpecial, true)
 	if err != nil {
 		return nil, err
 	}
-	// Overflowing pieces of each input get the template with the other
-	// input's main part.
-	for i, e := range encs {
-		for _, o := range e.Overflowing {
-			parts := make([]*Encoding, len(encs))
-			for j := range encs {
-				parts[j] = encs[j].sub(0, encs[j].Len())
-			}
-			parts[i] = o
-			oe, err := t.apply(tmpl, parts, addSpecial)
-			if err != nil {
+	// Overflowing pieces combine as in mergeEncodings.
+	apply := func(parts ...*Encoding) error {
+		cp := make([]*Encoding, len(parts))
+		for i, p := range parts {
+			cp[i] = p.sub(0, p.Len())
+		}
+		oe, err := t.apply(tmpl, cp, addSpecial, false)
+		if err == nil {
+			main.Overflowing = append(main.Overflowing, oe)
+		}
+		return err
+	}
+	if len(encs) == 1 {
+		for _, o := range encs[0].Overflowing {
+			if err := apply(o); err != nil {
 				return nil, err
 			}
-			main.Overflowing = append(main.Overflowing, oe)
+		}
+		return []*Encoding{main}, nil
+	}
+	a, b := encs[0], encs[1]
+	for _, ao := range a.Overflowing {
+		if err := apply(ao, b); err != nil {
+			return nil, err
+		}
+		for _, bo := range b.Overflowing {
+			if err := apply(ao, bo); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, bo := range b.Overflowing {
+		if err := apply(a, bo); err != nil {
+			return nil, err
 		}
 	}
 	return []*Encoding{main}, nil

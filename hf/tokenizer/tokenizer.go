@@ -222,8 +222,20 @@ func (t *Tokenizer) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error
 	return dst, err
 }
 
+// wordBudget is how many tokens encodeSingle must produce at least when
+// truncation is on: HF 0.23 stops tokenizing once the words it has
+// tokenized (from the start, or from the end for left truncation) hold
+// max_length tokens; what is cut beyond that never reaches the overflow.
+func (t *Tokenizer) wordBudget() (int, bool) {
+	if t.truncation == nil || t.truncation.MaxLength <= 0 {
+		return 0, false
+	}
+	return t.truncation.MaxLength, t.truncation.Direction == Left
+}
+
 // encodeSingle tokenizes one input without post-processing.
 func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
+	budget, fromEnd := t.wordBudget()
 	st := encPool.Get().(*encState)
 	defer encPool.Put(st)
 	segs := t.added.extract(newNstr(text, 0), t.normalizer)
@@ -232,6 +244,9 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 	word := int32(0)
 	var one [1]nstr
 	for _, sg := range segs {
+		if budget > 0 && !fromEnd && len(rt) >= budget {
+			break
+		}
 		if sg.tok != nil {
 			sp := sg.n.spanOf(0, len(sg.n.s))
 			rt = append(rt, rtok{id: int32(sg.tok.ID), start: sp.start, end: sp.end, word: word, text: sg.n.s, added: true})
@@ -245,6 +260,9 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 			pieces = st.pieces
 		}
 		for _, p := range pieces {
+			if budget > 0 && !fromEnd && len(rt) >= budget {
+				break
+			}
 			var err error
 			if p.bl {
 				toks, err = t.tokenizeByteLevel(toks[:0], p.s)
@@ -263,6 +281,17 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 		}
 	}
 	st.toks, st.rtoks = toks, rt
+	if budget > 0 && fromEnd && len(rt) > budget {
+		// Keep the last words holding at least budget tokens.
+		i := len(rt)
+		for i > 0 && len(rt)-i < budget {
+			w := rt[i-1].word
+			for i > 0 && rt[i-1].word == w {
+				i--
+			}
+		}
+		rt = rt[i:]
+	}
 	extra := 0
 	if t.post != nil {
 		extra = t.post.addedTokens(false)

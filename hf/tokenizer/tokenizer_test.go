@@ -266,20 +266,29 @@ func TestWordPieceBert(t *testing.T) {
 
 func TestTruncation(t *testing.T) {
 	tk := mustFromJSON(t, bertJSON(t, nil), WithTruncation(&Truncation{MaxLength: 6}))
-	text := "hello, unaffable worlds!" // 8 tokens
+	text := "hello, unaffable worlds!" // words: hello , un##aff##able world##s ! (8 tokens)
 	e, err := tk.Encode(text, true)
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 5, 11, 8, 9, 3}, e.IDs)
+	// Like HF 0.23, tokenization stops once the words so far hold max_length
+	// (6) tokens: "!" is never tokenized, the overflow is the rest of "worlds".
 	require.Len(t, e.Overflowing, 1)
-	require.Equal(t, []int{2, 10, 6, 7, 12, 3}, e.Overflowing[0].IDs)
+	require.Equal(t, []int{2, 10, 6, 7, 3}, e.Overflowing[0].IDs)
+	require.Equal(t, []int{1, 1, 1, 1, 1}, e.Overflowing[0].AttentionMask)
 	// With a stride, the windows overlap.
 	tk.SetTruncation(&Truncation{MaxLength: 6, Stride: 1})
 	e, err = tk.Encode(text, true)
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 5, 11, 8, 9, 3}, e.IDs)
-	require.Len(t, e.Overflowing, 2)
+	require.Len(t, e.Overflowing, 1)
 	require.Equal(t, []int{2, 9, 10, 6, 7, 3}, e.Overflowing[0].IDs)
-	require.Equal(t, []int{2, 7, 12, 3}, e.Overflowing[1].IDs)
+	// Budget 5 stops after "unaffable" (5 tokens); windows of 3, step 2.
+	tk.SetTruncation(&Truncation{MaxLength: 5, Stride: 1})
+	e, err = tk.Encode("hello, unaffable worlds! hello", true)
+	require.NoError(t, err)
+	require.Equal(t, []int{2, 5, 11, 8, 3}, e.IDs)
+	require.Len(t, e.Overflowing, 1)
+	require.Equal(t, []int{2, 8, 9, 10, 3}, e.Overflowing[0].IDs)
 	// Left truncation keeps the end.
 	tk.SetTruncation(&Truncation{MaxLength: 6, Direction: Left})
 	e, err = tk.Encode(text, true)

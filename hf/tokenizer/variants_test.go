@@ -163,7 +163,6 @@ func referenceVariants(t testing.TB) map[string]M {
 	return v
 }
 
-
 type referenceFile struct {
 	Rows []struct {
 		Text         string `json:"text"`

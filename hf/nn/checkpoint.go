@@ -1,0 +1,273 @@
+package nn
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/blockllm/blockllm-go/hf/safetensors"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// Spec describes one parameter a model expects: its Hugging Face name, shape, layer and
+// role, and how to initialise it for a new (untrained) model.
+type Spec struct {
+	Name  string
+	Shape []int64
+	Layer int
+	Head  bool
+	Embed bool
+	Init  InitKind
+	Std   float64 // for InitNormal
+}
+
+// InitKind is how a new parameter is initialised (as transformers' _init_weights does).
+type InitKind int
+
+// Initialisations.
+const (
+	InitNormal InitKind = iota // N(0, Std)
+	InitZeros
+	InitOnes
+)
+
+// ToTorch maps a safetensors dtype to a torch dtype.
+func ToTorch(d safetensors.DType) (torch.DType, error) {
+	switch d {
+	case safetensors.F32:
+		return torch.F32, nil
+	case safetensors.BF16:
+		return torch.BF16, nil
+	case safetensors.F16:
+		return torch.F16, nil
+	case safetensors.F64:
+		return torch.F64, nil
+	case safetensors.I64:
+		return torch.I64, nil
+	case safetensors.I32:
+		return torch.I32, nil
+	case safetensors.U8:
+		return torch.U8, nil
+	case safetensors.I8:
+		return torch.I8, nil
+	case safetensors.BOOL:
+		return torch.Bool, nil
+	}
+	return 0, fmt.Errorf("nn: safetensors dtype %v has no torch equivalent here", d)
+}
+
+// FromTorch maps a torch dtype to a safetensors dtype.
+func FromTorch(d torch.DType) (safetensors.DType, error) {
+	switch d {
+	case torch.F32:
+		return safetensors.F32, nil
+	case torch.BF16:
+		return safetensors.BF16, nil
+	case torch.F16:
+		return safetensors.F16, nil
+	case torch.F64:
+		return safetensors.F64, nil
+	case torch.I64:
+		return safetensors.I64, nil
+	case torch.I32:
+		return safetensors.I32, nil
+	case torch.U8:
+		return safetensors.U8, nil
+	case torch.I8:
+		return safetensors.I8, nil
+	case torch.Bool:
+		return safetensors.BOOL, nil
+	}
+	return 0, fmt.Errorf("nn: torch dtype %v has no safetensors equivalent", d)
+}
+
+// DTypeFromConfig maps a config.json dtype string ("float32", "bfloat16", "float16",
+// "float64", "") to a torch dtype; "" gives F32.
+func DTypeFromConfig(s string) (torch.DType, error) {
+	if s == "" {
+		return torch.F32, nil
+	}
+	return torch.ParseDType(s)
+}
+
+// ConfigDType is the config.json name of a float dtype.
+func ConfigDType(d torch.DType) string { return d.String() }
+
+// InitParams creates every parameter of specs on dev in dtype dt, initialised as the
+// spec says, drawing from g (seeded).
+func (p *Params) InitParams(specs []Spec, dt torch.DType, dev torch.Device, g *torch.Generator) (err error) {
+	return torch.Try(func() {
+		for _, sp := range specs {
+			s := torch.NewScope()
+			var t *torch.Tensor
+			switch sp.Init {
+			case InitZeros:
+				t = s.Zeros(sp.Shape, dt, dev)
+			case InitOnes:
+				t = s.Ones(sp.Shape, dt, dev)
+			default:
+				// draw in f32 on the CPU generator, then convert: the same values on every device
+				t = s.Randn(sp.Shape, torch.F32, torch.CPU, g).MulScalar(sp.Std).ToDevice(dt, dev)
+			}
+			q := p.Add(sp.Name, t.Contiguous().MoveTo(p.Store), sp.Layer)
+			q.Head, q.Embed = sp.Head, sp.Embed
+			s.Close()
+		}
+	})
+}
+
+// LoadOptions adjust LoadParams.
+type LoadOptions struct {
+	// Ignore names checkpoint tensors the model does not use (e.g. rotary inv_freq
+	// buffers, a pooler): they are not reported as unexpected.
+	Ignore func(key string) bool
+	// Key maps a parameter name to its checkpoint key (nil: the same name).
+	Key func(name string) string
+	// InitMissing names parameters that may be absent (a new task head): they are
+	// initialised from their Spec with Gen and listed in the result.
+	InitMissing func(name string) bool
+	Gen         *torch.Generator
+}
+
+// LoadParams reads every parameter of specs from a checkpoint (a directory with
+// model.safetensors or a sharded index), converting to dt on dev. All missing,
+// mis-shaped and unexpected keys are reported in one error. It returns the names of
+// parameters that were initialised because o.InitMissing allowed their absence.
+func (p *Params) LoadParams(dir string, specs []Spec, dt torch.DType, dev torch.Device, o LoadOptions) ([]string, error) {
+	src, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	key := func(n string) string {
+		if o.Key != nil {
+			return o.Key(n)
+		}
+		return n
+	}
+	want := map[string]bool{}
+	var missing, badShape, unexpected, initialised []string
+	for _, sp := range specs {
+		k := key(sp.Name)
+		want[k] = true
+		info, ok := src.Info(k)
+		if !ok {
+			if o.InitMissing != nil && o.InitMissing(sp.Name) {
+				initialised = append(initialised, sp.Name)
+			} else {
+				missing = append(missing, k)
+			}
+			continue
+		}
+		if fmt.Sprint(info.Shape) != fmt.Sprint(sp.Shape) {
+			badShape = append(badShape, fmt.Sprintf("%s: checkpoint %v, model %v", k, info.Shape, sp.Shape))
+		}
+		if _, err := ToTorch(info.DType); err != nil {
+			badShape = append(badShape, fmt.Sprintf("%s: dtype %v unsupported", k, info.DType))
+		}
+	}
+	for _, n := range src.Names() {
+		if !want[n] && (o.Ignore == nil || !o.Ignore(n)) {
+			unexpected = append(unexpected, n)
+		}
+	}
+	if len(missing)+len(badShape)+len(unexpected) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "nn: checkpoint %s does not match the model:", src.Path())
+		if len(missing) > 0 {
+			fmt.Fprintf(&b, "\n  missing keys (%d): %s", len(missing), strings.Join(missing, ", "))
+		}
+		if len(badShape) > 0 {
+			fmt.Fprintf(&b, "\n  mis-shaped keys (%d): %s", len(badShape), strings.Join(badShape, "; "))
+		}
+		if len(unexpected) > 0 {
+			fmt.Fprintf(&b, "\n  unexpected keys (%d): %s", len(unexpected), strings.Join(unexpected, ", "))
+		}
+		return nil, fmt.Errorf("%s", b.String())
+	}
+	err = torch.Try(func() {
+		for _, sp := range specs {
+			info, ok := src.Info(key(sp.Name))
+			if !ok { // allowed by InitMissing
+				if err := p.InitParams([]Spec{sp}, dt, dev, o.Gen); err != nil {
+					panic(err)
+				}
+				continue
+			}
+			data, err := src.Data(key(sp.Name))
+			if err != nil {
+				panic(&torch.Error{Op: "load", Msg: err.Error()})
+			}
+			tdt, _ := ToTorch(info.DType)
+			s := torch.NewScope()
+			// FromBytes copies out of the mapping; storage is reference-counted, so the
+			// moved handle keeps it alive after the scope closes.
+			t := s.FromBytes(data, info.Shape, tdt).ToDevice(dt, dev).Contiguous()
+			q := p.Add(sp.Name, t.MoveTo(p.Store), sp.Layer)
+			q.Head, q.Embed = sp.Head, sp.Embed
+			s.Close()
+		}
+	})
+	return initialised, err
+}
+
+// SaveParams writes the parameters as safetensors in dir (sharded over maxShardBytes,
+// 0: 5 GB as transformers does), in dtype dt (0: each tensor's own dtype), with
+// metadata {"format": "pt"}.
+func (p *Params) SaveParams(dir string, dt torch.DType, maxShardBytes int64) error {
+	if maxShardBytes <= 0 {
+		maxShardBytes = 5_000_000_000
+	}
+	var ts []safetensors.Tensor
+	for _, q := range p.list {
+		q := q
+		sdt := dt
+		if sdt == 0 {
+			sdt = q.T.DType()
+		}
+		st, err := FromTorch(sdt)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, safetensors.Tensor{Name: q.Name, DType: st, Shape: q.T.Shape(), DataFunc: func(w io.Writer) error {
+			var b []byte
+			err := torch.Try(func() {
+				s := torch.NewScope()
+				defer s.Close()
+				b = s.In(q.T).ToDevice(sdt, torch.CPU).Bytes()
+			})
+			if err != nil {
+				return err
+			}
+			_, err = w.Write(b)
+			return err
+		}})
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
+	_, err := safetensors.SaveSharded(dir, ts, maxShardBytes, map[string]string{"format": "pt"})
+	return err
+}
+
+// TokenizerFiles are the files Save copies from a model's source directory.
+var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+	"tokenizer.model", "vocab.json", "merges.txt", "generation_config.json"}
+
+// CopyTokenizer copies the tokenizer files that exist in src into dst.
+func CopyTokenizer(src, dst string) error {
+	if src == "" || filepath.Clean(src) == filepath.Clean(dst) {
+		return nil
+	}
+	for _, f := range TokenizerFiles {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
+			return fmt.Errorf("nn: copying %s: %w", f, err)
+		}
+	}
+	return nil
+}

@@ -19,6 +19,8 @@ type Encoding struct {
 	// Overflowing holds the pieces cut off by truncation (with a stride, the
 	// windows overlap by that many tokens). Nil when nothing was cut.
 	Overflowing []*Encoding
+
+	text string // the input the offsets point into (until post-processing)
 }
 
 // newEncoding returns an encoding of n zeroed tokens with room to append
@@ -107,6 +109,7 @@ func (e *Encoding) sub(a, b int) *Encoding {
 		SequenceIDs:       c(e.SequenceIDs),
 		SpecialTokensMask: c(e.SpecialTokensMask),
 		AttentionMask:     c(e.AttentionMask),
+		text:              e.text,
 	}
 }
 

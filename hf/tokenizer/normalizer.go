@@ -104,7 +104,7 @@ func (r *replaceNormalizer) normalize(n nstr) nstr {
 			continue // empty matches replace nothing
 		}
 		b.addSlice(n, prev, m[0])
-		b.add(r.replacement(n.s, m), n.spanOf(m[0], m[1]))
+		b.add(r.replacement(n.s, m), lastRuneSpan(n, m[0], m[1]))
 		prev = m[1]
 	}
 	b.addSlice(n, prev, len(n.s))
@@ -129,11 +129,18 @@ func (r *replaceNormalizer) normalizeLiteral(n nstr) nstr {
 			break
 		}
 		b.addSlice(n, prev, prev+i)
-		b.add(r.content, n.spanOf(prev+i, prev+i+len(lit)))
+		b.add(r.content, lastRuneSpan(n, prev+i, prev+i+len(lit)))
 		prev += i + len(lit)
 	}
 	b.addSlice(n, prev, len(n.s))
 	return b.result()
+}
+
+// lastRuneSpan is the original span of the last char of n.s[a:b]: where HF
+// aligns the replacement of a match.
+func lastRuneSpan(n nstr, a, b int) span {
+	_, sz := utf8.DecodeLastRuneInString(n.s[a:b])
+	return n.spanOf(b-sz, b)
 }
 
 // replaceString applies the replace rule to a plain string (decoder use).
@@ -167,8 +174,18 @@ func (u unicodeNormalizer) normalize(n nstr) nstr {
 		if seg == n.s[i:j] {
 			b.addSlice(n, i, j)
 		} else {
-			// Each output rune aligns to the whole input segment.
-			b.add(seg, n.spanOf(i, j))
+			// Output rune k aligns to input rune min(k, last), as HF's
+			// alignment-tracking normalization does (a composed char takes
+			// its first source char, added marks their base char).
+			in := n.s[i:j]
+			pos := 0
+			for _, r := range seg {
+				_, sz := utf8.DecodeRuneInString(in[pos:])
+				b.addRune(r, n.spanOf(i+pos, i+pos+sz))
+				if pos+sz < len(in) {
+					pos += sz
+				}
+			}
 		}
 		i = j
 	}

@@ -50,6 +50,13 @@ func (n nstr) origStart() int {
 // spanOf returns the original span covered by bytes [a, b) of n.
 func (n nstr) spanOf(a, b int) span {
 	if n.align == nil {
+		// Like HF, a range that cuts a multi-byte char covers all of it.
+		for a > 0 && a < len(n.s) && !utf8.RuneStart(n.s[a]) {
+			a--
+		}
+		for b > 0 && b < len(n.s) && !utf8.RuneStart(n.s[b]) {
+			b++
+		}
 		return span{int32(n.base + a), int32(n.base + b)}
 	}
 	if a >= b || b > len(n.align) {
@@ -103,8 +110,12 @@ func (b *nbuilder) addSlice(n nstr, a, c int) {
 		b.align = append(b.align, n.align[a:c]...)
 		return
 	}
-	for k := a; k < c; k++ {
-		b.align = append(b.align, span{int32(n.base + k), int32(n.base + k + 1)})
+	for k := a; k < c; {
+		_, sz := utf8.DecodeRuneInString(n.s[k:])
+		sp := n.spanOf(k, k+sz)
+		for e := k + sz; k < e; k++ {
+			b.align = append(b.align, sp)
+		}
 	}
 }
 

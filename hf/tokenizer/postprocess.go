@@ -259,20 +259,59 @@ func processOffsets(e *Encoding, addPrefixSpace bool) {
 			trail++
 			k -= sz
 		}
+		// HF trims in characters (its Python/Node offsets are in chars):
+		// step over whole chars of the input so that byte offsets stay on
+		// char boundaries.
 		if lead > 0 {
 			if (i == 0 || off[0] == 0) && addPrefixSpace && lead == 1 {
 				lead = 0
 			}
-			off[0] = min(off[0]+lead, off[1])
+			for ; lead > 0 && off[0] < off[1]; lead-- {
+				off[0] += runeLenAt(e.text, off[0])
+			}
+			off[0] = min(off[0], off[1])
 		}
-		if trail > 0 && off[1] >= trail {
-			off[1] = max(off[1]-trail, off[0])
+		if trail > 0 && charsBefore(e.text, off[1], trail) {
+			for ; trail > 0 && off[1] > off[0]; trail-- {
+				off[1] -= runeLenBefore(e.text, off[1])
+			}
+			off[1] = max(off[1], off[0])
 		}
 		e.Offsets[i] = off
 	}
 	for _, o := range e.Overflowing {
 		processOffsets(o, addPrefixSpace)
 	}
+}
+
+// runeLenAt is the byte length of the char of s at byte i (1 outside s).
+func runeLenAt(s string, i int) int {
+	if i < 0 || i >= len(s) {
+		return 1
+	}
+	_, sz := utf8.DecodeRuneInString(s[i:])
+	return sz
+}
+
+// runeLenBefore is the byte length of the char of s ending at byte i.
+func runeLenBefore(s string, i int) int {
+	if i <= 0 || i > len(s) {
+		return 1
+	}
+	_, sz := utf8.DecodeLastRuneInString(s[:i])
+	return sz
+}
+
+// charsBefore reports whether s has at least n chars before byte i (HF's
+// "offsets.1 >= trailing_spaces" in chars).
+func charsBefore(s string, i, n int) bool {
+	if i > len(s) {
+		return i >= n
+	}
+	if i >= 4*n { // a char is at most 4 bytes
+		return true
+	}
+	return utf8.RuneCountInString(s[:i]) >= n
 }
 
 // byteLevelPost is the ByteLevel post-processor: offset trimming only.

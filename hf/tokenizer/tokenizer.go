@@ -297,6 +297,7 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 		extra = t.post.addedTokens(false)
 	}
 	enc := newEncoding(len(rt), extra)
+	enc.text = text
 	for i, r := range rt {
 		enc.IDs[i] = int(r.id)
 		enc.TypeIDs[i] = typeID

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 )
@@ -165,10 +166,12 @@ func referenceVariants(t testing.TB) map[string]M {
 
 type referenceFile struct {
 	Rows []struct {
-		Text         string `json:"text"`
-		IDs          []int  `json:"ids"`
-		IDsNoSpecial []int  `json:"ids_no_special"`
-		Decoded      string `json:"decoded"`
+		Text         string   `json:"text"`
+		IDs          []int    `json:"ids"`
+		IDsNoSpecial []int    `json:"ids_no_special"`
+		Decoded      string   `json:"decoded"`
+		Offsets      [][2]int `json:"offsets"` // in chars, as HF's Node/Python API reports them
+		Words        []int    `json:"words"`   // -1 for special tokens
 	} `json:"rows"`
 	Pairs []struct {
 		A       string `json:"a"`
@@ -187,6 +190,26 @@ func readReference(t testing.TB, path string) referenceFile {
 	var ref referenceFile
 	require.NoError(t, json.NewDecoder(zr).Decode(&ref))
 	return ref
+}
+
+// charOffsets converts byte offsets into text to char offsets the way HF's
+// BytesToCharOffsetConverter does.
+func charOffsets(text string, offs [][2]int) [][2]int {
+	c := make([]int, len(text)+1)
+	ci := 0
+	for i := 0; i < len(text); ci++ {
+		_, sz := utf8.DecodeRuneInString(text[i:])
+		for k := 0; k < sz; k++ {
+			c[i+k] = ci
+		}
+		i += sz
+	}
+	c[len(text)] = ci
+	out := make([][2]int, len(offs))
+	for i, o := range offs {
+		out[i] = [2]int{c[o[0]], c[o[1]]}
+	}
+	return out
 }
 
 func TestReferenceVariants(t *testing.T) {
@@ -209,9 +232,13 @@ func TestReferenceVariants(t *testing.T) {
 				e, err := tk.Encode(r.Text, true)
 				require.NoError(t, err)
 				require.Equal(t, nonNil(r.IDs), nonNil(e.IDs), "row %d %q", i, r.Text)
-				e, err = tk.Encode(r.Text, false)
+				plain, err := tk.Encode(r.Text, false)
 				require.NoError(t, err)
-				require.Equal(t, nonNil(r.IDsNoSpecial), nonNil(e.IDs), "row %d %q without special tokens (tokens %q)", i, r.Text, e.Tokens)
+				require.Equal(t, nonNil(r.IDsNoSpecial), nonNil(plain.IDs), "row %d %q without special tokens (tokens %q)", i, r.Text, plain.Tokens)
+				// Offsets: ours are bytes; convert as HF does (a byte inside a
+				// char maps to that char).
+				require.Equal(t, r.Words, nonNil(e.WordIDs), "row %d %q word ids", i, r.Text)
+				require.Equal(t, r.Offsets, charOffsets(r.Text, e.Offsets), "row %d %q offsets", i, r.Text)
 				dec, err := tk.Decode(r.IDs, true)
 				require.NoError(t, err)
 				require.Equal(t, r.Decoded, dec, "row %d %q decoded", i, r.Text)

@@ -16,8 +16,12 @@ type Encoding struct {
 	SequenceIDs       []int    // 0 for the first input, 1 for the pair; -1 for special/pad tokens
 	SpecialTokensMask []int    // 1 for tokens added by post-processing or padding
 	AttentionMask     []int    // 1 for real tokens, 0 for padding
-	// Overflowing holds the pieces cut off by truncation (with a stride, the
-	// windows overlap by that many tokens). Nil when nothing was cut.
+	// Overflowing holds the pieces cut off by truncation, each with its own
+	// special tokens (with a stride, consecutive windows share that many
+	// tokens; for pairs, the combinations HF makes). As in HF 0.23, an input
+	// is only tokenized word by word until it holds Truncation.MaxLength
+	// tokens, so the overflow holds the rest of those words, not the rest of
+	// the text. Nil when nothing was cut.
 	Overflowing []*Encoding
 
 	text string // the input the offsets point into (until post-processing)
@@ -145,6 +149,8 @@ const (
 )
 
 // Truncation configures truncation. MaxLength counts special tokens too.
+// The zero value of the other fields is HF's default: longest_first, no
+// stride, cut on the right.
 type Truncation struct {
 	MaxLength int
 	Strategy  TruncationStrategy
@@ -161,7 +167,9 @@ const (
 	PadFixed                               // to Padding.Length
 )
 
-// Padding configures padding.
+// Padding configures padding. The zero value pads to the longest encoding of
+// a batch, on the right, with id 0 and type id 0 (set PadToken and PadID to
+// the tokenizer's pad token, see Tokenizer.PAD).
 type Padding struct {
 	Strategy        PaddingStrategy
 	Length          int // for PadFixed

@@ -312,7 +312,6 @@ func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions
 			prefix:   o.str("continuing_subword_prefix", "##"),
 			maxChars: o.integer("max_input_chars_per_word", 100)}
 		t.unkToken = m.unkToken
-		t.modelPrefix = m.prefix
 		return m
 	case "WordLevel":
 		v, e := newVocabulary(vocab)

@@ -44,10 +44,9 @@ type Tokenizer struct {
 	truncation *Truncation
 	padding    *Padding
 
-	unkToken    string
-	bos, eos    int // -1 when unknown
-	modelName   string
-	modelPrefix string // WordPiece continuing_subword_prefix (for information)
+	unkToken  string
+	bos, eos  int    // -1 when unknown
+	modelName string // "BPE", "WordPiece" or "WordLevel"
 }
 
 // Option configures a Tokenizer at load time.
@@ -72,8 +71,10 @@ func WithPadding(p *Padding) Option {
 	return func(o *loadOptions) { o.padding, o.setPad = p, true }
 }
 
-// WithCacheSize sets the BPE word-cache capacity (default 10000 words;
-// negative disables the cache).
+// WithCacheSize sets the BPE word-cache capacity (default 10000 words, as
+// in HF; 0 or negative disables the cache). Each of the two caches (plain
+// and byte-level words) holds up to n words and stops admitting new ones
+// when full.
 func WithCacheSize(n int) Option {
 	return func(o *loadOptions) { o.cacheSize, o.cacheSizeSet = n, true }
 }
@@ -110,6 +111,10 @@ func (t *Tokenizer) Truncation() *Truncation { return t.truncation }
 
 // Padding returns the padding settings, or nil.
 func (t *Tokenizer) Padding() *Padding { return t.padding }
+
+// ModelType is the model's type in tokenizer.json: "BPE", "WordPiece" or
+// "WordLevel".
+func (t *Tokenizer) ModelType() string { return t.modelName }
 
 // AddedTokens returns the added tokens, in tokenizer.json order.
 func (t *Tokenizer) AddedTokens() []AddedToken {

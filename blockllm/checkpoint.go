@@ -1,0 +1,346 @@
+package blockllm
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blockllm/blockllm-go/hf/nn"
+	"github.com/blockllm/blockllm-go/hf/safetensors"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// Checkpoint files.
+const (
+	// ModelFile holds every model parameter under its Hugging Face name.
+	ModelFile = "model.safetensors"
+	// OptimizerFile holds the optimizer's state tensors.
+	OptimizerFile = "optimizer.safetensors"
+	// StateFile holds the step, losses, optimizer metadata (selection, visit counts,
+	// loss history), data position and RNG state as JSON. It is written last.
+	StateFile = "trainer_state.json"
+)
+
+const checkpointVersion = 1
+
+// checkpointState is StateFile's content.
+type checkpointState struct {
+	Version    int             `json:"version"`
+	Method     string          `json:"method"`
+	Step       int             `json:"step"`
+	Steps      int             `json:"steps"`
+	Tokens     int64           `json:"tokens"`
+	Losses     []float64       `json:"losses"`
+	Optimizer  json.RawMessage `json:"optimizer"`
+	Data       json.RawMessage `json:"data"`
+	Generators [][]byte        `json:"generators,omitempty"`
+	Evals      []EvalRecord    `json:"evals,omitempty"`
+	Saved      string          `json:"saved"`
+}
+
+func checkpointPath(root string, step int) string {
+	return filepath.Join(root, fmt.Sprintf("step-%08d", step))
+}
+
+// LatestCheckpoint returns the complete checkpoint with the highest step under root
+// ("step-N" directories holding StateFile), or "" when there is none.
+func LatestCheckpoint(root string) (string, error) {
+	steps, err := listCheckpoints(root)
+	if err != nil || len(steps) == 0 {
+		return "", err
+	}
+	return checkpointPath(root, steps[len(steps)-1]), nil
+}
+
+// listCheckpoints returns the steps of the complete checkpoints under root, ascending.
+func listCheckpoints(root string) ([]int, error) {
+	ents, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blockllm: %w", err)
+	}
+	var steps []int
+	for _, e := range ents {
+		n, ok := strings.CutPrefix(e.Name(), "step-")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		k, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, e.Name(), StateFile)); err == nil {
+			steps = append(steps, k)
+		}
+	}
+	sort.Ints(steps)
+	return steps, nil
+}
+
+func pruneCheckpoints(root string, keep int) error {
+	if keep <= 0 {
+		return nil
+	}
+	steps, err := listCheckpoints(root)
+	if err != nil {
+		return err
+	}
+	for len(steps) > keep {
+		if err := os.RemoveAll(checkpointPath(root, steps[0])); err != nil {
+			return fmt.Errorf("blockllm: removing old checkpoint: %w", err)
+		}
+		steps = steps[1:]
+	}
+	return nil
+}
+
+var toST = map[torch.DType]safetensors.DType{
+	torch.F32: safetensors.F32, torch.BF16: safetensors.BF16, torch.F16: safetensors.F16,
+	torch.F64: safetensors.F64, torch.I64: safetensors.I64, torch.I32: safetensors.I32,
+	torch.U8: safetensors.U8, torch.I8: safetensors.I8, torch.Bool: safetensors.BOOL,
+}
+
+func fromST(d safetensors.DType) (torch.DType, bool) {
+	for k, v := range toST {
+		if v == d {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// stTensor describes t for safetensors, streaming its bytes when written.
+func stTensor(name string, t *torch.Tensor) (safetensors.Tensor, error) {
+	dt, ok := toST[t.DType()]
+	if !ok {
+		return safetensors.Tensor{}, fmt.Errorf("blockllm: tensor %q has dtype %v, which safetensors cannot hold", name, t.DType())
+	}
+	return safetensors.Tensor{Name: name, DType: dt, Shape: t.Shape(), DataFunc: func(w io.Writer) error {
+		var b []byte
+		if err := torch.Try(func() { b = t.Bytes() }); err != nil {
+			return err
+		}
+		_, err := w.Write(b)
+		return err
+	}}, nil
+}
+
+// SaveCheckpoint writes a checkpoint of the current state to dir atomically: the files
+// are assembled in a temporary sibling directory that is then renamed to dir (an
+// existing dir is replaced).
+func (t *Trainer) SaveCheckpoint(dir string) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
+	err = catch(func() error {
+		var ts []safetensors.Tensor
+		for _, p := range t.model.Parameters() {
+			x, err := stTensor(p.Name, p.T)
+			if err != nil {
+				return err
+			}
+			ts = append(ts, x)
+		}
+		if err := safetensors.Save(filepath.Join(tmp, ModelFile), ts, map[string]string{"format": "pt"}); err != nil {
+			return fmt.Errorf("blockllm: checkpoint: %w", err)
+		}
+		ost, err := t.opt.SaveState()
+		if err != nil {
+			return err
+		}
+		ts = ts[:0]
+		for name, x := range ost.Tensors {
+			y, err := stTensor(name, x)
+			if err != nil {
+				return err
+			}
+			ts = append(ts, y)
+		}
+		if err := safetensors.Save(filepath.Join(tmp, OptimizerFile), ts, nil); err != nil {
+			return fmt.Errorf("blockllm: checkpoint: %w", err)
+		}
+		ds, err := t.data.State()
+		if err != nil {
+			return fmt.Errorf("blockllm: checkpoint: data position: %w", err)
+		}
+		cs := checkpointState{Version: checkpointVersion, Method: t.opt.Name(), Step: t.step, Steps: t.cfg.Steps,
+			Tokens: t.tokens, Losses: t.losses, Optimizer: ost.Meta, Data: ds, Evals: t.evals,
+			Saved: time.Now().UTC().Format(time.RFC3339)}
+		for _, g := range t.cfg.Generators {
+			cs.Generators = append(cs.Generators, g.State())
+		}
+		if t.cfg.SaveExtra != nil {
+			if err := t.cfg.SaveExtra(tmp); err != nil {
+				return fmt.Errorf("blockllm: checkpoint: %w", err)
+			}
+		}
+		b, err := json.MarshalIndent(cs, "", " ")
+		if err != nil {
+			return fmt.Errorf("blockllm: checkpoint: %w", err)
+		}
+		return writeSync(filepath.Join(tmp, StateFile), b)
+	})
+	if err != nil {
+		return err
+	}
+	var old string
+	if _, err := os.Stat(dir); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("blockllm: checkpoint: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			_ = os.Rename(old, dir)
+		}
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	done = true
+	if old != "" {
+		_ = os.RemoveAll(old)
+	}
+	t.lastCkpt = dir
+	return nil
+}
+
+func writeSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	return f.Close()
+}
+
+// Resume restores the trainer, the model's weights, the optimizer, the data position
+// and the generators from a checkpoint written by SaveCheckpoint. The model and
+// optimizer must be of the same shape and method as those saved.
+func (t *Trainer) Resume(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return fmt.Errorf("blockllm: resume: %w", err)
+	}
+	var cs checkpointState
+	if err := json.Unmarshal(b, &cs); err != nil {
+		return fmt.Errorf("blockllm: resume: %s: %w", filepath.Join(dir, StateFile), err)
+	}
+	if cs.Version != checkpointVersion {
+		return fmt.Errorf("blockllm: resume: %s has version %d, want %d", filepath.Join(dir, StateFile), cs.Version, checkpointVersion)
+	}
+	if cs.Method != t.opt.Name() {
+		return fmt.Errorf("blockllm: resume: checkpoint %s was written by method %q, not %q", dir, cs.Method, t.opt.Name())
+	}
+	if len(cs.Generators) != len(t.cfg.Generators) {
+		return fmt.Errorf("blockllm: resume: checkpoint has %d generator states, the trainer %d generators", len(cs.Generators), len(t.cfg.Generators))
+	}
+	if err := LoadWeights(filepath.Join(dir, ModelFile), t.model.Parameters()); err != nil {
+		return err
+	}
+	err = torch.WithScope(func(s *torch.Scope) error {
+		ts, err := readTensors(s, filepath.Join(dir, OptimizerFile))
+		if err != nil {
+			return err
+		}
+		return t.opt.LoadState(&State{Tensors: ts, Meta: cs.Optimizer})
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.data.Restore(cs.Data); err != nil {
+		return fmt.Errorf("blockllm: resume: data position: %w", err)
+	}
+	for i, g := range t.cfg.Generators {
+		if err := torch.Try(func() { g.SetState(cs.Generators[i]) }); err != nil {
+			return fmt.Errorf("blockllm: resume: generator %d: %w", i, err)
+		}
+	}
+	t.step, t.losses, t.tokens, t.evals = cs.Step, cs.Losses, cs.Tokens, cs.Evals
+	t.lastCkpt = dir
+	t.applied = false
+	return nil
+}
+
+// readTensors loads every tensor of a safetensors file into s (on the CPU).
+func readTensors(s *torch.Scope, path string) (map[string]*torch.Tensor, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("blockllm: %w", err)
+	}
+	defer f.Close()
+	out := map[string]*torch.Tensor{}
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		dt, ok := fromST(info.DType)
+		if !ok {
+			return nil, fmt.Errorf("blockllm: %s: tensor %q has unsupported dtype %v", path, name, info.DType)
+		}
+		data, err := f.Data(name)
+		if err != nil {
+			return nil, fmt.Errorf("blockllm: %w", err)
+		}
+		var x *torch.Tensor
+		if err := torch.Try(func() { x = s.FromBytes(data, info.Shape, dt) }); err != nil {
+			return nil, fmt.Errorf("blockllm: %s: tensor %q: %w", path, name, err)
+		}
+		out[name] = x
+	}
+	return out, nil
+}
+
+// LoadWeights copies the tensors of a safetensors file into the parameters of the same
+// names (same shapes and dtypes; every parameter must be present and no other tensor).
+func LoadWeights(path string, params []*nn.Param) error {
+	return torch.WithScope(func(s *torch.Scope) error {
+		ts, err := readTensors(s, path)
+		if err != nil {
+			return err
+		}
+		for _, p := range params {
+			src := ts[p.Name]
+			if src == nil {
+				return fmt.Errorf("blockllm: %s lacks parameter %q", path, p.Name)
+			}
+			if fmt.Sprint(src.Shape()) != fmt.Sprint(p.T.Shape()) || src.DType() != p.T.DType() {
+				return fmt.Errorf("blockllm: %s: %q is %v %v, the model's is %v %v", path, p.Name,
+					src.DType(), src.Shape(), p.T.DType(), p.T.Shape())
+			}
+			var err error
+			torch.NoGrad(func() { err = torch.Try(func() { p.T.CopyFrom(src) }) })
+			if err != nil {
+				return fmt.Errorf("blockllm: %s: %q: %w", path, p.Name, err)
+			}
+			delete(ts, p.Name)
+		}
+		for name := range ts {
+			return fmt.Errorf("blockllm: %s has tensor %q, which the model lacks", path, name)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,384 @@
+package blockllm
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/blockllm/blockllm-go/hf/nn"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// Optimizer is what the Trainer drives. One optimizer step is:
+//
+//	changed, err := opt.Prepare(batch) // first micro-batch of the step
+//	// trainer: if changed, set requires_grad on exactly opt.Trainable()
+//	// trainer: forward/backward over the micro-batches, clip gradients
+//	err = opt.Step(lr)                 // update Trainable() from .grad, free the grads
+//	opt.ObserveLoss(loss)
+//
+// Implementations are not safe for concurrent use.
+type Optimizer interface {
+	// Name is the method name: "adamw", "blockllm", "badam" or "lisa".
+	Name() string
+	// Prepare is called at the start of every optimizer step with the step's first
+	// micro-batch (owned by the caller). BlockLLM runs its selection pass on it when a
+	// selection is due. changed reports that Trainable() differs from the last call
+	// (always true on the first call).
+	Prepare(b *nn.Batch) (changed bool, err error)
+	// Trainable lists the parameters updated by the next Step, in model order. The
+	// slice must not be modified.
+	Trainable() []*nn.Param
+	// Step applies one update with learning rate lr to every trainable parameter that
+	// has a gradient, then frees the gradients (zero_grad(set_to_none=True)).
+	Step(lr float64) error
+	// ObserveLoss records the training loss of the step just taken.
+	ObserveLoss(loss float64)
+	// StateBytes is the exact storage of the optimizer state tensors held now.
+	StateBytes() int64
+	// SaveState snapshots the optimizer for a checkpoint. The tensors are owned by the
+	// optimizer and valid until its next Prepare, Step or Close.
+	SaveState() (*State, error)
+	// LoadState restores a snapshot made by SaveState of an optimizer of the same kind
+	// over the same model (tensors are copied to the model's device).
+	LoadState(st *State) error
+	// Close frees the optimizer state.
+	Close()
+}
+
+// State is an optimizer snapshot: named tensors (Adam moments, mask indices) and JSON
+// metadata (step counts, selection, visit counts, loss history, RNG state).
+type State struct {
+	Tensors map[string]*torch.Tensor
+	Meta    json.RawMessage
+}
+
+// AdamConfig holds the torch.optim.AdamW hyper-parameters; the learning rate is given
+// to each Step. Zero values mean the defaults noted.
+type AdamConfig struct {
+	Beta1       float64 // default 0.9
+	Beta2       float64 // default 0.999
+	Eps         float64 // default 1e-8
+	WeightDecay float64 // decoupled weight decay; 0 means none
+	// StateF32 keeps the moments in float32 whatever the parameter dtype (useful for
+	// bf16 weights); otherwise they have the parameter's dtype, as in torch.
+	StateF32 bool
+}
+
+func (c AdamConfig) withDefaults() AdamConfig {
+	if c.Beta1 == 0 {
+		c.Beta1 = 0.9
+	}
+	if c.Beta2 == 0 {
+		c.Beta2 = 0.999
+	}
+	if c.Eps == 0 {
+		c.Eps = 1e-8
+	}
+	return c
+}
+
+func (c AdamConfig) validate() error {
+	switch {
+	case c.Beta1 < 0 || c.Beta1 >= 1:
+		return fmt.Errorf("blockllm: beta1 %g outside [0, 1)", c.Beta1)
+	case c.Beta2 < 0 || c.Beta2 >= 1:
+		return fmt.Errorf("blockllm: beta2 %g outside [0, 1)", c.Beta2)
+	case c.Eps < 0 || math.IsNaN(c.Eps):
+		return fmt.Errorf("blockllm: negative eps %g", c.Eps)
+	case c.WeightDecay < 0 || math.IsNaN(c.WeightDecay):
+		return fmt.Errorf("blockllm: negative weight decay %g", c.WeightDecay)
+	}
+	return nil
+}
+
+// moments is the Adam state of one parameter: dense (m, v shaped like the parameter)
+// or masked (idx: int64 flat indices [k]; m, v: [k]).
+type moments struct {
+	m, v *torch.Tensor
+	idx  *torch.Tensor
+	step int64
+}
+
+func (mo *moments) bytes() int64 {
+	var n int64
+	for _, t := range []*torch.Tensor{mo.m, mo.v, mo.idx} {
+		if t.Valid() {
+			n += t.NBytes()
+		}
+	}
+	return n
+}
+
+func (mo *moments) free() {
+	mo.m.Free()
+	mo.v.Free()
+	mo.idx.Free()
+}
+
+// adamState holds per-parameter AdamW state in its own store.
+type adamState struct {
+	cfg   AdamConfig
+	store *torch.Scope
+	st    map[*nn.Param]*moments
+}
+
+func newAdamState(cfg AdamConfig) *adamState {
+	return &adamState{cfg: cfg, store: torch.NewStore("blockllm-adam"), st: map[*nn.Param]*moments{}}
+}
+
+func (a *adamState) stateDType(p *nn.Param) torch.DType {
+	if a.cfg.StateF32 {
+		return torch.F32
+	}
+	return p.T.DType()
+}
+
+// ensure returns p's state, creating an empty record (moments made on first Step).
+func (a *adamState) ensure(p *nn.Param) *moments {
+	mo := a.st[p]
+	if mo == nil {
+		mo = &moments{}
+		a.st[p] = mo
+	}
+	return mo
+}
+
+// drop frees p's state.
+func (a *adamState) drop(p *nn.Param) {
+	if mo := a.st[p]; mo != nil {
+		mo.free()
+		delete(a.st, p)
+	}
+}
+
+// reset frees p's tensors but keeps an empty record (fresh moments on the next step).
+func (a *adamState) reset(p *nn.Param) {
+	if mo := a.st[p]; mo != nil {
+		mo.free()
+		a.st[p] = &moments{}
+	}
+}
+
+func (a *adamState) dropAll() {
+	for p := range a.st {
+		a.drop(p)
+	}
+}
+
+func (a *adamState) bytes() int64 {
+	var n int64
+	for _, mo := range a.st {
+		n += mo.bytes()
+	}
+	return n
+}
+
+func (a *adamState) close() {
+	a.dropAll()
+	a.store.Close()
+}
+
+// update runs one AdamW step on p from its gradient g (owned by s). maskFrac in (0, 1)
+// keeps state only for the top ceil(maskFrac*numel) coordinates by |g| chosen at the
+// first update after the state was created; other coordinates stay unchanged.
+func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64, maskFrac float64) {
+	mo := a.ensure(p)
+	c := a.cfg
+	dt := a.stateDType(p)
+	dev := p.T.Device()
+	if maskFrac <= 0 || maskFrac >= 1 {
+		if !mo.m.Valid() {
+			shape := p.T.Shape()
+			mo.m = a.store.Zeros(shape, dt, dev)
+			mo.v = a.store.Zeros(shape, dt, dev)
+			mo.step = 0
+		}
+		mo.step++
+		torch.AdamWStep(p.T, g, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
+		return
+	}
+	torch.NoGrad(func() {
+		gflat := g.Reshape(-1)
+		if !mo.idx.Valid() {
+			n := p.T.Numel()
+			k := int64(math.Ceil(maskFrac * float64(n)))
+			k = max(1, min(k, n))
+			_, idx := gflat.Abs().TopK(k, 0, true)
+			mo.idx = idx.MoveTo(a.store)
+			mo.m = a.store.Zeros([]int64{k}, dt, dev)
+			mo.v = a.store.Zeros([]int64{k}, dt, dev)
+			mo.step = 0
+		}
+		mo.step++
+		pflat := s.In(p.T).Reshape(-1)
+		psel := pflat.IndexSelect(0, mo.idx)
+		gsel := gflat.IndexSelect(0, mo.idx)
+		torch.AdamWStep(psel, gsel, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
+		pflat.IndexPut(mo.idx, psel, false)
+	})
+}
+
+// stepParams updates every parameter of ps that has a gradient and frees the
+// gradients. maskFor gives each parameter's mask fraction (nil: dense).
+func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Param) float64) error {
+	return torch.WithScope(func(s *torch.Scope) error {
+		for _, p := range ps {
+			g := p.T.GradIn(s)
+			if g == nil {
+				continue
+			}
+			frac := 0.0
+			if maskFor != nil {
+				frac = maskFor(p)
+			}
+			a.update(s, p, g, lr, frac)
+			p.T.ZeroGrad(true)
+		}
+		return nil
+	})
+}
+
+// stateMeta is the per-parameter JSON part of a snapshot.
+type stateMeta struct {
+	Step   int64 `json:"step"`
+	Masked bool  `json:"masked,omitempty"`
+	Init   bool  `json:"init"` // moments exist (false: record only)
+}
+
+// snapshot lists tensors "<name>.exp_avg", "<name>.exp_avg_sq" (and "<name>.mask_index")
+// and per-parameter metadata.
+func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) {
+	ts := map[string]*torch.Tensor{}
+	meta := map[string]stateMeta{}
+	for p, mo := range a.st {
+		m := stateMeta{Step: mo.step, Init: mo.m.Valid(), Masked: mo.idx.Valid()}
+		meta[p.Name] = m
+		if m.Init {
+			ts[p.Name+".exp_avg"] = mo.m
+			ts[p.Name+".exp_avg_sq"] = mo.v
+		}
+		if m.Masked {
+			ts[p.Name+".mask_index"] = mo.idx
+		}
+	}
+	return ts, meta
+}
+
+// restore replaces all state from a snapshot; byName resolves parameter names.
+func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMeta, byName map[string]*nn.Param) error {
+	a.dropAll()
+	names := make([]string, 0, len(meta))
+	for n := range meta {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	used := 0
+	for _, name := range names {
+		m := meta[name]
+		p := byName[name]
+		if p == nil {
+			return fmt.Errorf("blockllm: optimizer state for unknown parameter %q", name)
+		}
+		mo := a.ensure(p)
+		mo.step = m.Step
+		if !m.Init {
+			continue
+		}
+		dev := p.T.Device()
+		dt := a.stateDType(p)
+		load := func(key string, want []int64, dt torch.DType) (*torch.Tensor, error) {
+			src := ts[key]
+			if src == nil {
+				return nil, fmt.Errorf("blockllm: optimizer state lacks tensor %q", key)
+			}
+			used++
+			if fmt.Sprint(src.Shape()) != fmt.Sprint(want) {
+				return nil, fmt.Errorf("blockllm: optimizer tensor %q has shape %v, want %v", key, src.Shape(), want)
+			}
+			if src.DType() != dt {
+				return nil, fmt.Errorf("blockllm: optimizer tensor %q has dtype %v, want %v", key, src.DType(), dt)
+			}
+			t := a.store.Empty(want, dt, dev)
+			t.CopyFrom(src)
+			return t, nil
+		}
+		var err error
+		shape := p.T.Shape()
+		if m.Masked {
+			src := ts[name+".mask_index"]
+			if src == nil || src.Dim() != 1 {
+				return fmt.Errorf("blockllm: optimizer state lacks a 1-D tensor %q", name+".mask_index")
+			}
+			shape = src.Shape()
+			if mo.idx, err = load(name+".mask_index", shape, torch.I64); err != nil {
+				return err
+			}
+		}
+		if mo.m, err = load(name+".exp_avg", shape, dt); err != nil {
+			return err
+		}
+		if mo.v, err = load(name+".exp_avg_sq", shape, dt); err != nil {
+			return err
+		}
+	}
+	if used != len(ts) {
+		for k := range ts {
+			if _, ok := a.stKey(k); !ok {
+				return fmt.Errorf("blockllm: unexpected optimizer tensor %q", k)
+			}
+		}
+	}
+	return nil
+}
+
+// stKey reports whether key names a tensor of the current state.
+func (a *adamState) stKey(key string) (*nn.Param, bool) {
+	for p, mo := range a.st {
+		switch key {
+		case p.Name + ".exp_avg", p.Name + ".exp_avg_sq":
+			return p, mo.m.Valid()
+		case p.Name + ".mask_index":
+			return p, mo.idx.Valid()
+		}
+	}
+	return nil, false
+}
+
+// paramIndex maps names to parameters.
+func paramIndex(ps []*nn.Param) map[string]*nn.Param {
+	m := make(map[string]*nn.Param, len(ps))
+	for _, p := range ps {
+		m[p.Name] = p
+	}
+	return m
+}
+
+// setGrads sets requires_grad on exactly the parameters of on (others off).
+func setGrads(all, on []*nn.Param) {
+	in := make(map[*nn.Param]bool, len(on))
+	for _, p := range on {
+		in[p] = true
+	}
+	for _, p := range all {
+		p.T.SetRequiresGrad(in[p])
+	}
+}
+
+// numel sums element counts.
+func numel(ps []*nn.Param) int64 {
+	var n int64
+	for _, p := range ps {
+		n += p.Numel()
+	}
+	return n
+}
+
+// catch converts a torch panic in f to an error.
+func catch(f func() error) (err error) {
+	if e := torch.Try(func() { err = f() }); e != nil {
+		return fmt.Errorf("blockllm: %w", e)
+	}
+	return err
+}

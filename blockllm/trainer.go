@@ -1,0 +1,448 @@
+package blockllm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/blockllm/blockllm-go/hf/nn"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// ErrNonFinite is wrapped by the error Train returns when a loss is NaN or Inf.
+var ErrNonFinite = errors.New("blockllm: non-finite loss")
+
+// TrainConfig configures a Trainer. Zero values mean the defaults noted.
+type TrainConfig struct {
+	// Steps is the number of optimizer steps (the schedule's length). Required.
+	Steps int
+	// GradAccum is the number of micro-batches per step; 0 means 1.
+	GradAccum int
+	// LR is the peak learning rate. Required.
+	LR float64
+	// Schedule shapes the learning rate; it reaches the optimizer at every step.
+	Schedule Schedule
+	// MaxGradNorm clips the global 2-norm of the trainable gradients; 0 means no clipping.
+	MaxGradNorm float64
+
+	// EvalEvery runs Eval every that many steps (and after the last); 0 never.
+	EvalEvery int
+	// Eval computes metrics; it runs with autograd disabled.
+	Eval func(step int) (map[string]float64, error)
+
+	// CheckpointDir receives checkpoints "step-NNNNNNNN"; "" writes none.
+	CheckpointDir string
+	// CheckpointEvery writes a checkpoint every that many steps; 0 only at the end and
+	// on interruption.
+	CheckpointEvery int
+	// KeepCheckpoints keeps only the newest that many checkpoints; 0 keeps all.
+	KeepCheckpoints int
+	// SaveExtra writes additional files (config.json, a tokenizer) into a checkpoint
+	// directory being assembled.
+	SaveExtra func(dir string) error
+	// Generators are torch generators whose state checkpoints save and restore.
+	Generators []*torch.Generator
+
+	// Progress receives a progress bar (step, loss, lr, tokens/s, memory); nil: none.
+	Progress io.Writer
+	// Log receives JSON lines: "step", "selection", "eval", "checkpoint" and "summary"
+	// events; nil: none.
+	Log io.Writer
+	// LogEvery writes a "step" line every that many steps; 0 means 1.
+	LogEvery int
+}
+
+// Status says how a run ended.
+type Status int
+
+const (
+	// Completed: all steps ran.
+	Completed Status = iota
+	// Interrupted: the context was cancelled (SIGINT); a checkpoint was written when a
+	// checkpoint directory is set.
+	Interrupted
+)
+
+func (s Status) String() string {
+	if s == Interrupted {
+		return "interrupted"
+	}
+	return "completed"
+}
+
+// StepStats describes one optimizer step.
+type StepStats struct {
+	Step     int           `json:"step"` // steps completed, this one included
+	Loss     float64       `json:"loss"`
+	LR       float64       `json:"lr"`
+	GradNorm float64       `json:"grad_norm,omitempty"` // before clipping; only when clipping
+	Tokens   int64         `json:"tokens"`
+	Duration time.Duration `json:"-"`
+	Memory   Memory        `json:"memory"`
+	// Selection is set when the step began with a new BlockLLM selection.
+	Selection *Selection `json:"selection,omitempty"`
+}
+
+// Result summarises a run.
+type Result struct {
+	Status     Status
+	Step       int       // steps completed (including those before a resume)
+	Losses     []float64 // loss of every step (including those before a resume)
+	Evals      []EvalRecord
+	Checkpoint string // the last checkpoint written, or ""
+	Memory     Memory // at the last step, with the run's peak
+	// TokensPerSec is the throughput of this run (tokens / wall time of its steps).
+	TokensPerSec float64
+	Elapsed      time.Duration
+}
+
+// EvalRecord is one evaluation.
+type EvalRecord struct {
+	Step    int                `json:"step"`
+	Metrics map[string]float64 `json:"metrics"`
+}
+
+// Trainer runs the training loop of a model with an optimizer over a data source.
+type Trainer struct {
+	model nn.Model
+	opt   Optimizer
+	data  Data
+	cfg   TrainConfig
+
+	step     int
+	losses   []float64
+	tokens   int64
+	lastCkpt string
+	applied  bool
+	peak     int64
+
+	runTokens int64
+	runTime   time.Duration
+	evals     []EvalRecord
+}
+
+// NewTrainer checks the configuration and returns a trainer at step 0.
+func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Trainer, error) {
+	if model == nil || opt == nil || data == nil {
+		return nil, fmt.Errorf("blockllm: trainer needs a model, an optimizer and data")
+	}
+	if cfg.GradAccum == 0 {
+		cfg.GradAccum = 1
+	}
+	if cfg.LogEvery == 0 {
+		cfg.LogEvery = 1
+	}
+	switch {
+	case cfg.Steps < 1:
+		return nil, fmt.Errorf("blockllm: steps %d must be positive", cfg.Steps)
+	case cfg.GradAccum < 1:
+		return nil, fmt.Errorf("blockllm: gradient accumulation %d must be positive", cfg.GradAccum)
+	case !(cfg.LR > 0) || math.IsInf(cfg.LR, 0):
+		return nil, fmt.Errorf("blockllm: learning rate %g must be positive and finite", cfg.LR)
+	case cfg.MaxGradNorm < 0:
+		return nil, fmt.Errorf("blockllm: negative gradient clip %g", cfg.MaxGradNorm)
+	case cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 || cfg.KeepCheckpoints < 0 || cfg.LogEvery < 0:
+		return nil, fmt.Errorf("blockllm: negative eval, checkpoint, keep or log interval")
+	case cfg.EvalEvery > 0 && cfg.Eval == nil:
+		return nil, fmt.Errorf("blockllm: eval interval %d set without an Eval function", cfg.EvalEvery)
+	}
+	if err := cfg.Schedule.Validate(); err != nil {
+		return nil, err
+	}
+	return &Trainer{model: model, opt: opt, data: data, cfg: cfg}, nil
+}
+
+// StepCount is the number of optimizer steps completed.
+func (t *Trainer) StepCount() int { return t.step }
+
+// Losses returns the loss of every step so far.
+func (t *Trainer) Losses() []float64 { return append([]float64(nil), t.losses...) }
+
+// LastCheckpoint is the newest checkpoint written or resumed from, or "".
+func (t *Trainer) LastCheckpoint() string { return t.lastCkpt }
+
+// Step runs one optimizer step: next micro-batches, Prepare (BlockLLM's selection pass),
+// forward/backward of each micro-batch, clipping, the optimizer update at the
+// scheduled learning rate, and the loss report to the optimizer. A NaN or Inf loss
+// returns an error wrapping ErrNonFinite and leaves the weights and optimizer untouched.
+func (t *Trainer) Step() (StepStats, error) {
+	st := StepStats{Step: t.step + 1, LR: t.cfg.Schedule.LR(t.cfg.LR, t.step, t.cfg.Steps)}
+	start := time.Now()
+	dev := t.model.Device()
+	params := t.model.Parameters()
+	err := catch(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		batches := make([]*nn.Batch, t.cfg.GradAccum)
+		for i := range batches {
+			b, err := t.data.Next(s)
+			if err != nil {
+				return fmt.Errorf("blockllm: step %d: data: %w", st.Step, err)
+			}
+			if b == nil || b.InputIDs == nil {
+				return fmt.Errorf("blockllm: step %d: data returned a batch without input ids", st.Step)
+			}
+			batches[i] = b
+			st.Tokens += b.InputIDs.Numel()
+		}
+		changed, err := t.opt.Prepare(batches[0])
+		if err != nil {
+			return err
+		}
+		if changed || !t.applied {
+			setGrads(params, t.opt.Trainable())
+			t.applied = true
+			if sel, ok := t.opt.(interface{ LastSelection() Selection }); ok && changed {
+				if x := sel.LastSelection(); x.Index > 0 {
+					st.Selection = &x
+				}
+			}
+		}
+		trainable := t.opt.Trainable()
+		for i, b := range batches {
+			err := torch.WithScope(func(ms *torch.Scope) error {
+				out, err := t.model.Forward(ms, b, true)
+				if err != nil {
+					return err
+				}
+				if out == nil || out.Loss == nil {
+					return fmt.Errorf("blockllm: step %d: the model returned no loss", st.Step)
+				}
+				l := out.Loss
+				if t.cfg.GradAccum > 1 {
+					l = l.DivScalar(float64(t.cfg.GradAccum))
+				}
+				st.Loss += l.Item()
+				if !l.RequiresGrad() {
+					return fmt.Errorf("blockllm: step %d: the loss does not depend on any trainable parameter (%d trainable)", st.Step, len(trainable))
+				}
+				l.Backward()
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("blockllm: step %d, micro-batch %d: %w", st.Step, i, err)
+			}
+		}
+		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+			for _, p := range trainable {
+				p.T.ZeroGrad(true)
+			}
+			return fmt.Errorf("%w %v at step %d", ErrNonFinite, st.Loss, st.Step)
+		}
+		grads := make([]*torch.Tensor, 0, len(trainable))
+		for _, p := range trainable {
+			if g := p.T.GradIn(s); g != nil {
+				grads = append(grads, g)
+				st.Memory.Gradients += g.NBytes()
+			}
+		}
+		if t.cfg.MaxGradNorm > 0 && len(grads) > 0 {
+			st.GradNorm = clipGrads(grads, t.cfg.MaxGradNorm)
+		}
+		st.Memory.TrainableParams = numel(trainable)
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	if err := t.opt.Step(st.LR); err != nil {
+		return st, err
+	}
+	t.opt.ObserveLoss(st.Loss)
+	t.step++
+	t.losses = append(t.losses, st.Loss)
+	t.tokens += st.Tokens
+	st.Duration = time.Since(start)
+	t.runTokens += st.Tokens
+	t.runTime += st.Duration
+	for _, p := range params {
+		st.Memory.Params += p.Numel()
+		st.Memory.Weights += p.T.NBytes()
+	}
+	st.Memory.OptimizerState = t.opt.StateBytes()
+	st.Memory.Current, st.Memory.Peak = torch.MemStats(dev)
+	t.peak = max(t.peak, st.Memory.Peak)
+	return st, nil
+}
+
+// clipGrads scales grads in place so that their global 2-norm is at most maxNorm, as
+// torch.nn.utils.clip_grad_norm_ does (coefficient maxNorm / (norm + 1e-6), applied when
+// below 1), and returns the norm before clipping. Norms are taken in float32 or better.
+func clipGrads(grads []*torch.Tensor, maxNorm float64) float64 {
+	norms := make([]*torch.Tensor, len(grads))
+	for i, g := range grads {
+		if g.DType() == torch.F32 || g.DType() == torch.F64 {
+			norms[i] = g.Norm(2).To(torch.F64)
+		} else {
+			norms[i] = g.To(torch.F32).Norm(2).To(torch.F64)
+		}
+	}
+	total := torch.Stack(norms, 0).Norm(2).Item()
+	coef := maxNorm / (total + 1e-6)
+	if coef < 1 {
+		for _, g := range grads {
+			g.MulScalarInPlace(coef)
+		}
+	}
+	return total
+}
+
+// Run trains until Steps steps are done or ctx is cancelled. On cancellation it
+// finishes the current step, writes a checkpoint (when CheckpointDir is set) and
+// returns Status Interrupted with a nil error. A non-finite loss stops the run with an
+// error naming the last good checkpoint.
+func (t *Trainer) Run(ctx context.Context) (*Result, error) {
+	res := &Result{}
+	var bar *progressbar.ProgressBar
+	if t.cfg.Progress != nil {
+		bar = progressbar.NewOptions(t.cfg.Steps, progressbar.OptionSetWriter(t.cfg.Progress),
+			progressbar.OptionSetWidth(20), progressbar.OptionShowCount(),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true))
+		_ = bar.Set(t.step)
+	}
+	start := time.Now()
+	finish := func(status Status) (*Result, error) {
+		res.Status = status
+		res.Step = t.step
+		res.Losses = t.Losses()
+		res.Evals = t.evals
+		res.Checkpoint = t.lastCkpt
+		res.Elapsed = time.Since(start)
+		if t.runTime > 0 {
+			res.TokensPerSec = float64(t.runTokens) / t.runTime.Seconds()
+		}
+		res.Memory.Peak = max(res.Memory.Peak, t.peak)
+		if bar != nil {
+			_ = bar.Finish()
+			fmt.Fprintln(t.cfg.Progress)
+		}
+		t.logJSON(map[string]any{"event": "summary", "status": status.String(), "step": t.step,
+			"loss": lastOr(t.losses), "tokens_per_s": res.TokensPerSec, "memory": res.Memory,
+			"checkpoint": res.Checkpoint, "elapsed_s": res.Elapsed.Seconds()})
+		return res, nil
+	}
+	for t.step < t.cfg.Steps {
+		if ctx.Err() != nil {
+			if err := t.checkpointIfSet(); err != nil {
+				return res, err
+			}
+			return finish(Interrupted)
+		}
+		st, err := t.Step()
+		if err != nil {
+			if errors.Is(err, ErrNonFinite) {
+				last := t.lastCkpt
+				if last == "" {
+					last = "none written"
+				}
+				err = fmt.Errorf("%w; training stopped, last good checkpoint: %s", err, last)
+			}
+			res.Step, res.Losses, res.Checkpoint = t.step, t.Losses(), t.lastCkpt
+			return res, err
+		}
+		res.Memory = st.Memory
+		if st.Selection != nil {
+			t.logJSON(map[string]any{"event": "selection", "step": st.Step, "selection": st.Selection, "memory": st.Memory})
+		}
+		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
+			t.logJSON(map[string]any{"event": "step", "step": st.Step, "loss": st.Loss, "lr": st.LR,
+				"grad_norm": st.GradNorm, "tokens": st.Tokens, "ms": float64(st.Duration.Microseconds()) / 1000,
+				"tokens_per_s": float64(st.Tokens) / st.Duration.Seconds(), "memory": st.Memory})
+		}
+		if bar != nil {
+			bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f tok/s opt %.1f MiB peak %.1f MiB", st.Loss, st.LR,
+				float64(t.runTokens)/t.runTime.Seconds(), float64(st.Memory.OptimizerState)/(1<<20), float64(st.Memory.Peak)/(1<<20)))
+			_ = bar.Set(t.step)
+		}
+		if t.cfg.EvalEvery > 0 && (t.step%t.cfg.EvalEvery == 0 || t.step == t.cfg.Steps) {
+			if err := t.evaluate(); err != nil {
+				return res, err
+			}
+		}
+		if t.cfg.CheckpointEvery > 0 && t.step%t.cfg.CheckpointEvery == 0 && t.step < t.cfg.Steps {
+			if err := t.checkpointIfSet(); err != nil {
+				return res, err
+			}
+		}
+		if ctx.Err() != nil {
+			if err := t.checkpointIfSet(); err != nil {
+				return res, err
+			}
+			return finish(Interrupted)
+		}
+	}
+	if err := t.checkpointIfSet(); err != nil {
+		return res, err
+	}
+	return finish(Completed)
+}
+
+func (t *Trainer) evaluate() error {
+	var m map[string]float64
+	var err error
+	if e := torch.Try(func() { torch.NoGrad(func() { m, err = t.cfg.Eval(t.step) }) }); e != nil {
+		err = e
+	}
+	if err != nil {
+		return fmt.Errorf("blockllm: evaluation at step %d: %w", t.step, err)
+	}
+	t.evals = append(t.evals, EvalRecord{Step: t.step, Metrics: m})
+	t.logJSON(map[string]any{"event": "eval", "step": t.step, "metrics": m})
+	return nil
+}
+
+// checkpointIfSet writes a checkpoint of the current step unless none is configured or
+// one exists for it already.
+func (t *Trainer) checkpointIfSet() error {
+	if t.cfg.CheckpointDir == "" || t.step == 0 {
+		return nil
+	}
+	dir := checkpointPath(t.cfg.CheckpointDir, t.step)
+	if t.lastCkpt == dir {
+		return nil
+	}
+	if err := t.SaveCheckpoint(dir); err != nil {
+		return err
+	}
+	t.logJSON(map[string]any{"event": "checkpoint", "step": t.step, "path": dir})
+	return pruneCheckpoints(t.cfg.CheckpointDir, t.cfg.KeepCheckpoints)
+}
+
+func (t *Trainer) logJSON(v map[string]any) {
+	if t.cfg.Log == nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]any{"event": "error", "error": err.Error()})
+	}
+	_, _ = t.cfg.Log.Write(append(b, '\n'))
+}
+
+// lastOr is the last loss, or nil (JSON null) when there is none.
+func lastOr(xs []float64) any {
+	if len(xs) == 0 {
+		return nil
+	}
+	return xs[len(xs)-1]
+}
+
+// Train is NewTrainer, Resume(resume) when resume is not "", then Run.
+func Train(ctx context.Context, model nn.Model, opt Optimizer, data Data, cfg TrainConfig, resume string) (*Result, error) {
+	t, err := NewTrainer(model, opt, data, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if resume != "" {
+		if err := t.Resume(resume); err != nil {
+			return nil, err
+		}
+	}
+	return t.Run(ctx)
+}

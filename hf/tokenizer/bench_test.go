@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,5 +149,55 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// largeBPEJSON builds a valid byte-level BPE tokenizer.json with about
+// 128k tokens and as many merges (Llama-3 has 128,256 tokens and 280,147
+// merges), merging random pairs of existing tokens.
+func largeBPEJSON(b *testing.B, nVocab int) []byte {
+	rng := rand.New(rand.NewPCG(1, 1))
+	vocab := map[string]int{}
+	var toks []string
+	for i := 0; i < 256; i++ {
+		s := byteToStr[i]
+		vocab[s] = len(toks)
+		toks = append(toks, s)
+	}
+	var merges [][2]string
+	for len(toks) < nVocab {
+		a, c := toks[rng.IntN(len(toks))], toks[rng.IntN(len(toks))]
+		if len(a)+len(c) > 24 {
+			continue
+		}
+		if _, ok := vocab[a+c]; ok {
+			continue
+		}
+		vocab[a+c] = len(toks)
+		toks = append(toks, a+c)
+		merges = append(merges, [2]string{a, c})
+	}
+	data, err := json.Marshal(M{
+		"pre_tokenizer": M{"type": "Sequence", "pretokenizers": []M{
+			{"type": "Split", "pattern": M{"Regex": llama3Pattern}, "behavior": "Isolated", "invert": false},
+			{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}}},
+		"decoder": M{"type": "ByteLevel"},
+		"model":   M{"type": "BPE", "vocab": vocab, "merges": merges, "ignore_merges": true},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkLoadLarge measures FromJSON on a Llama-3-sized tokenizer.json.
+func BenchmarkLoadLarge(b *testing.B) {
+	data := largeBPEJSON(b, 128000)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := FromJSON(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

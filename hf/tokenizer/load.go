@@ -270,6 +270,12 @@ func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions
 		var dropout float64
 		o.decode("dropout", &dropout)
 		c.dropout = dropout
+		if raw, ok := o.raw("merges"); ok {
+			if fast, ok := fastMerges(raw); ok {
+				c.merges = fast
+				goto built
+			}
+		}
 		for i, r := range o.list("merges") {
 			var s string
 			var pair []string
@@ -288,6 +294,7 @@ func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions
 				return nil
 			}
 		}
+	built:
 		if *err != nil {
 			return nil
 		}
@@ -325,6 +332,110 @@ func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions
 	}
 	o.unknownType("model", typ)
 	return nil
+}
+
+// fastMerges parses a merges array (["a b", …] or [["a","b"], …]) without
+// encoding/json's per-element overhead. ok is false for anything unusual
+// (escapes are fine; bad shapes are not), and the caller then takes the
+// generic path, which reports errors precisely.
+func fastMerges(raw []byte) ([][2]string, bool) {
+	p := 0
+	ws := func() {
+		for p < len(raw) && (raw[p] == ' ' || raw[p] == '\n' || raw[p] == '\t' || raw[p] == '\r') {
+			p++
+		}
+	}
+	str := func() (string, bool) {
+		if p >= len(raw) || raw[p] != '"' {
+			return "", false
+		}
+		start := p
+		p++
+		esc := false
+		for p < len(raw) && raw[p] != '"' {
+			if raw[p] == '\\' {
+				esc = true
+				p++
+			}
+			p++
+		}
+		if p >= len(raw) {
+			return "", false
+		}
+		p++
+		if !esc {
+			return string(raw[start+1 : p-1]), true
+		}
+		var s string
+		if json.Unmarshal(raw[start:p], &s) != nil {
+			return "", false
+		}
+		return s, true
+	}
+	ws()
+	if p >= len(raw) || raw[p] != '[' {
+		return nil, false
+	}
+	p++
+	out := make([][2]string, 0, len(raw)/12)
+	for {
+		ws()
+		if p < len(raw) && raw[p] == ']' && len(out) == 0 {
+			p++
+			break
+		}
+		var m [2]string
+		switch {
+		case p < len(raw) && raw[p] == '"':
+			s, ok := str()
+			if !ok {
+				return nil, false
+			}
+			a, b, found := cutSpace(s)
+			if !found {
+				return nil, false
+			}
+			m = [2]string{a, b}
+		case p < len(raw) && raw[p] == '[':
+			p++
+			ws()
+			a, ok := str()
+			if !ok {
+				return nil, false
+			}
+			ws()
+			if p >= len(raw) || raw[p] != ',' {
+				return nil, false
+			}
+			p++
+			ws()
+			b, ok := str()
+			if !ok {
+				return nil, false
+			}
+			ws()
+			if p >= len(raw) || raw[p] != ']' {
+				return nil, false
+			}
+			p++
+			m = [2]string{a, b}
+		default:
+			return nil, false
+		}
+		out = append(out, m)
+		ws()
+		if p < len(raw) && raw[p] == ',' {
+			p++
+			continue
+		}
+		if p < len(raw) && raw[p] == ']' {
+			p++
+			break
+		}
+		return nil, false
+	}
+	ws()
+	return out, p == len(raw)
 }
 
 func cutSpace(s string) (string, string, bool) {

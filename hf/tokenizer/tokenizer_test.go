@@ -561,3 +561,32 @@ func TestEncodeRandomTextNoPanic(t *testing.T) {
 		}
 	}
 }
+
+func TestFastMerges(t *testing.T) {
+	good := []string{
+		`[]`, ` [ ] `, `["a b","c d"]`, "[\n  [\"a\", \"b\"],\n  [\"\\u0120\", \"t\\\"q\"]\n]",
+		`["\u00e9 x"]`, `[["a b", "c"]]`, `["a  b"]`,
+	}
+	for _, g := range good {
+		got, ok := fastMerges([]byte(g))
+		require.True(t, ok, g)
+		var generic []json.RawMessage
+		require.NoError(t, json.Unmarshal([]byte(g), &generic))
+		require.Len(t, got, len(generic), g)
+		for i, r := range generic {
+			var s string
+			var pair []string
+			if json.Unmarshal(r, &s) == nil {
+				a, b, _ := cutSpace(s)
+				require.Equal(t, [2]string{a, b}, got[i], g)
+			} else {
+				require.NoError(t, json.Unmarshal(r, &pair))
+				require.Equal(t, [2]string{pair[0], pair[1]}, got[i], g)
+			}
+		}
+	}
+	for _, bad := range []string{``, `{}`, `["ab"]`, `[["a"]]`, `[["a","b","c"]]`, `["a b",]`, `["a b"] x`, `[1]`, `["a b"`, `[["a", 1]]`} {
+		_, ok := fastMerges([]byte(bad))
+		require.False(t, ok, bad)
+	}
+}

@@ -8,7 +8,11 @@
 //   - demo-glue/SST-2/: a binary sentence classification task in the GLUE
 //     SST-2 layout (label 1: the fortune comes from a computing category;
 //     label 0: from the people/love/literature/wisdom categories), read with
-//     package eval/glue as task "sst2" (DemoGLUETask).
+//     package eval/glue as task "sst2" (DemoGLUETask);
+//   - tokenizers/: the tiny tokenizers trained on the fortunes text
+//     (RobertaTinyTokenizer, vocabulary 1000, and LlamaTinyTokenizer,
+//     vocabulary 1024), copies of testdata/hf/roberta-tiny-tok and
+//     testdata/hf/llama-tiny-tok, for the demo models.
 //
 // data/README.md describes the sources and licenses, and
 // scripts/make-demo-data.sh regenerates the files.
@@ -21,9 +25,9 @@ import (
 	"os"
 )
 
-// FS holds the embedded files: fortunes/... and demo-glue/... .
+// FS holds the embedded files: fortunes/..., demo-glue/... and tokenizers/... .
 //
-//go:embed fortunes demo-glue README.md
+//go:embed fortunes demo-glue tokenizers README.md
 var FS embed.FS
 
 // File names in Fortunes().
@@ -34,6 +38,26 @@ const (
 	// chosen with c4.InValidation(text, 0.05, 0)).
 	FortunesValidation = "c4-validation.00000-of-00001.json.gz"
 )
+
+// Paths in FS of the demo tokenizers (Hugging Face tokenizer.json files).
+const (
+	// RobertaTinyTokenizer is a RoBERTa-style byte-level BPE tokenizer
+	// (RobertaProcessing: <s> A </s></s> B </s>; <pad> is 1), vocabulary 1000.
+	RobertaTinyTokenizer = "tokenizers/roberta-tiny/tokenizer.json"
+	// LlamaTinyTokenizer is a Llama-2-style SentencePiece BPE tokenizer with
+	// byte fallback (<s> is 1, </s> is 2), vocabulary 1024.
+	LlamaTinyTokenizer = "tokenizers/llama-tiny/tokenizer.json"
+)
+
+// Tokenizer returns the bytes of an embedded tokenizer.json
+// (RobertaTinyTokenizer or LlamaTinyTokenizer), for tokenizer.FromJSON.
+func Tokenizer(name string) ([]byte, error) {
+	b, err := FS.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	return b, nil
+}
 
 // DemoGLUETask is the GLUE task name under which DemoGLUE is read.
 const DemoGLUETask = "sst2"

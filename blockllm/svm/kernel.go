@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // KernelType selects the kernel function, numbered as in LIBSVM's -t flag.
@@ -243,7 +244,15 @@ func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 		g := m.k.Gamma
 		xsq := m.xsq[:hi]
 		xsqi := m.xsq[i]
-		for j := lo; j < hi; j++ {
+		j := lo
+		// Two rows at a time: two independent floating-point add chains
+		// (each summed in LIBSVM's order) keep the CPU busy.
+		for ; j+1 < hi; j += 2 {
+			d0, d1 := sparseDense2(xs[j], xs[j+1], dense)
+			data[j] = float32(si * float64(s[j]) * fastExp(-g*(xsqi+xsq[j]-2*d0)))
+			data[j+1] = float32(si * float64(s[j+1]) * fastExp(-g*(xsqi+xsq[j+1]-2*d1)))
+		}
+		for ; j < hi; j++ {
 			data[j] = float32(si * float64(s[j]) * fastExp(-g*(xsqi+xsq[j]-2*sparseDense(xs[j], dense))))
 		}
 	case Sigmoid:
@@ -255,6 +264,25 @@ func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 	for _, n := range xi {
 		dense[n.Index] = 0
 	}
+}
+
+// sparseDense2 returns sparseDense(a, dense) and sparseDense(b, dense),
+// interleaving the two sums.
+func sparseDense2(a, b []Node, dense []float64) (float64, float64) {
+	s0, s1 := 0.0, 0.0
+	n := min(len(a), len(b))
+	a2, b2 := a[:n], b[:n]
+	for k := range a2 {
+		s0 += dense[a2[k].Index] * a2[k].Value
+		s1 += dense[b2[k].Index] * b2[k].Value
+	}
+	for _, e := range a[n:] {
+		s0 += dense[e.Index] * e.Value
+	}
+	for _, e := range b[n:] {
+		s1 += dense[e.Index] * e.Value
+	}
+	return s0, s1
 }
 
 func sparseDense(x []Node, dense []float64) float64 {
@@ -277,45 +305,89 @@ func (m *kernelMatrix) swap(i, j int) {
 }
 
 // workerPool runs a function on n goroutines (the caller plus n-1 workers)
-// and waits for all of them.
+// and waits for all of them. Workers spin on an atomic generation counter for
+// a while before parking, so that handing out a kernel column (a few hundred
+// microseconds of work) does not pay goroutine wake-up latency.
 type workerPool struct {
-	work []chan func()
-	wg   sync.WaitGroup
+	workers int
+	gen     atomic.Uint64
+	pending atomic.Int64
+	task    func(t int)
+	ntask   int
+	closed  atomic.Bool
+	mu      sync.Mutex
+	cond    *sync.Cond
 }
 
+// spinWait is how long an idle worker spins before parking.
+const spinWait = 200 * time.Microsecond
+
 func newWorkerPool(workers int) *workerPool {
-	p := &workerPool{work: make([]chan func(), workers)}
-	for w := range p.work {
-		ch := make(chan func(), 1)
-		p.work[w] = ch
-		go func() {
-			for f := range ch {
-				f()
-				p.wg.Done()
-			}
-		}()
+	p := &workerPool{workers: workers}
+	p.cond = sync.NewCond(&p.mu)
+	for w := 1; w <= workers; w++ {
+		go p.loop(w)
 	}
 	return p
 }
 
-// run calls f(0) on the calling goroutine and f(1..n-1) on workers.
+func (p *workerPool) loop(t int) {
+	last := uint64(0) // the generation at creation; run has not been called yet
+	for {
+		spun := 0
+		var t0 time.Time
+		for p.gen.Load() == last {
+			if p.closed.Load() {
+				return
+			}
+			spun++
+			if spun&1023 == 0 {
+				if t0.IsZero() {
+					t0 = time.Now()
+				} else if time.Since(t0) > spinWait {
+					p.mu.Lock()
+					for p.gen.Load() == last && !p.closed.Load() {
+						p.cond.Wait()
+					}
+					p.mu.Unlock()
+				}
+				runtime.Gosched()
+			}
+		}
+		last = p.gen.Load()
+		if t < p.ntask {
+			p.task(t)
+		}
+		p.pending.Add(-1)
+	}
+}
+
+// run calls f(0) on the calling goroutine and f(1..n-1) on workers. It must
+// not be called concurrently.
 func (p *workerPool) run(n int, f func(t int)) {
-	if n-1 > len(p.work) {
-		n = len(p.work) + 1
+	if n-1 > p.workers {
+		n = p.workers + 1
 	}
-	p.wg.Add(n - 1)
-	for t := 1; t < n; t++ {
-		t := t
-		p.work[t-1] <- func() { f(t) }
-	}
+	p.task = f
+	p.ntask = n
+	p.pending.Store(int64(p.workers))
+	p.mu.Lock()
+	p.gen.Add(1)
+	p.cond.Broadcast()
+	p.mu.Unlock()
 	f(0)
-	p.wg.Wait()
+	for spun := 0; p.pending.Load() != 0; spun++ {
+		if spun&255 == 255 {
+			runtime.Gosched()
+		}
+	}
 }
 
 func (p *workerPool) close() {
-	for _, ch := range p.work {
-		close(ch)
-	}
+	p.closed.Store(true)
+	p.mu.Lock()
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
 
 func defaultThreads(n int) int {

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# svm-compare.sh — run LIBSVM's svm-train and ours side by side (same flags,
+# same data), print wall times and Go/LIBSVM ratios single-threaded and with
+# 2 threads, compare obj/rho/nSV, and check model interoperability both ways
+# with LIBSVM's svm-predict.
+#
+# Usage: scripts/svm-compare.sh [sets...]       (default: a8a w8a)
+# Environment: DATA_DIR (default ../shared/data/svm from the repo root),
+#   REPEAT (runs per configuration, the fastest is reported; default 1),
+#   FLAGS (extra svm-train flags for both, default none = LIBSVM defaults),
+#   LIBSVM_TRAIN / LIBSVM_PREDICT (default svm-train / svm-predict on PATH).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+data=${DATA_DIR:-$root/../shared/data/svm}
+repeat=${REPEAT:-1}
+flags=${FLAGS:-}
+ltrain=${LIBSVM_TRAIN:-svm-train}
+lpredict=${LIBSVM_PREDICT:-svm-predict}
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(a8a w8a)
+
+for tool in "$ltrain" "$lpredict"; do
+  command -v "$tool" >/dev/null || { echo "svm-compare: $tool not found (apt-get install libsvm-tools)" >&2; exit 1; }
+done
+if [ ! -d "$data" ]; then
+  echo "svm-compare: data directory $data not found; skipping" >&2
+  exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+(cd "$root" && go build -o "$work/go-svm-train" ./cmd/svm-train && go build -o "$work/go-svm-predict" ./cmd/svm-predict)
+
+now() { date +%s.%N; }
+# timed <outfile> cmd... : runs cmd, stdout to outfile, prints seconds
+timed() {
+  local out=$1; shift
+  local t0 t1
+  t0=$(now); "$@" >"$out"; t1=$(now)
+  echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}'
+}
+minof() { printf '%s\n' "$@" | sort -g | head -1; }
+summary() { grep -E '^(optimization finished|obj =|nSV =|Total nSV)' "$1" | tr '\n' ' '; }
+field() { # field <file> <regex-with-one-group>
+  sed -nE "s/$2/\1/p" "$1" | head -1
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+relerr() { awk -v a="$1" -v b="$2" 'BEGIN{d=a-b; if(d<0)d=-d; m=b<0?-b:b; if(m<1e-12)m=1e-12; printf "%.2e", d/m}'; }
+
+echo "machine: $(nproc) cores; LIBSVM: $(dpkg-query -W -f='${Version}' libsvm-tools 2>/dev/null || echo unknown); flags: ${flags:-defaults}; repeat: $repeat"
+status=0
+for set in "${sets[@]}"; do
+  f=$data/$set
+  if [ ! -f "$f" ]; then echo "skipping $set: $f not found"; continue; fi
+  echo "== $set"
+  tl=(); t1=(); t2=()
+  for ((r = 0; r < repeat; r++)); do
+    tl+=("$(timed "$work/l.out" "$ltrain" $flags "$f" "$work/l.model")")
+    t1+=("$(timed "$work/g1.out" "$work/go-svm-train" $flags -threads 1 "$f" "$work/g1.model")")
+    t2+=("$(timed "$work/g2.out" "$work/go-svm-train" $flags -threads 2 "$f" "$work/g2.model")")
+  done
+  L=$(minof "${tl[@]}"); G1=$(minof "${t1[@]}"); G2=$(minof "${t2[@]}")
+  echo "LIBSVM   : $(summary "$work/l.out")"
+  echo "Go (1 th): $(summary "$work/g1.out")"
+  echo "Go (2 th): $(summary "$work/g2.out")"
+  lobj=$(field "$work/l.out" '^obj = ([^,]+), rho.*'); gobj=$(field "$work/g1.out" '^obj = ([^,]+), rho.*')
+  lrho=$(field "$work/l.out" '.*rho = (.*)$'); grho=$(field "$work/g1.out" '.*rho = (.*)$')
+  lsv=$(field "$work/l.out" '^Total nSV = (.*)$'); gsv=$(field "$work/g1.out" '^Total nSV = (.*)$')
+  echo "obj rel diff $(relerr "$gobj" "$lobj"), rho rel diff $(relerr "$grho" "$lrho"), nSV $gsv vs $lsv"
+  if cmp -s "$work/l.model" "$work/g1.model"; then echo "model files: byte-identical"; else echo "model files: differ"; fi
+  echo "wall time: LIBSVM ${L}s, Go 1 thread ${G1}s (ratio $(ratio "$G1" "$L")), Go 2 threads ${G2}s (ratio $(ratio "$G2" "$L"))"
+  # Interop: LIBSVM's svm-predict on our model vs on its own; ours on LIBSVM's model.
+  test=$f
+  [ "$set" = a8a ] && [ -f "$data/a9a.t" ] && test=$data/a9a.t
+  la=$("$lpredict" "$test" "$work/l.model" "$work/l.pred" | grep Accuracy)
+  lg=$("$lpredict" "$test" "$work/g1.model" "$work/lg.pred" | grep Accuracy)
+  gl=$("$work/go-svm-predict" -threads 2 "$test" "$work/l.model" "$work/gl.pred" | grep Accuracy)
+  echo "predict on $(basename "$test"):"
+  echo "  LIBSVM svm-predict, LIBSVM model: $la"
+  echo "  LIBSVM svm-predict, Go model    : $lg"
+  echo "  Go svm-predict,     LIBSVM model: $gl"
+  agree=$(paste "$work/l.pred" "$work/lg.pred" | awk '$1==$2{a++} END{printf "%.4f%% (%d/%d)", 100*a/NR, a, NR}')
+  echo "  prediction agreement (LIBSVM model vs Go model): $agree"
+  [ "$la" = "$lg" ] && [ "$la" = "$gl" ] || { echo "  accuracy lines differ"; status=1; }
+done
+exit $status

@@ -81,7 +81,9 @@ for set in "${sets[@]}"; do
   echo "  LIBSVM svm-predict, Go model    : $lg"
   echo "  Go svm-predict,     LIBSVM model: $gl"
   agree=$(paste "$work/l.pred" "$work/lg.pred" | awk '$1==$2{a++} END{printf "%.4f%% (%d/%d)", 100*a/NR, a, NR}')
-  echo "  prediction agreement (LIBSVM model vs Go model): $agree"
+  echo "  prediction agreement, LIBSVM svm-predict with LIBSVM model vs Go model: $agree"
+  agree=$(paste "$work/l.pred" "$work/gl.pred" | awk '$1==$2{a++} END{printf "%.4f%% (%d/%d)", 100*a/NR, a, NR}')
+  echo "  prediction agreement, LIBSVM model with LIBSVM svm-predict vs Go svm-predict: $agree"
   [ "$la" = "$lg" ] && [ "$la" = "$gl" ] || { echo "  accuracy lines differ"; status=1; }
 done
 exit $status

@@ -329,6 +329,32 @@ func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions
 		m := &wordLevelModel{vocabulary: v, unkToken: o.str("unk_token", "<unk>")}
 		t.unkToken = m.unkToken
 		return m
+	case "Unigram":
+		var raw [][2]json.RawMessage
+		if !o.decode("vocab", &raw) {
+			if *err == nil {
+				o.fail("missing \"vocab\"")
+			}
+			return nil
+		}
+		pieces := make([]string, len(raw))
+		scores := make([]float64, len(raw))
+		for i, r := range raw {
+			if json.Unmarshal(r[0], &pieces[i]) != nil || json.Unmarshal(r[1], &scores[i]) != nil {
+				o.fail("vocab[%d] must be [\"piece\", score]", i)
+				return nil
+			}
+		}
+		unkID := o.integer("unk_id", -1)
+		m, e := newUnigram(pieces, scores, unkID, o.boolean("byte_fallback", false))
+		if e != nil {
+			o.fail("%v", e)
+			return nil
+		}
+		if unkID >= 0 {
+			t.unkToken = pieces[unkID]
+		}
+		return m
 	}
 	o.unknownType("model", typ)
 	return nil

@@ -4,7 +4,8 @@
 //
 // Supported components: models BPE (merges as "a b" strings or ["a","b"]
 // pairs, byte_fallback, unk_token, fuse_unk, ignore_merges, dropout,
-// continuing_subword_prefix, end_of_word_suffix), WordPiece and WordLevel;
+// continuing_subword_prefix, end_of_word_suffix), WordPiece, WordLevel and
+// Unigram (unk_id, byte_fallback);
 // normalizers Sequence, Prepend, Append, Replace, NFC, NFD, NFKC, NFKD,
 // Lowercase, Strip, StripAccents, BertNormalizer, ByteLevel, Nmt;
 // pre-tokenizers ByteLevel, Metaspace, Split, Digits, Whitespace,
@@ -46,7 +47,7 @@ type Tokenizer struct {
 
 	unkToken  string
 	bos, eos  int    // -1 when unknown
-	modelName string // "BPE", "WordPiece" or "WordLevel"
+	modelName string // "BPE", "WordPiece", "WordLevel" or "Unigram"
 }
 
 // Option configures a Tokenizer at load time.
@@ -112,8 +113,8 @@ func (t *Tokenizer) Truncation() *Truncation { return t.truncation }
 // Padding returns the padding settings, or nil.
 func (t *Tokenizer) Padding() *Padding { return t.padding }
 
-// ModelType is the model's type in tokenizer.json: "BPE", "WordPiece" or
-// "WordLevel".
+// ModelType is the model's type in tokenizer.json: "BPE", "WordPiece",
+// "WordLevel" or "Unigram".
 func (t *Tokenizer) ModelType() string { return t.modelName }
 
 // AddedTokens returns the added tokens, in tokenizer.json order.

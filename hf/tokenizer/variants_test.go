@@ -155,6 +155,33 @@ func referenceVariants(t testing.TB) map[string]M {
 	m["decoder"] = M{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}
 	v["t5ish"] = m
 
+	// Unigram models over the llama pieces, with made-up log-probabilities
+	// (longer pieces score better, ties broken by id).
+	var uni []any
+	ids := make([]string, len(lv))
+	for tok, id := range lv {
+		ids[int(id.(float64))] = tok
+	}
+	for i, tok := range ids {
+		score := -10.0 + 0.5*float64(len([]rune(tok))) - float64(i)/1000
+		if i == 0 {
+			score = 0
+		}
+		uni = append(uni, []any{tok, score})
+	}
+	m = cloneM(t, llama)
+	m["normalizer"] = nil
+	m["pre_tokenizer"] = M{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}
+	m["decoder"] = M{"type": "Sequence", "decoders": []M{
+		{"type": "Replace", "pattern": M{"String": "▁"}, "content": " "},
+		{"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}}}
+	m["model"] = M{"type": "Unigram", "unk_id": 0, "vocab": uni, "byte_fallback": true}
+	v["unigram-bf"] = m
+	m = cloneM(t, m)
+	m["model"].(M)["byte_fallback"] = false
+	m["normalizer"] = M{"type": "Lowercase"}
+	v["unigram"] = m
+
 	m = cloneM(t, roberta)
 	m["pre_tokenizer"] = M{"type": "Whitespace"}
 	m["normalizer"] = M{"type": "Sequence", "normalizers": []M{{"type": "NFC"}, {"type": "ByteLevel"}}}

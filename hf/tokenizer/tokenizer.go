@@ -13,9 +13,14 @@
 // Sequence; post-processors TemplateProcessing, RobertaProcessing,
 // BertProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace,
 // Replace, ByteFallback, Fuse, Strip, WordPiece, BPEDecoder, Sequence.
-// Unigram models and Precompiled normalizers are not supported: loading a
-// file that uses them (or any unknown type) returns an error naming the type
-// and its JSON path.
+// The Precompiled normalizer (a SentencePiece charsmap, used by T5, ALBERT
+// and XLM-R files) and the UnicodeScripts pre-tokenizer are not supported:
+// loading a file that uses them (or any unknown type) returns an error
+// naming the type and its JSON path.
+//
+// Outputs (ids, tokens, offsets, word ids, type ids, masks, truncation with
+// its overflowing pieces, padding) match tokenizers 0.23.2; see the reference
+// tests in this package.
 //
 // A Tokenizer is safe for concurrent use by several goroutines once built;
 // SetTruncation and SetPadding must not race with encoding.

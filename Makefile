@@ -7,7 +7,7 @@ ENVFILE := build/libtorch.env
 CXX ?= g++
 GOTESTFLAGS ?=
 
-.PHONY: all deps shim build test test-go bench demo test-gpu fuzz clean env
+.PHONY: all deps shim build test bench demo test-gpu gpu-binaries clean env
 
 all: build
 
@@ -56,9 +56,19 @@ demo: shim
 	$(GO) run ./cmd/finetune
 	$(GO) run ./cmd/pretrain
 
-# GPU checks: see scripts/gpu-check.sh and DESIGN.md ("GPU").
+# GPU checks: see scripts/gpu-check.sh and DESIGN.md ("GPU"). gpu-binaries builds the
+# test and bench binaries that the script runs (so it also works where Go is absent).
 test-gpu:
 	bash scripts/gpu-check.sh
+
+gpu-binaries:
+	@mkdir -p build/gpu
+	$(GO) test -c -o build/gpu/torch.test ./torch
+	$(GO) test -c -o build/gpu/hf.test ./hf
+	$(GO) test -c -o build/gpu/hf_llama.test ./hf/llama
+	$(GO) test -c -o build/gpu/hf_roberta.test ./hf/roberta
+	$(GO) test -c -o build/gpu/blockllm.test ./blockllm
+	$(GO) build -o build/gpu/bench ./cmd/bench
 
 clean:
 	rm -rf build

@@ -84,6 +84,11 @@ func load() error {
 			os.Setenv(kv[0], kv[1])
 		}
 	}
+	return loadFrom(candidates())
+}
+
+// candidates lists where Load looks for the shim, in order.
+func candidates() []string {
 	var cands []string
 	if p := os.Getenv("BLOCKLLM_SHIM"); p != "" {
 		cands = append(cands, p)
@@ -96,6 +101,10 @@ func load() error {
 	if _, file, _, ok := runtime.Caller(0); ok {
 		cands = append(cands, filepath.Join(filepath.Dir(file), "..", "build", "lib", LibName))
 	}
+	return cands
+}
+
+func loadFrom(cands []string) error {
 	var tried []string
 	for _, c := range cands {
 		if strings.Contains(c, "/") {

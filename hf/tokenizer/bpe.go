@@ -23,6 +23,8 @@ type model interface {
 	idToToken(id int) (string, bool)
 	// size is the largest id plus one.
 	size() int
+	// entries is HF's get_vocab_size: the number of vocabulary entries.
+	entries() int
 }
 
 // vocabulary is a token<->id table shared by the models.
@@ -66,6 +68,8 @@ func (v *vocabulary) idToToken(id int) (string, bool) {
 }
 
 func (v *vocabulary) size() int { return len(v.tokens) }
+
+func (v *vocabulary) entries() int { return len(v.ids) }
 
 // bpeMerge is the rank and result of merging a pair.
 type bpeMerge struct{ rank, newID int32 }
@@ -471,6 +475,13 @@ func (m *bpeModel) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error)
 		}
 	}
 	n0 := len(dst)
+	if m.ignoreMerges {
+		// A word that is itself in the vocabulary is one token.
+		var buf [128]byte
+		if id, ok := m.ids[string(appendByteLevel(buf[:0], raw))]; ok {
+			return append(dst, mtoken{id, 0, int32(len(raw))}), nil
+		}
+	}
 	if fast, ok := m.byteLevelFast(dst, raw); ok {
 		dst = fast
 	} else {
@@ -491,12 +502,8 @@ func (m *bpeModel) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error)
 
 // byteLevelFast builds the symbols of a byte-level word straight from its
 // raw bytes (one symbol per byte, lengths in raw bytes); ok is false when a
-// byte's character is not in the vocabulary or ignore_merges needs the
-// mapped string.
+// byte's character is not in the vocabulary.
 func (m *bpeModel) byteLevelFast(dst []mtoken, raw string) ([]mtoken, bool) {
-	if m.ignoreMerges {
-		return dst, false
-	}
 	sp, _ := m.symPool.Get().(*[]symbol)
 	if sp == nil {
 		sp = new([]symbol)

@@ -222,9 +222,55 @@ func FromJSON(data []byte, opts ...Option) (*Tokenizer, error) {
 	if lo.setPad {
 		t.padding = lo.padding
 	}
+	added = assignAddedIDs(added, t.model)
 	t.added = newAddedVocab(added, t.normalizer)
 	t.findBOSEOS()
 	return t, nil
+}
+
+// assignAddedIDs gives the added tokens the ids Hugging Face gives them when
+// it loads tokenizer.json (AddedVocabulary::add_tokens), which ignores the
+// "id" written in the file: a token already in the model's vocabulary
+// takes its id there; another one takes the vocabulary size, or one more
+// than the largest added id when that is already past it. For files written
+// by HF the two agree. Repeated identical entries and empty contents are
+// dropped, as HF does.
+func assignAddedIDs(added []AddedToken, m model) []AddedToken {
+	byContent := map[string]int{}
+	maxID := -1
+	size := m.entries()
+	out := added[:0]
+	seen := map[AddedToken]bool{}
+	for _, a := range added {
+		if a.Content == "" {
+			continue
+		}
+		key := a
+		key.ID = 0
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		id, ok := byContent[a.Content]
+		if !ok {
+			id, ok = m.tokenToID(a.Content)
+		}
+		if !ok {
+			switch {
+			case maxID < 0:
+				id = size
+			case maxID >= size || size == 0:
+				id = maxID + 1
+			default:
+				id = size
+			}
+		}
+		a.ID = id
+		byContent[a.Content] = id
+		maxID = max(maxID, id)
+		out = append(out, a)
+	}
+	return out
 }
 
 func (t *Tokenizer) parseModel(raw json.RawMessage, path string, lo *loadOptions, err *error) model {

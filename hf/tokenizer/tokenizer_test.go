@@ -188,6 +188,24 @@ func TestBPEUnknowns(t *testing.T) {
 	require.ErrorContains(t, err, "<nope>")
 }
 
+func TestBPEDropout(t *testing.T) {
+	mk := func(dropout float64) *Tokenizer {
+		return mustFromJSON(t, mistralJSON(t, func(tok M) { tok["model"].(M)["dropout"] = dropout }))
+	}
+	// dropout 1 skips every merge: one token per char.
+	require.Equal(t, []int{idSpace, idH, 261, idL, idL, 263}, ids(t, mk(1), "Hello", false))
+	require.Equal(t, []int{idHello}, ids(t, mk(0), "Hello", false))
+	// With 0 < p < 1 the result is some valid segmentation of the same text.
+	tk := mk(0.5)
+	for i := 0; i < 20; i++ {
+		s, err := tk.Decode(ids(t, tk, "Hello world", false), false)
+		require.NoError(t, err)
+		require.Equal(t, "Hello world", s)
+	}
+	_, err := FromJSON(mistralJSON(t, func(tok M) { tok["model"].(M)["dropout"] = 1.5 }))
+	require.ErrorContains(t, err, "dropout")
+}
+
 func TestBPEIgnoreMergesAndPrefix(t *testing.T) {
 	v := M{"a": 0, "b": 1, "c": 2, "ab": 3, "abc": 4, "##b": 5, "##c": 6, "a##b": 7}
 	mk := func(model M) *Tokenizer {
@@ -372,41 +390,46 @@ func TestRobertaPairAndOffsets(t *testing.T) {
 }
 
 func TestAddedTokenOptions(t *testing.T) {
+	// The ids written in the file are not used: like HF, tokens missing from
+	// the vocabulary (275 entries) get 275, 276, ...
 	data := mistralJSON(t, func(tok M) {
 		tok["added_tokens"] = append(append([]M{}, specials3...),
-			M{"id": 300, "content": "<mask>", "single_word": true, "lstrip": true, "rstrip": true, "normalized": false, "special": true},
-			M{"id": 301, "content": "ell", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+			M{"id": 9000, "content": "<mask>", "single_word": true, "lstrip": true, "rstrip": true, "normalized": false, "special": true},
+			M{"id": 9001, "content": "ell", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": false},
+			M{"id": 7, "content": "▁Hello", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": false},
 		)
 	})
 	tk := mustFromJSON(t, data)
+	for tok, want := range map[string]int{"<mask>": 275, "ell": 276, "▁Hello": idHello, "<s>": 1} {
+		id, ok := tk.TokenToID(tok)
+		require.True(t, ok, tok)
+		require.Equal(t, want, id, tok)
+	}
 	e, err := tk.Encode("Hello <mask> Hd<mask>", false)
 	require.NoError(t, err)
 	// "<mask>" between spaces is matched with both spaces (lstrip/rstrip);
 	// "d<mask>" is inside a word: single_word rejects it. "ell" is a normal added token.
-	require.Contains(t, e.IDs, 300)
-	require.Equal(t, 1, strings.Count(fmt.Sprint(e.IDs), "300"))
+	require.Contains(t, e.IDs, 275)
+	require.Equal(t, 1, strings.Count(fmt.Sprint(e.IDs), "275"))
 	k := 0
 	for i, id := range e.IDs {
-		if id == 300 {
+		if id == 275 {
 			k = i
 		}
 	}
 	require.Equal(t, " <mask> ", e.Tokens[k])
-	require.Contains(t, e.IDs, 301)
-	s, err := tk.Decode([]int{idHello, 300, idWor}, true)
+	require.Contains(t, e.IDs, 276)
+	s, err := tk.Decode([]int{idHello, 275, idWor}, true)
 	require.NoError(t, err)
 	require.Equal(t, "Hello wor", s)
-	require.True(t, tk.IsSpecial(300))
-	require.False(t, tk.IsSpecial(301))
-	id, ok := tk.TokenToID("<mask>")
-	require.True(t, ok)
-	require.Equal(t, 300, id)
+	require.True(t, tk.IsSpecial(275))
+	require.False(t, tk.IsSpecial(276))
 	tok, ok := tk.IDToToken(idHello)
 	require.True(t, ok)
 	require.Equal(t, "▁Hello", tok)
 	_, ok = tk.IDToToken(99999)
 	require.False(t, ok)
-	require.Equal(t, 302, tk.VocabSize())
+	require.Equal(t, 277, tk.VocabSize())
 	_, err = tk.Decode([]int{99999}, false)
 	require.ErrorIs(t, err, ErrUnknownID)
 }

@@ -94,6 +94,9 @@ func newUnigram(pieces []string, scores []float64, unkID int, byteFallback bool)
 	return m, nil
 }
 
+// entries counts pieces as HF does (the list, duplicates included).
+func (m *unigramModel) entries() int { return len(m.tokens) }
+
 type latticeNode struct {
 	score    float64
 	startsAt int32 // -1: unreached

@@ -69,6 +69,16 @@ func referenceVariants(t testing.TB) map[string]M {
 			"pair":           []M{{"SpecialToken": M{"id": "<s>", "type_id": 0}}, {"Sequence": M{"id": "A", "type_id": 0}}, {"SpecialToken": M{"id": "<s>", "type_id": 1}}, {"Sequence": M{"id": "B", "type_id": 1}}},
 			"special_tokens": M{"<s>": M{"id": "<s>", "ids": []int{0}, "tokens": []string{"<s>"}}}},
 	}}
+	m["model"].(M)["ignore_merges"] = true // as in Llama-3's tokenizer.json
+	// Whole words that no merge sequence reaches: only ignore_merges emits them.
+	rv := m["model"].(M)["vocab"].(M)
+	nextID := 1001
+	for _, w := range []string{"Ġquick", "Ġbrown", "Ġlazy", "Ġjumps", "Hello", "Ġworld", "Ġhello", "Ġfoo", "Ġyou", "Ġthe"} {
+		if _, ok := rv[w]; !ok {
+			rv[w] = nextID
+			nextID++
+		}
+	}
 	added := m["added_tokens"].([]any)
 	added = append(added, M{"id": 1000, "content": "<|eot|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
 	m["added_tokens"] = added

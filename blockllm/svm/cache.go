@@ -20,7 +20,7 @@ type cacheHead struct {
 func newLRUCache(l int, bytes int64) *lruCache {
 	c := &lruCache{l: l, heads: make([]cacheHead, l+1)}
 	size := bytes / 4
-	size -= int64(l) * 24 / 4 // per-column head overhead, as LIBSVM
+	size -= int64(l) * 32 / 4 // per-column head overhead (sizeof(head_t) = 32 in LIBSVM)
 	if size < 2*int64(l) {
 		size = 2 * int64(l)
 	}

@@ -206,11 +206,10 @@ func (m *kernelMatrix) fill(i int, data []float32, start, end int) {
 		m.fillRange(0, i, data, start, end)
 		return
 	}
-	m.pool.run(m.threads, func(t int) {
-		n := end - start
-		lo := start + n*t/m.threads
-		hi := start + n*(t+1)/m.threads
-		m.fillRange(t, i, data, lo, hi)
+	n := end - start
+	chunk := max(256, n/(8*m.threads))
+	m.pool.run(n, chunk, func(t, lo, hi int) {
+		m.fillRange(t, i, data, start+lo, start+hi)
 	})
 }
 
@@ -304,23 +303,31 @@ func (m *kernelMatrix) swap(i, j int) {
 	m.qd[i], m.qd[j] = m.qd[j], m.qd[i]
 }
 
-// workerPool runs a function on n goroutines (the caller plus n-1 workers)
-// and waits for all of them. Workers spin on an atomic generation counter for
-// a while before parking, so that handing out a kernel column (a few hundred
-// microseconds of work) does not pay goroutine wake-up latency.
+// workerPool splits a range of rows into chunks that the calling goroutine
+// and the workers claim with an atomic counter. The caller never waits for a
+// worker that has not started (it takes the remaining chunks itself), so a
+// descheduled worker on a busy machine costs at most one chunk. Idle workers
+// spin briefly, then park.
 type workerPool struct {
-	workers int
-	gen     atomic.Uint64
-	pending atomic.Int64
-	task    func(t int)
-	ntask   int
-	closed  atomic.Bool
-	mu      sync.Mutex
-	cond    *sync.Cond
+	workers  int
+	cur      atomic.Pointer[poolJob]
+	gen      atomic.Uint64
+	sleeping atomic.Int32
+	closed   atomic.Bool
+	mu       sync.Mutex
+	cond     *sync.Cond
+}
+
+type poolJob struct {
+	f     func(t, lo, hi int)
+	n     int
+	chunk int
+	next  atomic.Int64
+	done  atomic.Int64
 }
 
 // spinWait is how long an idle worker spins before parking.
-const spinWait = 200 * time.Microsecond
+const spinWait = 100 * time.Microsecond
 
 func newWorkerPool(workers int) *workerPool {
 	p := &workerPool{workers: workers}
@@ -334,50 +341,60 @@ func newWorkerPool(workers int) *workerPool {
 func (p *workerPool) loop(t int) {
 	last := uint64(0) // the generation at creation; run has not been called yet
 	for {
-		spun := 0
 		var t0 time.Time
-		for p.gen.Load() == last {
+		for spun := 1; p.gen.Load() == last; spun++ {
 			if p.closed.Load() {
 				return
 			}
-			spun++
-			if spun&1023 == 0 {
+			if spun&255 == 0 {
 				if t0.IsZero() {
 					t0 = time.Now()
 				} else if time.Since(t0) > spinWait {
+					p.sleeping.Add(1)
 					p.mu.Lock()
 					for p.gen.Load() == last && !p.closed.Load() {
 						p.cond.Wait()
 					}
 					p.mu.Unlock()
+					p.sleeping.Add(-1)
 				}
 				runtime.Gosched()
 			}
 		}
 		last = p.gen.Load()
-		if t < p.ntask {
-			p.task(t)
+		if j := p.cur.Load(); j != nil {
+			j.do(t)
 		}
-		p.pending.Add(-1)
 	}
 }
 
-// run calls f(0) on the calling goroutine and f(1..n-1) on workers. It must
-// not be called concurrently.
-func (p *workerPool) run(n int, f func(t int)) {
-	if n-1 > p.workers {
-		n = p.workers + 1
+func (j *poolJob) do(t int) {
+	for {
+		lo := int(j.next.Add(1)-1) * j.chunk
+		if lo >= j.n {
+			return
+		}
+		hi := min(lo+j.chunk, j.n)
+		j.f(t, lo, hi)
+		j.done.Add(int64(hi - lo))
 	}
-	p.task = f
-	p.ntask = n
-	p.pending.Store(int64(p.workers))
-	p.mu.Lock()
+}
+
+// run calls f(t, lo, hi) over chunks covering [0, n), on the caller (t = 0)
+// and the workers (t = 1..workers), and returns when all are done. It must
+// not be called concurrently.
+func (p *workerPool) run(n, chunk int, f func(t, lo, hi int)) {
+	j := &poolJob{f: f, n: n, chunk: max(chunk, 1)}
+	p.cur.Store(j)
 	p.gen.Add(1)
-	p.cond.Broadcast()
-	p.mu.Unlock()
-	f(0)
-	for spun := 0; p.pending.Load() != 0; spun++ {
-		if spun&255 == 255 {
+	if p.sleeping.Load() > 0 {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
+	j.do(0)
+	for spun := 1; j.done.Load() < int64(n); spun++ {
+		if spun&63 == 0 {
 			runtime.Gosched()
 		}
 	}

@@ -30,6 +30,59 @@ type Model struct {
 	SVIndices []int // 1-based row numbers of the SVs in the training set (0 when read from a file)
 	// Stats holds per-binary-problem training figures (empty for a model read from a file).
 	Stats []BinaryStats
+
+	prep     sync.Once
+	svsq     []float64 // squared norms of the SVs (RBF)
+	maxIndex int       // largest feature index among the SVs
+}
+
+// prepare computes the SV norms and index range used by prediction. A model
+// must not be modified after its first prediction.
+func (m *Model) prepare() {
+	m.prep.Do(func() {
+		m.svsq = make([]float64, len(m.SV))
+		for i, sv := range m.SV {
+			m.svsq[i] = dotNodes(sv, sv)
+			if n := len(sv); n > 0 && int(sv[n-1].Index) > m.maxIndex {
+				m.maxIndex = int(sv[n-1].Index)
+			}
+		}
+	})
+}
+
+// kernelValues writes K(x, SV_i) into kv using a dense scatter of x (dense
+// has length maxIndex+1 and is left zeroed). Dot products add the same
+// products in the same order as LIBSVM; the RBF distance is computed as
+// |x|^2 + |sv|^2 - 2 x.sv, as in LIBSVM's training kernel.
+func (m *Model) kernelValues(x []Node, kv, dense []float64) {
+	xsq := 0.0
+	for _, n := range x {
+		if int(n.Index) <= m.maxIndex {
+			dense[n.Index] = n.Value
+		}
+		xsq += n.Value * n.Value
+	}
+	k := &m.Kernel
+	for i, sv := range m.SV {
+		dot := sparseDense(sv, dense)
+		switch k.Type {
+		case Linear:
+			kv[i] = dot
+		case Polynomial:
+			kv[i] = powi(k.Gamma*dot+k.Coef0, k.Degree)
+		case RBF:
+			kv[i] = math.Exp(-k.Gamma * (xsq + m.svsq[i] - 2*dot))
+		case Sigmoid:
+			kv[i] = math.Tanh(k.Gamma*dot + k.Coef0)
+		default:
+			kv[i] = math.NaN()
+		}
+	}
+	for _, n := range x {
+		if int(n.Index) <= m.maxIndex {
+			dense[n.Index] = 0
+		}
+	}
 }
 
 // TotalSV returns the number of support vectors.
@@ -43,10 +96,10 @@ func (m *Model) HasProbability() bool { return m.ProbA != nil && m.ProbB != nil 
 // by voting, as LIBSVM's svm_predict_values. kbuf is optional scratch of
 // length TotalSV.
 func (m *Model) DecisionValues(x []Node, dec []float64) (float64, []float64) {
-	return m.decisionValues(x, dec, nil)
+	return m.decisionValues(x, dec, nil, nil)
 }
 
-func (m *Model) decisionValues(x []Node, dec []float64, kv []float64) (float64, []float64) {
+func (m *Model) decisionValues(x []Node, dec, kv, dense []float64) (float64, []float64) {
 	nr := m.NrClass
 	np := nr * (nr - 1) / 2
 	if len(dec) < np {
@@ -60,12 +113,14 @@ func (m *Model) decisionValues(x []Node, dec []float64, kv []float64) (float64, 
 		return math.NaN(), dec
 	}
 	l := len(m.SV)
+	m.prepare()
 	if len(kv) < l {
 		kv = make([]float64, l)
 	}
-	for i := 0; i < l; i++ {
-		kv[i] = m.Kernel.Eval(x, m.SV[i])
+	if len(dense) < m.maxIndex+1 {
+		dense = make([]float64, m.maxIndex+1)
 	}
+	m.kernelValues(x, kv, dense)
 	start := make([]int, nr)
 	for i := 1; i < nr; i++ {
 		start[i] = start[i-1] + m.NSV[i-1]
@@ -170,13 +225,15 @@ func (m *Model) PredictAll(xs [][]Node, threads int, prob bool) ([]float64, [][]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			m.prepare()
 			kv := make([]float64, len(m.SV))
+			dense := make([]float64, m.maxIndex+1)
 			var dec []float64
 			for i := lo; i < hi; i++ {
 				if prob {
 					out[i], probs[i] = m.PredictProbability(xs[i])
 				} else {
-					out[i], dec = m.decisionValues(xs[i], dec, kv)
+					out[i], dec = m.decisionValues(xs[i], dec, kv, dense)
 				}
 			}
 		}()

@@ -120,7 +120,16 @@ func solveDualGeneral(sub *Dataset, y []int8, p *Params, Cp, Cn float64, alpha [
 	if maxIter <= 0 {
 		maxIter = max(10000000, 100*sub.Len())
 	}
-	res, err := Solve(dual.Problem, &Settings{Rule: p.Rule, Step: ExactStep, Tol: p.Eps, MaxIter: maxIter, Seed: uint64(p.Seed)})
+	set := &Settings{Rule: p.Rule, Step: ExactStep, Tol: p.Eps, MaxIter: maxIter, Seed: uint64(p.Seed)}
+	if p.Progress != nil {
+		// LIBSVM-style progress: a dot every 1000 iterations.
+		set.Callback = func(iter int, gap float64) {
+			if iter > 0 && iter%1000 == 0 {
+				fmt.Fprint(p.Progress, ".")
+			}
+		}
+	}
+	res, err := Solve(dual.Problem, set)
 	if err != nil {
 		return solutionInfo{}, 0, err
 	}

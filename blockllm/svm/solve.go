@@ -139,6 +139,9 @@ type Settings struct {
 	Seed uint64
 	// Deadline stops the run (Status TimeLimit) after this much time (0: none).
 	Deadline time.Duration
+	// Callback, when set, is called before every iteration with the number
+	// of iterations done and the current gap (for progress output).
+	Callback func(iter int, gap float64)
 }
 
 // Status says why Solve stopped.
@@ -352,6 +355,9 @@ func Solve(p Problem, s *Settings) (*Result, error) {
 		if s.Deadline > 0 && time.Since(t0) > s.Deadline {
 			res.Status = TimeLimit
 			break
+		}
+		if s.Callback != nil {
+			s.Callback(iter, gap)
 		}
 		if err := sv.iterate(&res.Stats); err != nil {
 			return nil, err

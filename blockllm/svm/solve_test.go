@@ -401,6 +401,15 @@ func TestSolveErrors(t *testing.T) {
 	require.ErrorContains(t, err, "sum(X0)")
 	_, err = Solve(Problem{N: 2, Grad: func(g, x []float64) {}}, nil)
 	require.ErrorContains(t, err, "Lipschitz")
+	calls := 0
+	res, err := Solve(Problem{Quad: Q, Linear: []float64{1, -1}}, &Settings{Callback: func(iter int, gap float64) {
+		require.Equal(t, calls, iter)
+		require.Greater(t, gap, 0.0)
+		calls++
+	}})
+	require.NoError(t, err)
+	require.Equal(t, res.Stats.Iterations, calls)
+	require.Greater(t, calls, 0)
 	_, err = ParseRule("nope")
 	require.Error(t, err)
 	for _, name := range []string{"gs1", "wss2", "mvp", "gsq", "random"} {

@@ -1,0 +1,155 @@
+package blockllm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blockllm/blockllm-go/data"
+	"github.com/blockllm/blockllm-go/eval/c4"
+	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/tokenizer"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+func loadTinyLlama(t *testing.T) *llama.Model {
+	t.Helper()
+	m, err := llama.Load(filepath.Join(fixtureRoot(), "llama-tiny"), llama.Options{Device: testDevice})
+	require.NoError(t, err)
+	t.Cleanup(m.Close)
+	return m
+}
+
+// TestLlamaSelection: on the llama-tiny fixture the selection pass's norms equal those
+// of plain .grad; with sparsity 0.9 the state is exactly 2 x 4 bytes x block elements
+// and at most 12% of full AdamW's; only the block gets gradients.
+func TestLlamaSelection(t *testing.T) {
+	m := loadTinyLlama(t)
+	s := torch.NewScope()
+	defer s.Close()
+	rt, err := NewRandomTokens(m.Config().VocabSize, 2, 16, 1, testDevice)
+	require.NoError(t, err)
+	b, err := rt.Next(s)
+	require.NoError(t, err)
+
+	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9})
+	require.NoError(t, err)
+	defer o.Close()
+	for _, p := range o.Eligible() {
+		assert.NotContains(t, []string{"model.embed_tokens.weight", "lm_head.weight"}, p.Name)
+	}
+	norms, _, err := o.probe(b)
+	require.NoError(t, err)
+	setGrads(m.Parameters(), m.Parameters())
+	require.NoError(t, torch.WithScope(func(ws *torch.Scope) error {
+		out, err := m.Forward(ws, b, true)
+		require.NoError(t, err)
+		out.Loss.Backward()
+		for i, p := range o.Eligible() {
+			want := p.T.GradIn(ws).Norm(2).Item()
+			assert.InDelta(t, want, norms[i], 1e-5*want+1e-9, p.Name)
+		}
+		return nil
+	}))
+	for _, p := range m.Parameters() {
+		p.T.ZeroGrad(true)
+	}
+
+	withGrad := manualStep(t, m, o, b, 1e-3)
+	assert.Equal(t, names(o.Selected()), names(withGrad), "gradients only for the block")
+	assert.Equal(t, 2*4*numel(o.Selected()), o.StateBytes())
+	full := 2 * 4 * m.NumParams()
+	assert.LessOrEqual(t, float64(o.StateBytes()), 0.12*float64(full))
+	t.Logf("llama-tiny block %v: state %d bytes = %.2f%% of AdamW's %d", names(o.Selected()), o.StateBytes(),
+		100*float64(o.StateBytes())/float64(full), full)
+}
+
+// fortunesData packs the embedded fortunes into blocks of T tokens with the llama-tiny
+// tokenizer (vocab 1024).
+func fortunesData(t *testing.T, batch, T int) *TokenBlocks {
+	tok, err := tokenizer.Load(filepath.Join(fixtureRoot(), "llama-tiny", "tokenizer.json"))
+	require.NoError(t, err)
+	r, err := c4.OpenFS(data.Fortunes(), []string{data.FortunesTrain}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { r.Close() })
+	p, err := c4.NewPackerErr(r, func(s string) ([]int, error) { return tok.EncodeIDs(s, false) },
+		c4.PackOptions{BlockLen: T, Overlap: 1, EOS: []int{tok.EOS()}})
+	require.NoError(t, err)
+	return &TokenBlocks{Batch: batch, Device: testDevice,
+		NextBlock: func() ([]int, error) {
+			b, err := p.Next()
+			if errors.Is(err, io.EOF) { // next epoch
+				if err := p.Restore(c4.State{}); err != nil {
+					return nil, err
+				}
+				b, err = p.Next()
+			}
+			return b, err
+		},
+		Position: func() (json.RawMessage, error) { return json.Marshal(p.State()) },
+		Seek: func(b json.RawMessage) error {
+			var st c4.State
+			if err := json.Unmarshal(b, &st); err != nil {
+				return err
+			}
+			return p.Restore(st)
+		}}
+}
+
+// TestFortunesTraining trains a llama-tiny-sized model (the fixture's config, random
+// init) on the fortunes with BlockLLM (s = 0.9) and with AdamW; both must lower the
+// loss well. BLOCKLLM_FORTUNES_STEPS sets the length (default 60; the note's figures
+// used 300).
+func TestFortunesTraining(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two models")
+	}
+	steps := 60
+	if v := os.Getenv("BLOCKLLM_FORTUNES_STEPS"); v != "" {
+		require.NoError(t, json.Unmarshal([]byte(v), &steps))
+	}
+	cfg, err := config.LoadLlama(filepath.Join(fixtureRoot(), "llama-tiny"))
+	require.NoError(t, err)
+	for _, method := range []string{"adamw", "blockllm"} {
+		m, err := llama.New(cfg, llama.Options{Device: testDevice}, 7)
+		require.NoError(t, err)
+		var o Optimizer
+		if method == "adamw" {
+			o, err = NewAdamW(m, AdamConfig{WeightDecay: 0.01})
+		} else {
+			o, err = NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, Patience: 20, Adam: AdamConfig{WeightDecay: 0.01}})
+		}
+		require.NoError(t, err)
+		res, err := Train(context.Background(), m, o, fortunesData(t, 8, 64),
+			TrainConfig{Steps: steps, LR: 3e-3, Schedule: Schedule{Kind: Cosine, Warmup: steps / 10, MinRatio: 0.1}, MaxGradNorm: 1}, "")
+		require.NoError(t, err)
+		start, end := mean(res.Losses[:5]), mean(res.Losses[len(res.Losses)-5:])
+		extra := ""
+		if bl, ok := o.(*BlockLLM); ok {
+			extra = " selections " + itoa(bl.Selections())
+		}
+		t.Logf("%s: %d steps, loss %.3f -> %.3f (mean of first/last 5), %.0f tok/s, optimizer state %d bytes%s",
+			method, steps, start, end, res.TokensPerSec, res.Memory.OptimizerState, extra)
+		assert.Less(t, end, start-1.0, "%s lowers the loss well", method)
+		o.Close()
+		m.Close()
+	}
+}
+
+func mean(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

@@ -1,0 +1,269 @@
+// Command bench measures training steps of a Llama model on seeded random tokens with
+// one optimizer and prints one JSON line:
+//
+//	go run ./cmd/bench --model llama-20m --method blockllm --batch-size 8 --seq-len 256
+//
+// Fields: method, model, params, trainable_params, batch_size, seq_len, dtype, device,
+// threads, steps, ms_per_step (median over the timed steps), tokens_per_s (from the
+// median), optimizer_state_bytes, gradient_bytes (largest over the timed steps),
+// peak_memory_bytes (allocator peak after the weights exist, weights included),
+// weights_bytes and loss (last step).
+//
+// --compare REF prints, after the line, the ratios against the row of REF (JSON lines in
+// this format) with the same method, model, batch size and sequence length.
+//
+// Subcommands: `bench NAME args...` runs a registered subcommand instead:
+// `bench compare REF OURS` compares two files of lines row by row; others (e.g.
+// `bench svm`) register themselves in the subcommands map.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/blockllm/blockllm-go/blockllm"
+	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// subcommands maps `bench NAME` to its runner; other files of this package register
+// theirs in init functions.
+var subcommands = map[string]func(args []string) error{
+	"compare": runCompare,
+}
+
+func main() {
+	if len(os.Args) > 1 {
+		if run, ok := subcommands[os.Args[1]]; ok {
+			if err := run(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "bench "+os.Args[1]+":", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	if err := runTrain(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Line is bench's output record (one JSON line per run).
+type Line struct {
+	Method              string  `json:"method"`
+	Model               string  `json:"model"`
+	Params              int64   `json:"params"`
+	TrainableParams     int64   `json:"trainable_params"`
+	BatchSize           int     `json:"batch_size"`
+	SeqLen              int     `json:"seq_len"`
+	DType               string  `json:"dtype"`
+	Device              string  `json:"device"`
+	Threads             int     `json:"threads,omitempty"`
+	Steps               int     `json:"steps"`
+	MsPerStep           float64 `json:"ms_per_step"`
+	TokensPerS          float64 `json:"tokens_per_s"`
+	OptimizerStateBytes int64   `json:"optimizer_state_bytes"`
+	GradientBytes       int64   `json:"gradient_bytes"`
+	PeakMemoryBytes     int64   `json:"peak_memory_bytes"`
+	WeightsBytes        int64   `json:"weights_bytes"`
+	Loss                float64 `json:"loss"`
+	Sparsity            float64 `json:"sparsity,omitempty"`
+	Torch               string  `json:"torch,omitempty"`
+}
+
+type options struct {
+	method, model, dtype, device string
+	batch, seqLen, steps, warmup int
+	threads                      int
+	sparsity, lr, mask           float64
+	patience                     int
+	seed                         uint64
+	stateF32                     bool
+	compare                      string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.method, "method", "blockllm", "optimizer: adamw, blockllm, badam or lisa")
+	fs.StringVar(&o.model, "model", "llama-20m", "Llama preset ("+strings.Join(config.LlamaPresets(), ", ")+") or a config.json path or model directory")
+	fs.IntVar(&o.batch, "batch-size", 8, "sequences per step")
+	fs.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
+	fs.StringVar(&o.dtype, "dtype", "f32", "weight dtype: f32, bf16 or f16")
+	fs.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	fs.IntVar(&o.steps, "steps", 10, "timed steps")
+	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps first")
+	fs.IntVar(&o.threads, "threads", 0, "intra-op CPU threads (0: all cores)")
+	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity")
+	fs.Float64Var(&o.mask, "mask", 0, "BlockLLM within-tensor mask fraction (0: dense)")
+	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
+	fs.Float64Var(&o.lr, "lr", 1e-3, "learning rate (constant)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
+	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
+	fs.StringVar(&o.compare, "compare", "", "reference JSON lines (bench's format): print ratios against the matching row to stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (subcommands: %s)", fs.Arg(0), strings.Join(subcommandNames(), ", "))
+	}
+	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 {
+		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive and --warmup not negative")
+	}
+	return o, nil
+}
+
+func subcommandNames() []string {
+	var out []string
+	for k := range subcommands {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return []string{"none"}
+	}
+	return out
+}
+
+func loadConfig(name string) (*config.LlamaConfig, error) {
+	if c, err := config.LlamaPreset(name); err == nil {
+		return c, nil
+	}
+	if _, err := os.Stat(name); err != nil {
+		return nil, fmt.Errorf("--model %q is neither a preset (%s) nor a file or directory", name, strings.Join(config.LlamaPresets(), ", "))
+	}
+	return config.LoadLlama(name)
+}
+
+func newOptimizer(o *options, m *llama.Model) (blockllm.Optimizer, error) {
+	adam := blockllm.AdamConfig{StateF32: o.stateF32}
+	switch o.method {
+	case "adamw":
+		return blockllm.NewAdamW(m, adam)
+	case "blockllm":
+		return blockllm.NewBlockLLM(m, blockllm.BlockLLMConfig{Adam: adam, Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience})
+	case "badam":
+		return blockllm.NewBAdam(m, blockllm.BAdamConfig{Adam: adam})
+	case "lisa":
+		return blockllm.NewLISA(m, blockllm.LISAConfig{Adam: adam, Seed: o.seed})
+	}
+	return nil, fmt.Errorf("unknown --method %q (want adamw, blockllm, badam or lisa)", o.method)
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := torch.Init(); err != nil {
+		return err
+	}
+	dt, err := torch.ParseDType(o.dtype)
+	if err != nil {
+		return err
+	}
+	dev, err := torch.ParseDevice(o.device)
+	if err != nil {
+		return err
+	}
+	if o.threads > 0 || dev == torch.CPU {
+		torch.SetNumThreads(o.threads)
+	}
+	cfg, err := loadConfig(o.model)
+	if err != nil {
+		return err
+	}
+	model, err := llama.New(cfg, llama.Options{DType: dt, Device: dev, FusedSDPA: true}, o.seed)
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	opt, err := newOptimizer(o, model)
+	if err != nil {
+		return err
+	}
+	defer opt.Close()
+	data, err := blockllm.NewRandomTokens(cfg.VocabSize, o.batch, o.seqLen, o.seed, dev)
+	if err != nil {
+		return err
+	}
+	total := o.warmup + o.steps
+	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr})
+	if err != nil {
+		return err
+	}
+	torch.Synchronize(dev)
+	torch.ResetPeakMemory(dev)
+	line := Line{Method: opt.Name(), Model: o.model, BatchSize: o.batch, SeqLen: o.seqLen, DType: dt.String(),
+		Device: dev.String(), Steps: o.steps, Torch: torch.Version()}
+	if dev == torch.CPU {
+		line.Threads = torch.NumThreads()
+	}
+	if o.method == "blockllm" {
+		line.Sparsity = o.sparsity
+	}
+	var ms []float64
+	for i := 0; i < total; i++ {
+		start := time.Now()
+		st, err := tr.Step()
+		if err != nil {
+			return err
+		}
+		torch.Synchronize(dev)
+		el := time.Since(start)
+		if i >= o.warmup {
+			ms = append(ms, float64(el.Microseconds())/1000)
+		}
+		line.Params = st.Memory.Params
+		line.WeightsBytes = st.Memory.Weights
+		line.TrainableParams = max(line.TrainableParams, st.Memory.TrainableParams)
+		line.OptimizerStateBytes = max(line.OptimizerStateBytes, st.Memory.OptimizerState)
+		line.GradientBytes = max(line.GradientBytes, st.Memory.Gradients)
+		line.Loss = st.Loss
+		runtime.KeepAlive(st)
+	}
+	_, line.PeakMemoryBytes = torch.MemStats(dev)
+	line.MsPerStep = median(ms)
+	line.TokensPerS = float64(o.batch*o.seqLen) / (line.MsPerStep / 1000)
+	b, err := json.Marshal(line)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintln(stdout, string(b)); err != nil {
+		return err
+	}
+	if o.compare != "" {
+		ref, err := readLines(o.compare)
+		if err != nil {
+			return err
+		}
+		return writeComparison(stderr, ref, []Line{line})
+	}
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func benchLine(t *testing.T, args ...string) Line {
+	t.Helper()
+	var out, errb bytes.Buffer
+	require.NoError(t, runTrain(args, &out, &errb), errb.String())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 1, "one JSON line")
+	var l Line
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &l))
+	return l
+}
+
+func TestBenchLine(t *testing.T) {
+	cfg := filepath.Join("..", "..", "testdata", "hf", "llama-tiny", "config.json")
+	common := []string{"--model", cfg, "--batch-size", "2", "--seq-len", "16", "--steps", "2", "--warmup", "1", "--threads", "2"}
+	a := benchLine(t, append([]string{"--method", "adamw"}, common...)...)
+	b := benchLine(t, append([]string{"--method", "blockllm", "--sparsity", "0.9"}, common...)...)
+	for _, l := range []Line{a, b} {
+		assert.Equal(t, 2, l.BatchSize)
+		assert.Equal(t, 16, l.SeqLen)
+		assert.Positive(t, l.MsPerStep)
+		assert.InDelta(t, 32/(l.MsPerStep/1000), l.TokensPerS, 1e-6*l.TokensPerS)
+		assert.GreaterOrEqual(t, l.PeakMemoryBytes, l.WeightsBytes)
+		assert.Equal(t, 4*l.Params, l.WeightsBytes, "f32 weights")
+		assert.Greater(t, l.Loss, 0.0)
+	}
+	assert.Equal(t, a.Params, a.TrainableParams)
+	assert.Equal(t, 2*a.WeightsBytes, a.OptimizerStateBytes, "AdamW: two f32 moments per weight")
+	assert.Equal(t, a.WeightsBytes, a.GradientBytes)
+	assert.Equal(t, 2*4*b.TrainableParams, b.OptimizerStateBytes)
+	assert.Equal(t, 4*b.TrainableParams, b.GradientBytes)
+	assert.Less(t, b.OptimizerStateBytes, a.OptimizerStateBytes/8)
+	assert.Less(t, b.PeakMemoryBytes, a.PeakMemoryBytes)
+
+	// --compare against a reference file holding a's line as written
+	ref := filepath.Join(t.TempDir(), "ref.jsonl")
+	buf, _ := json.Marshal(a)
+	require.NoError(t, os.WriteFile(ref, append([]byte("# reference\n"), append(buf, '\n')...), 0o644))
+	var out, errb bytes.Buffer
+	require.NoError(t, runTrain(append([]string{"--method", "adamw", "--compare", ref}, common...), &out, &errb))
+	assert.Contains(t, errb.String(), "adamw")
+	assert.Contains(t, errb.String(), "x")
+	err := writeComparison(&errb, []Line{a}, []Line{b})
+	assert.ErrorContains(t, err, "no reference row matches")
+}
+
+func TestBenchFlags(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runTrain([]string{"--method", "sgd", "--model", "llama-tiny", "--steps", "1", "--batch-size", "1", "--seq-len", "4"}, &out, &errb)
+	assert.ErrorContains(t, err, `unknown --method "sgd"`)
+	err = runTrain([]string{"--model", "nope"}, &out, &errb)
+	assert.ErrorContains(t, err, "neither a preset")
+	err = runTrain([]string{"--batch-size", "0"}, &out, &errb)
+	assert.ErrorContains(t, err, "must be positive")
+	err = runTrain([]string{"svm"}, &out, &errb)
+	assert.ErrorContains(t, err, `unexpected argument "svm"`)
+	bad := filepath.Join(t.TempDir(), "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte("{\"method\": 3}\n"), 0o644))
+	_, err = readLines(bad)
+	assert.ErrorContains(t, err, "bad.jsonl:1")
+}

@@ -25,6 +25,11 @@ static const char* bt_not_loaded(void) { return strdup("blockllm: the libtorch s
 BT_FUNCS(X)
 #undef X
 
+extern char* btGoCheckpoint(int64_t id, bt_tensor x, bt_tensor* out);
+static const char* bt_install_checkpoint(void) {
+  return bt_set_checkpoint_callback((bt_checkpoint_fn)btGoCheckpoint);
+}
+
 // bt_load opens the shim and resolves every function; it returns NULL or a static/
 // dlerror message (not to be freed).
 static const char* bt_load(const char* path) {
@@ -616,5 +621,20 @@ func GradReset(t unsafe.Pointer, setToNone bool) error {
 func NormProbe(w, token, buf unsafe.Pointer, slot int64) (unsafe.Pointer, error) {
 	var out C.bt_tensor
 	err := check(C.bt_norm_probe(C.bt_tensor(w), C.bt_tensor(token), C.bt_tensor(buf), C.int64_t(slot), &out))
+	return unsafe.Pointer(out), err
+}
+
+var installCkpt sync.Once
+
+// Checkpoint applies registered function id to x without recording its activations;
+// backward recomputes it (token: a scalar that requires grad).
+func Checkpoint(id int64, x, token unsafe.Pointer) (unsafe.Pointer, error) {
+	var err error
+	installCkpt.Do(func() { err = check(C.bt_install_checkpoint()) })
+	if err != nil {
+		return nil, err
+	}
+	var out C.bt_tensor
+	err = check(C.bt_checkpoint(C.int64_t(id), C.bt_tensor(x), C.bt_tensor(token), &out))
 	return unsafe.Pointer(out), err
 }

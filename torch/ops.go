@@ -623,7 +623,9 @@ func inplace(op string, code int, a, b, c *Tensor, s1, s2 float64) {
 }
 
 // AddInPlace does a += alpha * b.
-func (a *Tensor) AddInPlace(b *Tensor, alpha float64) { inplace("add_", cgo.IpAdd, a, b, nil, alpha, 0) }
+func (a *Tensor) AddInPlace(b *Tensor, alpha float64) {
+	inplace("add_", cgo.IpAdd, a, b, nil, alpha, 0)
+}
 
 // AddScalarInPlace does a += v.
 func (a *Tensor) AddScalarInPlace(v float64) { inplace("add_", cgo.IpAddScalar, a, nil, nil, v, 0) }

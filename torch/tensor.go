@@ -89,9 +89,28 @@ type Tensor struct {
 type Scope struct {
 	mu     sync.Mutex
 	ts     []*Tensor
-	store  bool
-	closed bool
-	name   string
+	store   bool
+	closed  bool
+	name    string
+	onClose []func()
+}
+
+// OnClose registers f to run when the scope closes or resets (after its tensors are
+// freed).
+func (s *Scope) OnClose(f func()) {
+	s.mu.Lock()
+	s.onClose = append(s.onClose, f)
+	s.mu.Unlock()
+}
+
+func (s *Scope) runOnClose() {
+	s.mu.Lock()
+	fs := s.onClose
+	s.onClose = nil
+	s.mu.Unlock()
+	for _, f := range fs {
+		f()
+	}
 }
 
 // NewScope returns a working scope: op results land here.
@@ -164,6 +183,7 @@ func (s *Scope) Close() {
 			t.h = nil
 		}
 	}
+	s.runOnClose()
 }
 
 // Reset frees every tensor the scope owns and leaves it open for reuse.
@@ -178,6 +198,7 @@ func (s *Scope) Reset() {
 			t.h = nil
 		}
 	}
+	s.runOnClose()
 }
 
 // In returns a non-owning alias of t whose op results land in s. The alias is valid as

@@ -201,6 +201,57 @@ struct NormProbe : public torch::autograd::Function<NormProbe> {
   }
 };
 
+// ---- activation recompute ----------------------------------------------------------
+
+std::atomic<bt_checkpoint_fn> g_ckpt_fn{nullptr};
+
+at::Tensor call_checkpoint_fn(int64_t id, const at::Tensor& x) {
+  bt_checkpoint_fn fn = g_ckpt_fn.load();
+  TORCH_CHECK(fn != nullptr, "checkpoint: no callback installed");
+  bt_tensor in = wrap(x);
+  bt_tensor out = nullptr;
+  const char* err = fn(id, in, &out);
+  bt_free(in);
+  if (err != nullptr) {
+    std::string msg(err);
+    std::free(const_cast<char*>(err));
+    TORCH_CHECK(false, msg);
+  }
+  TORCH_CHECK(out != nullptr, "checkpoint: callback returned no tensor");
+  at::Tensor r = static_cast<Handle*>(out)->t;
+  bt_free(out);
+  return r;
+}
+
+// Checkpoint(id, x, token) runs the callback's function id on x without recording a
+// graph, saving only x. Backward recomputes the function with grad enabled and
+// back-propagates through it: parameters used inside receive their .grad directly (as
+// PyTorch's reentrant checkpoint does), x receives its gradient. token, a scalar that
+// requires grad, makes the output differentiable even when x does not require grad.
+struct Checkpoint : public torch::autograd::Function<Checkpoint> {
+  static at::Tensor forward(AutogradContext* ctx, int64_t id, at::Tensor x, at::Tensor token) {
+    ctx->saved_data["id"] = id;
+    ctx->saved_data["x_requires_grad"] = x.requires_grad();
+    ctx->save_for_backward({x.detach(), token});
+    return call_checkpoint_fn(id, x.detach());
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto id = ctx->saved_data["id"].toInt();
+    bool xrg = ctx->saved_data["x_requires_grad"].toBool();
+    at::Tensor x = saved[0].detach();
+    if (xrg) x.requires_grad_(true);
+    at::Tensor out;
+    {
+      at::AutoGradMode enable(true);
+      out = call_checkpoint_fn(id, x);
+      if (out.requires_grad()) torch::autograd::backward({out}, {grads[0]});
+    }
+    at::Tensor gx = xrg ? x.grad() : at::Tensor();
+    return {at::Tensor(), gx, at::zeros_like(saved[1])};
+  }
+};
+
 at::Tensor math_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const c10::optional<at::Tensor>& mask, double dropout, bool causal, double scale) {
   auto scores = at::matmul(q, k.transpose(-2, -1)).mul(scale);
@@ -852,6 +903,15 @@ const char* bt_norm_probe(bt_tensor w, bt_tensor token, bt_tensor buf, int64_t s
     TORCH_CHECK(slot >= 0 && slot < T(buf).size(0), "norm probe: slot ", slot, " outside buffer of ",
                 T(buf).size(0));
     *out = wrap(NormProbe::apply(T(w), T(token), T(buf), slot));
+  })
+}
+
+const char* bt_set_checkpoint_callback(bt_checkpoint_fn fn) { BT_TRY(g_ckpt_fn.store(fn)) }
+
+const char* bt_checkpoint(int64_t id, bt_tensor x, bt_tensor token, bt_tensor* out) {
+  BT_TRY({
+    TORCH_CHECK(T(token).requires_grad(), "checkpoint: token must require grad");
+    *out = wrap(Checkpoint::apply(id, T(x), T(token)));
   })
 }
 

@@ -25,6 +25,11 @@
 typedef void* bt_tensor;
 typedef void* bt_generator;
 
+/* Activation recompute: the shim calls back into the host language to run function id
+ * on input x, returning a new handle in *out (NULL error on success, else a malloc'd
+ * message). Installed once with bt_set_checkpoint_callback. */
+typedef const char* (*bt_checkpoint_fn)(int64_t id, bt_tensor x, bt_tensor* out);
+
 /* op codes for the generic entry points */
 enum bt_unary_op {
   BT_NEG, BT_SQRT, BT_RSQRT, BT_EXP, BT_LOG, BT_ABS, BT_TANH, BT_SIGMOID, BT_SILU,
@@ -130,6 +135,8 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_backward, (bt_tensor t, bt_tensor grad, int retain_graph), (t, grad, retain_graph)) \
   X(bt_grad, (bt_tensor t, bt_tensor* out), (t, out)) \
   X(bt_grad_reset, (bt_tensor t, int set_to_none), (t, set_to_none)) \
-  X(bt_norm_probe, (bt_tensor w, bt_tensor token, bt_tensor buf, int64_t slot, bt_tensor* out), (w, token, buf, slot, out))
+  X(bt_norm_probe, (bt_tensor w, bt_tensor token, bt_tensor buf, int64_t slot, bt_tensor* out), (w, token, buf, slot, out)) \
+  X(bt_set_checkpoint_callback, (bt_checkpoint_fn fn), (fn)) \
+  X(bt_checkpoint, (int64_t id, bt_tensor x, bt_tensor token, bt_tensor* out), (id, x, token, out))
 
 #endif

@@ -28,6 +28,14 @@ type Options struct {
 	FusedSDPA bool
 	// MaxShardBytes for Save (0: 5 GB, as transformers).
 	MaxShardBytes int64
+	// Recompute recomputes each decoder layer's activations in backward instead of
+	// keeping them (gradient checkpointing), in training forward passes.
+	Recompute bool
+	// LossChunk > 0 computes the training loss over chunks of that many positions, each
+	// chunk's logits recomputed in backward, so the [B, T, vocab] logits are never held
+	// whole. Training forward passes then return no logits. It is not applied while a
+	// parameter hook is installed (BlockLLM's selection pass needs each weight used once).
+	LossChunk int
 }
 
 // Layer is one decoder layer's parameters.
@@ -252,18 +260,18 @@ func repeatKV(x *torch.Tensor, n int64) *torch.Tensor {
 // float32; labels default to the input ids; -100 is ignored; padded positions
 // (attention mask 0) are ignored too).
 func (m *Model) Forward(s *torch.Scope, b *nn.Batch, train bool) (out *nn.Output, err error) {
-	err = torch.Try(func() { out = m.forward(s, b) })
+	err = torch.Try(func() { out = m.forward(s, b, train) })
 	return out, err
 }
 
-func (m *Model) forward(s *torch.Scope, b *nn.Batch) *nn.Output {
+func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 	c := m.Cfg
 	ids := b.InputIDs
 	if ids.Dim() != 2 {
 		panic(&torch.Error{Op: "llama", Msg: fmt.Sprintf("input_ids must be [batch, seq], got %v", ids.Shape())})
 	}
 	B, T := ids.Size(0), ids.Size(1)
-	nh, nkv, hd := int64(c.NumAttentionHeads), int64(c.KVHeads()), int64(c.HeadDim())
+	hd := int64(c.HeadDim())
 	dev := m.Opts.Device
 	ids = s.In(ids).ToDevice(torch.I64, dev)
 
@@ -285,8 +293,39 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch) *nn.Output {
 	}
 	eps := c.RMSNormEps
 	scale := 1 / math.Sqrt(float64(hd))
+	var token *torch.Tensor // carries the graph through recomputed blocks
+	if train && (m.Opts.Recompute || m.Opts.LossChunk > 0) {
+		token = s.Zeros(nil, torch.F32, dev).SetRequiresGrad(true)
+	}
 	for i := range m.Layers {
 		L := &m.Layers[i]
+		layer := func(s *torch.Scope, h *torch.Tensor) *torch.Tensor {
+			return m.decoderLayer(s, L, h, cos4, sin4, mask, causal, B, T, scale)
+		}
+		if token != nil && m.Opts.Recompute {
+			h = torch.Checkpoint(h, token, layer)
+		} else {
+			h = layer(s, h)
+		}
+	}
+	h = h.RMSNorm(m.W(s, m.Norm), eps)
+	head := m.LMHead
+	if head == nil {
+		head = m.Embed
+	}
+	if token != nil && m.Opts.LossChunk > 0 && !m.HasHook() {
+		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b, token)}
+	}
+	logits := h.Linear(m.W(s, head), nil) // [B, T, V]
+	return &nn.Output{Logits: logits, Loss: m.loss(s, logits, b)}
+}
+
+// decoderLayer is one LlamaDecoderLayer: h + attn(norm(h)), then + mlp(norm(.)).
+func (m *Model) decoderLayer(s *torch.Scope, L *Layer, h, cos4, sin4, mask *torch.Tensor, causal bool, B, T int64, scale float64) *torch.Tensor {
+	c := m.Cfg
+	nh, nkv, hd := int64(c.NumAttentionHeads), int64(c.KVHeads()), int64(c.HeadDim())
+	eps := c.RMSNormEps
+	{
 		x := h.RMSNorm(m.W(s, L.InputNorm), eps)
 		q := x.Linear(m.W(s, L.Q), m.W(s, L.QB)).View(B, T, nh, hd).Transpose(1, 2)
 		k := x.Linear(m.W(s, L.K), m.W(s, L.KB)).View(B, T, nkv, hd).Transpose(1, 2)
@@ -302,18 +341,12 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch) *nn.Output {
 		u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
 		h = h.Add(g.Mul(u).Linear(m.W(s, L.Down), m.W(s, L.DownB)))
 	}
-	h = h.RMSNorm(m.W(s, m.Norm), eps)
-	head := m.LMHead
-	if head == nil {
-		head = m.Embed
-	}
-	logits := h.Linear(m.W(s, head), nil) // [B, T, V]
-	return &nn.Output{Logits: logits, Loss: m.loss(s, logits, b, dev)}
+	return h
 }
 
-// loss is transformers' ForCausalLMLoss: logits in float32, labels shifted left by one
-// and padded with -100, mean cross-entropy over non-ignored positions.
-func (m *Model) loss(s *torch.Scope, logits *torch.Tensor, b *nn.Batch, dev torch.Device) *torch.Tensor {
+// targets returns the shifted labels [B, T-1] (-100 ignored), as loss uses them.
+func (m *Model) targets(s *torch.Scope, b *nn.Batch, T int64) *torch.Tensor {
+	dev := m.Opts.Device
 	labels := b.Labels
 	if labels == nil {
 		labels = b.InputIDs
@@ -323,11 +356,44 @@ func (m *Model) loss(s *torch.Scope, logits *torch.Tensor, b *nn.Batch, dev torc
 		pad := s.In(b.AttentionMask).ToDevice(torch.I64, dev).EqScalar(0)
 		labels = labels.MaskedFill(pad, -100)
 	}
+	return labels.Narrow(1, 1, T-1)
+}
+
+// chunkedLoss is loss computed LossChunk positions at a time, each chunk's logits and
+// cross-entropy recomputed in backward.
+func (m *Model) chunkedLoss(s *torch.Scope, h *torch.Tensor, head *nn.Param, b *nn.Batch, token *torch.Tensor) *torch.Tensor {
+	B, T := h.Size(0), h.Size(1)
+	if T < 2 {
+		return nil
+	}
+	tg := m.targets(s, b, T)
+	count := tg.NeScalar(-100).To(torch.F32).Sum()
+	V := int64(m.Cfg.VocabSize)
+	var total *torch.Tensor
+	for start := int64(0); start < T-1; start += int64(m.Opts.LossChunk) {
+		n := min(int64(m.Opts.LossChunk), T-1-start)
+		lab := tg.Narrow(1, start, n).Contiguous().Reshape(B * n)
+		part := torch.Checkpoint(h.Narrow(1, start, n), token, func(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+			lg := x.Linear(m.W(s, head), nil).To(torch.F32).Reshape(B*n, V)
+			return torch.CrossEntropy(lg, lab, -100, torch.ReduceSum)
+		})
+		if total == nil {
+			total = part
+		} else {
+			total = total.Add(part)
+		}
+	}
+	return total.Div(count)
+}
+
+// loss is transformers' ForCausalLMLoss: logits in float32, labels shifted left by one
+// and padded with -100, mean cross-entropy over non-ignored positions.
+func (m *Model) loss(s *torch.Scope, logits *torch.Tensor, b *nn.Batch) *torch.Tensor {
 	B, T, V := logits.Size(0), logits.Size(1), logits.Size(2)
 	if T < 2 {
 		return nil
 	}
-	shifted := labels.Narrow(1, 1, T-1).Reshape(B * (T - 1))
+	shifted := m.targets(s, b, T).Contiguous().Reshape(B * (T - 1))
 	lg := logits.Narrow(1, 0, T-1).To(torch.F32).Reshape(B*(T-1), V)
 	return torch.CrossEntropy(lg, shifted, -100, torch.ReduceMean)
 }

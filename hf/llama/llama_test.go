@@ -330,3 +330,44 @@ func TestLoadErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "hidden_size")
 }
+
+// TestRecomputeAndChunkedLoss: recomputed layers and the chunked loss give the same loss
+// and gradients as the plain forward, and hold fewer bytes between forward and backward.
+func TestRecomputeAndChunkedLoss(t *testing.T) {
+	type result struct {
+		loss  float64
+		grads map[string][]float64
+		held  int64
+	}
+	run := func(o Options) result {
+		m, err := Load(tinyDir, o)
+		require.NoError(t, err)
+		defer m.Close()
+		for _, p := range m.Parameters() {
+			p.T.SetRequiresGrad(true)
+		}
+		s := torch.NewScope()
+		defer s.Close()
+		in := ids(s, 2, 24, 1024, 21)
+		c0, _ := torch.MemStats(torch.CPU)
+		out, err := m.Forward(s, &nn.Batch{InputIDs: in}, true)
+		require.NoError(t, err)
+		c1, _ := torch.MemStats(torch.CPU)
+		out.Loss.Backward()
+		r := result{loss: out.Loss.Item(), grads: map[string][]float64{}, held: c1 - c0}
+		for _, p := range m.Parameters() {
+			r.grads[p.Name] = s.In(p.T).Grad().Float64s()
+		}
+		return r
+	}
+	plain := run(Options{})
+	for _, o := range []Options{{Recompute: true}, {LossChunk: 5}, {Recompute: true, LossChunk: 7}} {
+		got := run(o)
+		assert.InDelta(t, plain.loss, got.loss, 1e-5, "%+v", o)
+		for name, g := range plain.grads {
+			assert.InDeltaSlice(t, g, got.grads[name], 1e-5, "%+v %s", o, name)
+		}
+		t.Logf("%+v: held %d bytes after forward (plain %d)", o, got.held, plain.held)
+		assert.Less(t, got.held, plain.held, "%+v holds less", o)
+	}
+}

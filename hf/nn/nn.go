@@ -100,6 +100,9 @@ func (p *Params) Names() []string {
 	return out
 }
 
+// HasHook reports whether a forward hook is installed.
+func (p *Params) HasHook() bool { return p.hook != nil }
+
 // SetHook installs or removes (nil) the forward hook.
 func (p *Params) SetHook(h Hook) { p.hook = h }
 

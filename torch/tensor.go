@@ -87,8 +87,8 @@ type Tensor struct {
 
 // Scope owns tensors and frees them on Close. It is safe for concurrent use.
 type Scope struct {
-	mu     sync.Mutex
-	ts     []*Tensor
+	mu      sync.Mutex
+	ts      []*Tensor
 	store   bool
 	closed  bool
 	name    string

@@ -29,7 +29,8 @@ type Options struct {
 	// MaxShardBytes for Save (0: 5 GB, as transformers).
 	MaxShardBytes int64
 	// Recompute recomputes each decoder layer's activations in backward instead of
-	// keeping them (gradient checkpointing), in training forward passes.
+	// keeping them (gradient checkpointing), in training forward passes. Like LossChunk
+	// it is not applied while a parameter hook is installed.
 	Recompute bool
 	// LossChunk > 0 computes the training loss over chunks of that many positions, each
 	// chunk's logits recomputed in backward, so the [B, T, vocab] logits are never held
@@ -302,7 +303,7 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 		layer := func(s *torch.Scope, h *torch.Tensor) *torch.Tensor {
 			return m.decoderLayer(s, L, h, cos4, sin4, mask, causal, B, T, scale)
 		}
-		if token != nil && m.Opts.Recompute {
+		if token != nil && m.Opts.Recompute && !m.HasHook() {
 			h = torch.Checkpoint(h, token, layer)
 		} else {
 			h = layer(s, h)

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -508,7 +509,11 @@ func (m *bpeModel) byteLevelFast(dst []mtoken, raw string) ([]mtoken, bool) {
 	if sp == nil {
 		sp = new([]symbol)
 	}
+	if cap(*sp) < len(raw) {
+		*sp = make([]symbol, 0, len(raw)+len(raw)/4)
+	}
 	syms := (*sp)[:0]
+	dst = slices.Grow(dst, len(raw))
 	for i := 0; i < len(raw); i++ {
 		id := m.blIDs[raw[i]]
 		if id < 0 {
@@ -582,6 +587,10 @@ func (m *bpeModel) tokenizeUncached(dst []mtoken, w string) ([]mtoken, error) {
 		m.symPool.Put(sp)
 		m.hPool.Put(hp)
 	}()
+	if cap(*sp) < len(w) {
+		*sp = make([]symbol, 0, len(w)+len(w)/4)
+	}
+	dst = slices.Grow(dst, len(w))
 	syms, err := m.symbols((*sp)[:0], w)
 	*sp = syms
 	if err != nil {

@@ -25,20 +25,47 @@ type Encoding struct {
 	Overflowing []*Encoding
 
 	text string // the input the offsets point into (until post-processing)
+
+	// base holds the full backing arrays when head free slots precede the
+	// slices above, so that special tokens can be prepended without moving
+	// the tokens (see newEncoding).
+	base *encBase
+	head int
+}
+
+type encBase struct {
+	ints    []int // 6 arrays of c ints: ids, type ids, words, sequences, special, attention
+	c       int
+	tokens  []string
+	offsets [][2]int
 }
 
 // newEncoding returns an encoding of n zeroed tokens with room to append
-// extra more without reallocating.
+// extra more, and to prepend extra more (insertFront), without moving them.
 func newEncoding(n, extra int) *Encoding {
-	c := n + extra
+	c := extra + n + extra
 	ints := make([]int, 6*c)
-	sl := func(k int) []int { return ints[k*c : k*c+n : (k+1)*c] }
-	return &Encoding{
-		IDs: sl(0), TypeIDs: sl(1), WordIDs: sl(2), SequenceIDs: sl(3),
-		SpecialTokensMask: sl(4), AttentionMask: sl(5),
-		Tokens:  make([]string, n, c),
-		Offsets: make([][2]int, n, c),
-	}
+	b := &encBase{ints: ints, c: c, tokens: make([]string, c), offsets: make([][2]int, c)}
+	e := &Encoding{base: b, head: extra}
+	e.reslice(extra, n)
+	return e
+}
+
+// reslice points the slices at [start, start+n) of the base arrays.
+func (e *Encoding) reslice(start, n int) {
+	b := e.base
+	sl := func(k int) []int { return b.ints[k*b.c+start : k*b.c+start+n : (k+1)*b.c] }
+	e.IDs, e.TypeIDs, e.WordIDs, e.SequenceIDs = sl(0), sl(1), sl(2), sl(3)
+	e.SpecialTokensMask, e.AttentionMask = sl(4), sl(5)
+	e.Tokens = b.tokens[start : start+n : b.c]
+	e.Offsets = b.offsets[start : start+n : b.c]
+}
+
+// ownsBase reports whether the slices still start at the base's head.
+func (e *Encoding) ownsBase() bool {
+	b := e.base
+	return b != nil && len(e.IDs) > 0 && &e.IDs[0] == &b.ints[e.head] ||
+		b != nil && len(e.IDs) == 0 && cap(e.IDs) == b.c-e.head
 }
 
 // insertFront returns s with k zero values inserted at the front, reusing
@@ -60,6 +87,16 @@ func (e *Encoding) insertFront(k int) {
 	if k == 0 {
 		return
 	}
+	if k <= e.head && e.ownsBase() && len(e.Tokens) == len(e.IDs) {
+		e.head -= k
+		n := len(e.IDs) + k
+		e.reslice(e.head, n)
+		for i := 0; i < k; i++ {
+			e.set(i, 0, 0, "", [2]int{}, 0, 0, 0, 0)
+		}
+		return
+	}
+	e.base = nil
 	e.IDs = insertFront(e.IDs, k)
 	e.TypeIDs = insertFront(e.TypeIDs, k)
 	e.Tokens = insertFront(e.Tokens, k)

@@ -250,6 +250,9 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 	st := encPool.Get().(*encState)
 	defer encPool.Put(st)
 	segs := t.added.extract(newNstr(text, 0), t.normalizer)
+	if want := len(text)/2 + 16; cap(st.rtoks) < want {
+		st.rtoks = make([]rtok, 0, want)
+	}
 	rt := st.rtoks[:0]
 	toks := st.toks[:0]
 	word := int32(0)

@@ -144,6 +144,31 @@ func WritePretrainTable(w io.Writer, rows []PretrainRow) error {
 	return render(w, PretrainHeader, cells)
 }
 
+// PPLRow is one line of a perplexity table: a text source and its result.
+type PPLRow struct {
+	Name string `json:"name"`
+	NLL  NLL    `json:"nll"`
+}
+
+// PPLHeader is the header of WritePPLTable.
+var PPLHeader = []string{"Text", "Tokens", "Mean NLL", "Perplexity"}
+
+// WritePPLTable writes one line per text (tokens predicted, mean negative
+// log-likelihood in nats, perplexity) and, for several texts, a "total" line
+// over all their tokens.
+func WritePPLTable(w io.Writer, rows []PPLRow) error {
+	var cells [][]string
+	var total NLL
+	for _, r := range rows {
+		total.Add(r.NLL)
+		cells = append(cells, []string{r.Name, fmt.Sprint(r.NLL.Tokens), fmt.Sprintf("%.4f", r.NLL.Mean()), fmtPPL(r.NLL.Perplexity())})
+	}
+	if len(rows) > 1 {
+		cells = append(cells, []string{"total", fmt.Sprint(total.Tokens), fmt.Sprintf("%.4f", total.Mean()), fmtPPL(total.Perplexity())})
+	}
+	return render(w, PPLHeader, cells)
+}
+
 func render(w io.Writer, header []string, rows [][]string) error {
 	align := make([]tw.Align, len(header))
 	for i := range align {

@@ -111,3 +111,18 @@ func TestPlotCurvesPNG(t *testing.T) {
 	assert.ErrorContains(t, PlotCurves(path, []Curve{{Label: "bad", X: []float64{1}}}, PlotOptions{}), "1 x and 0 y")
 	assert.Equal(t, []float64{1, 1.5, 2.5}, movingAverage([]float64{1, 2, 3}, 2))
 }
+
+func TestPPLTable(t *testing.T) {
+	var buf bytes.Buffer
+	rows := []PPLRow{{Name: "a.txt", NLL: NLL{Sum: 20, Tokens: 10}}, {Name: "b.json.gz", NLL: NLL{Sum: 10, Tokens: 10}}}
+	require.NoError(t, WritePPLTable(&buf, rows))
+	var lines [][]string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if c := cells(l); len(c) == len(PPLHeader) {
+			lines = append(lines, c)
+		}
+	}
+	require.Len(t, lines, 4, buf.String())
+	assert.Equal(t, []string{"a.txt", "10", "2.0000", "7.39"}, lines[1])
+	assert.Equal(t, []string{"total", "20", "1.5000", "4.48"}, lines[3])
+}

@@ -1,0 +1,339 @@
+// Command eval measures a checkpoint: the perplexity of a Llama model on text
+// files (a sliding window with a stride, as in Hugging Face's "Perplexity of
+// fixed-length models"), or the GLUE validation scores of a RoBERTa sequence
+// classifier.
+//
+//	eval --model runs/llama60m/blockllm/final --ppl 'c4/en/c4-validation.0000*-of-00008.json.gz' --max-tokens 1000000
+//	eval --model runs/glue/sst2/blockllm --task sst2 --data glue_data/
+//
+// Text files are C4 JSON lines (.json, .jsonl, optionally .gz/.zst; the "text"
+// field) or plain text; the documents of each file are joined with blank
+// lines into one token stream, as the Hugging Face guide does with
+// WikiText-2. Run with -h for every flag.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/blockllm/blockllm-go/eval"
+	"github.com/blockllm/blockllm-go/eval/c4"
+	"github.com/blockllm/blockllm-go/eval/glue"
+	"github.com/blockllm/blockllm-go/eval/metrics"
+	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/roberta"
+	"github.com/blockllm/blockllm-go/hf/tokenizer"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+func main() {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "eval:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	model, tokenizer, ppl, task, data, split string
+	seqLen, stride, batch, maxLen            int
+	maxTokens                                int
+	device, dtype                            string
+	threads                                  int
+	json, fused                              bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage:\n  eval --model DIR --ppl FILES [--seq-len N --stride N --max-tokens N]\n"+
+			"  eval --model DIR --task TASK --data DIR [--split validation --max-len N]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.model, "model", "", "Hugging Face checkpoint `DIR` (Llama for --ppl, RoBERTa classifier for --task)")
+	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory)")
+	fs.StringVar(&o.ppl, "ppl", "", "measure perplexity on these comma-separated files, directories or globs (C4 JSON lines or text)")
+	fs.IntVar(&o.seqLen, "seq-len", 0, "perplexity window length in tokens (0: max_position_embeddings, at most 1024)")
+	fs.IntVar(&o.stride, "stride", 0, "perplexity window stride (0: half the window; equal to --seq-len: disjoint windows)")
+	fs.IntVar(&o.maxTokens, "max-tokens", 0, "use only the first N tokens of each file (0: all)")
+	fs.StringVar(&o.task, "task", "", "GLUE task to score: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all")
+	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout)")
+	fs.StringVar(&o.split, "split", "validation", "GLUE split to score (MNLI: validation scores matched and mismatched)")
+	fs.IntVar(&o.maxLen, "max-len", 128, "GLUE: truncate inputs to this many tokens")
+	fs.IntVar(&o.batch, "batch-size", 8, "sequences per forward pass")
+	fs.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or cuda:N")
+	fs.StringVar(&o.dtype, "dtype", "", "weight dtype: f32 or bf16 (default: the checkpoint's)")
+	fs.BoolVar(&o.fused, "fused-sdpa", true, "use libtorch's fused attention where available")
+	fs.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch (0: all cores)")
+	fs.BoolVar(&o.json, "json", false, "write the results as JSON lines instead of a table")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	switch {
+	case o.model == "":
+		fs.Usage()
+		return nil, fmt.Errorf("--model DIR is required")
+	case (o.ppl == "") == (o.task == ""):
+		return nil, fmt.Errorf("give exactly one of --ppl FILES and --task T")
+	case o.task != "" && o.data == "":
+		return nil, fmt.Errorf("--task needs --data DIR (the GLUE data)")
+	case o.seqLen < 0 || o.stride < 0 || o.maxTokens < 0 || o.batch < 1 || o.maxLen < 3:
+		return nil, fmt.Errorf("--seq-len, --stride and --max-tokens must not be negative, --batch-size must be positive, --max-len at least 3")
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := torch.Init(); err != nil {
+		return err
+	}
+	if o.threads > 0 {
+		torch.SetNumThreads(o.threads)
+	}
+	dev, err := torch.ParseDevice(o.device)
+	if err != nil {
+		return fmt.Errorf("--device: %w", err)
+	}
+	if dev.IsCUDA() && !torch.CUDAAvailable() {
+		return fmt.Errorf("--device %s: this libtorch has no CUDA device available (rebuild the shim against a CUDA libtorch: make shim)", o.device)
+	}
+	var dt torch.DType
+	if o.dtype != "" {
+		if dt, err = torch.ParseDType(o.dtype); err != nil {
+			return fmt.Errorf("--dtype: %w", err)
+		}
+	}
+	tok, err := loadTokenizer(o)
+	if err != nil {
+		return err
+	}
+	mt, err := config.ModelType(o.model)
+	if err != nil {
+		return err
+	}
+	if o.ppl != "" {
+		if mt != "llama" {
+			return fmt.Errorf("--ppl needs a causal LM (llama); %s has model_type %q", o.model, mt)
+		}
+		return runPPL(o, tok, dev, dt, stdout, stderr)
+	}
+	if mt != "roberta" {
+		return fmt.Errorf("--task needs a RoBERTa sequence classifier; %s has model_type %q", o.model, mt)
+	}
+	return runGLUE(o, tok, dev, dt, stdout, stderr)
+}
+
+func loadTokenizer(o *options) (*tokenizer.Tokenizer, error) {
+	path := o.tokenizer
+	if path == "" {
+		path = o.model
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "tokenizer.json")
+	}
+	t, err := tokenizer.Load(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w (pass --tokenizer FILE, a Hugging Face tokenizer.json)", err)
+	}
+	return t, nil
+}
+
+func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
+	m, err := llama.Load(o.model, llama.Options{DType: dt, Device: dev, FusedSDPA: o.fused})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	if v := tok.VocabSize(); v > m.Cfg.VocabSize {
+		return fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
+	}
+	win := o.seqLen
+	if win == 0 {
+		win = min(m.Cfg.MaxPositionEmbeddings, 1024)
+	}
+	if win > m.Cfg.MaxPositionEmbeddings {
+		return fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", win, m.Cfg.MaxPositionEmbeddings)
+	}
+	stride := o.stride
+	if stride == 0 {
+		stride = max(1, win/2)
+	}
+	if stride > win {
+		return fmt.Errorf("--stride %d exceeds the window (--seq-len %d)", stride, win)
+	}
+	var pats []string
+	for _, p := range strings.Split(o.ppl, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			pats = append(pats, p)
+		}
+	}
+	r, err := c4.Open(pats, nil)
+	if err != nil {
+		return err
+	}
+	files := r.Files()
+	r.Close()
+	var rows []eval.PPLRow
+	for _, f := range files {
+		ids, err := fileTokens(f, tok, o.maxTokens)
+		if err != nil {
+			return err
+		}
+		if len(ids) < 2 {
+			return fmt.Errorf("%s: %d tokens, too few for perplexity", f, len(ids))
+		}
+		n, err := eval.SlidingWindow(m, ids, eval.WindowOptions{MaxLen: win, Stride: stride, BatchSize: o.batch})
+		if err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		rows = append(rows, eval.PPLRow{Name: f, NLL: n})
+		if o.json {
+			if err := writeJSON(stdout, map[string]any{"event": "ppl", "file": f, "tokens": n.Tokens, "nll_sum": n.Sum,
+				"mean_nll": n.Mean(), "ppl": n.Perplexity(), "seq_len": win, "stride": stride}); err != nil {
+				return err
+			}
+		}
+	}
+	if o.json {
+		var total eval.NLL
+		for _, r := range rows {
+			total.Add(r.NLL)
+		}
+		return writeJSON(stdout, map[string]any{"event": "ppl_total", "tokens": total.Tokens, "mean_nll": total.Mean(),
+			"ppl": total.Perplexity(), "seq_len": win, "stride": stride, "model": o.model})
+	}
+	fmt.Fprintf(stdout, "Perplexity of %s (window %d, stride %d):\n", o.model, win, stride)
+	return eval.WritePPLTable(stdout, rows)
+}
+
+// fileTokens reads the documents of one file and tokenizes them one by one
+// (the first with the tokenizer's special tokens, e.g. a leading <s>; the
+// others preceded by a blank line "\n\n"), concatenating the ids, until
+// maxTokens (0: no limit) are reached.
+func fileTokens(file string, tok *tokenizer.Tokenizer, maxTokens int) ([]int, error) {
+	r, err := c4.Open([]string{file}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var ids []int
+	first := true
+	for maxTokens == 0 || len(ids) < maxTokens {
+		doc, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		text := doc.Text
+		if !first {
+			text = "\n\n" + text
+		}
+		part, err := tok.EncodeIDs(text, first)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", doc.File, doc.Line, err)
+		}
+		ids = append(ids, part...)
+		first = false
+	}
+	if maxTokens > 0 && len(ids) > maxTokens {
+		ids = ids[:maxTokens]
+	}
+	return ids, nil
+}
+
+func runGLUE(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
+	var tasks []glue.Task
+	if strings.EqualFold(o.task, "all") {
+		tasks = glue.Tasks()
+	} else {
+		for _, f := range strings.Split(o.task, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			t, err := glue.LookupTask(f)
+			if err != nil {
+				return fmt.Errorf("--task: %w", err)
+			}
+			tasks = append(tasks, t)
+		}
+	}
+	row := eval.GLUERow{Method: o.model}
+	for _, t := range tasks {
+		m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, FusedSDPA: o.fused})
+		if err != nil {
+			return err
+		}
+		if m.NumLabels() != t.NumLabels {
+			m.Close()
+			return fmt.Errorf("%s has %d outputs, task %s needs %d (evaluate a model fine-tuned on %s)", o.model, m.NumLabels(), t.Name, t.NumLabels, t.Name)
+		}
+		if len(m.NewlyInitialized) > 0 {
+			m.Close()
+			return fmt.Errorf("%s has no trained classification head (missing %s)", o.model, strings.Join(m.NewlyInitialized, ", "))
+		}
+		splits := []string{o.split}
+		if t.Name == "mnli" && (o.split == "validation" || o.split == "dev") {
+			splits = []string{"validation_matched", "validation_mismatched"}
+		}
+		for _, sp := range splits {
+			ds, err := glue.Load(o.data, t.Name, sp)
+			if err != nil {
+				m.Close()
+				return err
+			}
+			ex, err := eval.EncodeGLUE(tok, ds, o.maxLen)
+			if err != nil {
+				m.Close()
+				return err
+			}
+			pad := tok.PAD()
+			if pad < 0 {
+				pad = m.Cfg.PadTokenID
+			}
+			sc, err := eval.ScoreGLUE(m, ds, ex, o.batch, pad)
+			if err != nil {
+				m.Close()
+				return err
+			}
+			row.Scores = append(row.Scores, sc)
+			if o.json {
+				if err := writeJSON(stdout, map[string]any{"event": "glue", "task": sc.Task, "split": ds.Split,
+					"score": sc.Score, "metrics": sc.Metrics, "n": sc.N, "model": o.model}); err != nil {
+					m.Close()
+					return err
+				}
+			}
+		}
+		_, peak := torch.MemStats(dev)
+		row.PeakBytes = max(row.PeakBytes, peak)
+		m.Close()
+	}
+	if o.json {
+		avg, err := metrics.Average(row.Scores)
+		if err != nil {
+			return err
+		}
+		return writeJSON(stdout, map[string]any{"event": "glue_average", "average": avg, "model": o.model})
+	}
+	return eval.WriteGLUETable(stdout, []eval.GLUERow{row})
+}

@@ -510,3 +510,110 @@ func (s seqPre) preTokenize(out, in []nstr) []nstr {
 	}
 	return out
 }
+
+// cl100kNext returns the end of the match starting at i < len(s) of the
+// cl100k / Llama-3 pattern
+//
+//	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,D}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// with D = maxDigits (3 for Llama-3 and GPT-4, 1 for Qwen2), as a
+// backtracking engine finds it.
+func cl100kNext(s string, i, maxDigits int) int {
+	r, sz := decodeAt(s, i)
+	// (?i:'s|'t|'re|'ve|'m|'ll|'d)
+	if r == '\'' && i+1 < len(s) {
+		r2, sz2 := decodeAt(s, i+1)
+		switch foldASCII(r2) {
+		case 's', 't', 'm', 'd':
+			return i + 1 + sz2
+		case 'r', 'v':
+			if i+1+sz2 < len(s) && foldASCII(rune(s[i+1+sz2])) == 'e' {
+				return i + 2 + sz2
+			}
+		case 'l':
+			if i+1+sz2 < len(s) && foldASCII(rune(s[i+1+sz2])) == 'l' {
+				return i + 2 + sz2
+			}
+		}
+	}
+	cls := runeClass(r)
+	crlf := r == '\r' || r == '\n'
+	// [^\r\n\p{L}\p{N}]?\p{L}+
+	if cls == clsLetter {
+		return scanClass(s, i+sz, clsLetter)
+	}
+	if !crlf && cls != clsNumber && i+sz < len(s) {
+		if r2, _ := decodeAt(s, i+sz); isLetter(r2) {
+			return scanClass(s, i+sz, clsLetter)
+		}
+	}
+	// \p{N}{1,D}
+	if cls == clsNumber {
+		e := i + sz
+		for k := 1; k < maxDigits && e < len(s); k++ {
+			r2, sz2 := decodeAt(s, e)
+			if !isNumber(r2) {
+				break
+			}
+			e += sz2
+		}
+		return e
+	}
+	// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+	start := -1
+	if cls == clsOther {
+		start = i
+	} else if r == ' ' && i+1 < len(s) {
+		if r2, _ := decodeAt(s, i+1); runeClass(r2) == clsOther {
+			start = i + 1
+		}
+	}
+	if start >= 0 {
+		e := scanClass(s, start, clsOther)
+		for e < len(s) && (s[e] == '\r' || s[e] == '\n') {
+			e++
+		}
+		return e
+	}
+	// Whitespace run [i, j).
+	j, last, nl := i, i, -1
+	for j < len(s) {
+		r2, sz2 := decodeAt(s, j)
+		if !isSpace(r2) {
+			break
+		}
+		if r2 == '\r' || r2 == '\n' {
+			nl = j + sz2
+		}
+		last = j
+		j += sz2
+	}
+	// \s*[\r\n]+ : up to the last line break of the run.
+	if nl >= 0 {
+		return nl
+	}
+	// \s+(?!\S) then \s+.
+	if j < len(s) && last > i {
+		return last
+	}
+	return j
+}
+
+func decodeAt(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	return utf8.DecodeRuneInString(s[i:])
+}
+
+// foldASCII lowercases ASCII letters and folds ſ (U+017F) to s, as Unicode
+// case-insensitive matching does for the contraction letters.
+func foldASCII(r rune) rune {
+	switch {
+	case r >= 'A' && r <= 'Z':
+		return r + 'a' - 'A'
+	case r == 'ſ':
+		return 's'
+	}
+	return r
+}

@@ -98,12 +98,36 @@ func TestRegexEmulationGPT2(t *testing.T) {
 }
 
 func TestRegexEmulationLlama3(t *testing.T) {
+	require.Equal(t, cl100kPattern, llama3Pattern)
 	g, err := compileRegex(llama3Pattern)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, g.wsIx, 0)
+	g.src = "" // force the translated-regexp path instead of the hand-written scanner
 	for _, c := range regexSplitCases {
 		require.Equal(t, c.llama, piecesOf(c.in, g.findAll(c.in)), "input %q", c.in)
 	}
+}
+
+func TestCl100kScanner(t *testing.T) {
+	g, err := compileRegex(cl100kPattern)
+	require.NoError(t, err)
+	for _, c := range regexSplitCases {
+		require.Equal(t, c.llama, piecesOf(c.in, g.findAll(c.in)), "input %q", c.in)
+	}
+	// Qwen2's pattern differs only in taking digits one at a time; both
+	// scanners agree with the regexp path.
+	q, err := compileRegex(qwen2Pattern)
+	require.NoError(t, err)
+	qre, err := compileRegex(qwen2Pattern)
+	require.NoError(t, err)
+	qre.src = ""
+	for _, in := range []string{" 12345 x", "3.14159", "٣٣٣٣a", "x'ſ 'RE\r\n\r\n  y", "a \r\n\tb"} {
+		require.Equal(t, piecesOf(in, qre.findAll(in)), piecesOf(in, q.findAll(in)), "input %q", in)
+	}
+	require.Equal(t, []string{" ", "1", "2", "3", "4", "5", " x"}, piecesOf(" 12345 x", q.findAll(" 12345 x")))
+	// (?i) contractions, including ſ which case-folds to s.
+	require.Equal(t, []string{"it", "'S", " '", "ſ"}, piecesOf("it'S 'ſ", g.findAll("it'S 'ſ"))[:4])
+	require.Equal(t, []string{"x", "'ſ"}, piecesOf("x'ſ", g.findAll("x'ſ")))
 }
 
 func TestRegexUnsupported(t *testing.T) {

@@ -28,9 +28,13 @@ type gregex struct {
 	wsIx int // submatch index of the emulated \s+(?!\S)|\s+ group, or -1
 }
 
-// gpt2Pattern is the pattern of the ByteLevel pre-tokenizer; Split patterns
-// equal to it use the hand-written scanner.
-const gpt2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+// Patterns that have hand-written scanners: GPT-2's (the ByteLevel
+// pre-tokenizer's), cl100k's (Llama-3, GPT-4) and Qwen2's.
+const (
+	gpt2Pattern   = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	cl100kPattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	qwen2Pattern  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
 
 // compileRegex translates an Oniguruma pattern to Go and compiles it.
 func compileRegex(pattern string) (*gregex, error) {
@@ -137,8 +141,23 @@ func translateRegex(p string) (string, error) {
 
 // findAll returns the byte ranges of the non-overlapping matches in s.
 func (g *gregex) findAll(s string) [][2]int {
-	if g.src == gpt2Pattern {
-		return gpt2Split(nil, s)
+	var next func(s string, i int) int
+	switch g.src {
+	case gpt2Pattern:
+		next = gpt2Next
+	case cl100kPattern:
+		next = func(s string, i int) int { return cl100kNext(s, i, 3) }
+	case qwen2Pattern:
+		next = func(s string, i int) int { return cl100kNext(s, i, 1) }
+	}
+	if next != nil {
+		var out [][2]int
+		for i := 0; i < len(s); {
+			e := next(s, i)
+			out = append(out, [2]int{i, e})
+			i = e
+		}
+		return out
 	}
 	var out [][2]int
 	if g.wsIx < 0 {

@@ -355,6 +355,13 @@ func paramIndex(ps []*nn.Param) map[string]*nn.Param {
 	return m
 }
 
+// SetTrainable sets requires_grad on exactly the parameters of trainable among all (the
+// Trainer does this after every Prepare that reports a change; callers driving an
+// Optimizer themselves must too).
+func SetTrainable(all, trainable []*nn.Param) error {
+	return catch(func() error { setGrads(all, trainable); return nil })
+}
+
 // setGrads sets requires_grad on exactly the parameters of on (others off).
 func setGrads(all, on []*nn.Param) {
 	in := make(map[*nn.Param]bool, len(on))

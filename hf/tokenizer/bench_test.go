@@ -49,6 +49,9 @@ func benchCorpus(b *testing.B) []string {
 	return docs
 }
 
+// benchTokenizers: the roberta and llama fixtures, and "llama3", the
+// fixture's byte-level BPE behind Llama-3's pre-tokenizer (Split with the
+// cl100k regex, then ByteLevel) and post-processor.
 func benchTokenizers(b *testing.B) map[string]*Tokenizer {
 	out := map[string]*Tokenizer{}
 	for _, name := range []string{"roberta-tiny-tok", "llama-tiny-tok"} {
@@ -58,8 +61,17 @@ func benchTokenizers(b *testing.B) map[string]*Tokenizer {
 		}
 		out[strings.TrimSuffix(name, "-tiny-tok")] = tk
 	}
+	js, err := json.Marshal(referenceVariants(b)["llama3"])
+	if err != nil {
+		b.Fatal(err)
+	}
+	if out["llama3"], err = FromJSON(js); err != nil {
+		b.Fatal(err)
+	}
 	return out
 }
+
+var benchNames = []string{"roberta", "llama", "llama3"}
 
 // reportCPU adds MB per CPU-second (process user+system time, GC included),
 // a per-core throughput that stays meaningful on a loaded machine.
@@ -77,7 +89,7 @@ func BenchmarkEncode(b *testing.B) {
 	for _, d := range docs {
 		size += len(d)
 	}
-	for _, name := range []string{"roberta", "llama"} {
+	for _, name := range benchNames {
 		tk := benchTokenizers(b)[name]
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(size))
@@ -107,7 +119,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	for _, d := range docs {
 		size += len(d)
 	}
-	for _, name := range []string{"roberta", "llama"} {
+	for _, name := range benchNames {
 		tk := benchTokenizers(b)[name]
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(size))
@@ -125,7 +137,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 // BenchmarkDecode measures decoding throughput (MB of text out per second).
 func BenchmarkDecode(b *testing.B) {
 	docs := benchCorpus(b)
-	for _, name := range []string{"roberta", "llama"} {
+	for _, name := range benchNames {
 		tk := benchTokenizers(b)[name]
 		var all [][]int
 		size := 0

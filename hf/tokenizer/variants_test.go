@@ -18,11 +18,18 @@ import (
 // library) for tokenizer.json variants built by referenceVariants from the
 // fixtures in testdata/hf: Mistral-style Metaspace (prepend_scheme first, no
 // split), legacy Llama-2 Metaspace, Llama-3-style Split(cl100k regex) +
-// ByteLevel, RoBERTa with add_prefix_space and lstrip/rstrip/single_word/
-// normalized added tokens, a WordPiece BERT pipeline, and normalizer and
-// pre-tokenizer sequences. Texts: the fixture texts, Debian fortunes, and
-// random strings built from awkward pieces (whitespace runs, contractions,
+// ByteLevel with ignore_merges, RoBERTa with add_prefix_space and
+// lstrip/rstrip/single_word/normalized added tokens, a WordPiece BERT
+// pipeline, Unigram models (with and without byte fallback), normalizer
+// sequences (NFKC/NFKD/NFD/NFC, Lowercase, Strip, StripAccents, Replace,
+// Prepend, Nmt, ByteLevel) and pre-tokenizer sequences (Digits, Punctuation,
+// CharDelimiterSplit, Split with every behavior and invert, Whitespace,
+// WhitespaceSplit). Texts: the fixture texts, Debian fortunes, and random
+// strings built from awkward pieces (whitespace runs, contractions,
 // combining marks, emoji, special-token look-alikes, control characters).
+// Each row checks ids with and without special tokens, char offsets, word
+// ids and decoding; pairs check ids and type ids. testdata/refgen explains
+// how to regenerate them.
 
 func loadJSONMap(t testing.TB, path string) M {
 	data, err := os.ReadFile(path)
@@ -191,6 +198,24 @@ func referenceVariants(t testing.TB) map[string]M {
 	m["model"].(M)["byte_fallback"] = false
 	m["normalizer"] = M{"type": "Lowercase"}
 	v["unigram"] = m
+
+	m = cloneM(t, roberta)
+	m["normalizer"] = M{"type": "Sequence", "normalizers": []M{
+		{"type": "Nmt"}, {"type": "NFKD"}, {"type": "StripAccents"},
+		{"type": "Strip", "strip_left": false, "strip_right": true},
+	}}
+	m["pre_tokenizer"] = M{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true}
+	v["roberta-nmt"] = m
+
+	m = cloneM(t, roberta)
+	m["pre_tokenizer"] = M{"type": "Sequence", "pretokenizers": []M{
+		{"type": "CharDelimiterSplit", "delimiter": "x"},
+		{"type": "Punctuation", "behavior": "MergedWithPrevious"},
+		{"type": "Digits", "individual_digits": false},
+		{"type": "Split", "pattern": M{"Regex": `[aeiou]+`}, "behavior": "Contiguous", "invert": true},
+		{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+	}}
+	v["splits"] = m
 
 	m = cloneM(t, roberta)
 	m["pre_tokenizer"] = M{"type": "Whitespace"}

@@ -29,3 +29,19 @@ func TestRunComparisonSmall(t *testing.T) {
 	require.Equal(t, "\x89PNG", string(b[:4]))
 	t.Log("\n" + s)
 }
+
+// TestRunComparisonFull runs the full comparison (synthetic problems and the
+// SVM duals of heart_scale and the first 5000 rows of a8a) when
+// BLOCKLLM_SVM_COMPARE_OUT names a directory for the plots; the table goes to
+// the test log. The integrator's `cmd/bench svm` calls RunComparison directly.
+func TestRunComparisonFull(t *testing.T) {
+	out := os.Getenv("BLOCKLLM_SVM_COMPARE_OUT")
+	if out == "" {
+		t.Skip("set BLOCKLLM_SVM_COMPARE_OUT=<dir> to run the full rule comparison")
+	}
+	require.NoError(t, os.MkdirAll(out, 0o755))
+	var buf bytes.Buffer
+	err := RunComparison(&buf, CompareOptions{DataDir: largeDataDir(), OutDir: out})
+	t.Log("\n" + buf.String())
+	require.NoError(t, err)
+}

@@ -406,13 +406,3 @@ func (p *workerPool) close() {
 	p.cond.Broadcast()
 	p.mu.Unlock()
 }
-
-func defaultThreads(n int) int {
-	if n <= 0 {
-		return 1
-	}
-	if c := runtime.NumCPU(); n > c*4 {
-		return c * 4
-	}
-	return n
-}

@@ -514,11 +514,12 @@ func readModel(r io.Reader, name string) (*Model, error) {
 		return nil, errf("nr_sv sums to %d, total_sv is %d", sum, totalSV)
 	}
 	nc := m.NrClass - 1
+	// Grow with the file rather than trusting total_sv for allocation sizes.
 	m.SVCoef = make([][]float64, nc)
 	for i := range m.SVCoef {
-		m.SVCoef[i] = make([]float64, totalSV)
+		m.SVCoef[i] = make([]float64, 0, min(totalSV, 1<<16))
 	}
-	m.SV = make([][]Node, 0, totalSV)
+	m.SV = make([][]Node, 0, min(totalSV, 1<<16))
 	for len(m.SV) < totalSV {
 		if !sc.Scan() {
 			if err := sc.Err(); err != nil {
@@ -534,13 +535,12 @@ func readModel(r io.Reader, name string) (*Model, error) {
 		if len(f) < nc {
 			return nil, errf("support vector line has %d fields, wants at least %d coefficients", len(f), nc)
 		}
-		i := len(m.SV)
 		for k := 0; k < nc; k++ {
 			v, err := strconv.ParseFloat(f[k], 64)
 			if err != nil {
 				return nil, errf("bad coefficient %q", f[k])
 			}
-			m.SVCoef[k][i] = v
+			m.SVCoef[k] = append(m.SVCoef[k], v)
 		}
 		sv := make([]Node, 0, len(f)-nc)
 		prev := 0

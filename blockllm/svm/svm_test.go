@@ -283,3 +283,30 @@ func TestThreadsGiveSameModel(t *testing.T) {
 	require.Equal(t, m1.SVCoef, m2.SVCoef)
 	require.Equal(t, m1.Stats[0].Iterations, m2.Stats[0].Iterations)
 }
+
+// FuzzReadModel checks that the model reader never panics and that accepted
+// models can predict and be written.
+func FuzzReadModel(f *testing.F) {
+	for _, name := range []string{"heart_scale.libsvm.model", "synth3.libsvm.model"} {
+		b, err := os.ReadFile(filepath.Join(testdata, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:min(len(b), 2000)])
+	}
+	f.Add([]byte("svm_type c_svc\nkernel_type linear\nnr_class 2\ntotal_sv 1\nrho 0\nlabel 1 -1\nnr_sv 1 0\nSV\n0.5 1:1 3:2\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ReadModel(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if m.NrClass > 50 {
+			return // prediction cost grows with the square of the classes
+		}
+		m.Predict([]Node{{1, 0.5}, {2, -1}})
+		var buf bytes.Buffer
+		if err := m.Write(&buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

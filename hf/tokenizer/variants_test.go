@@ -20,7 +20,8 @@ import (
 // split), legacy Llama-2 Metaspace, Llama-3-style Split(cl100k regex) +
 // ByteLevel with ignore_merges, RoBERTa with add_prefix_space and
 // lstrip/rstrip/single_word/normalized added tokens, a WordPiece BERT
-// pipeline, Unigram models (with and without byte fallback), normalizer
+// pipeline, Unigram models (with and without byte fallback), a WordLevel
+// model, normalizer
 // sequences (NFKC/NFKD/NFD/NFC, Lowercase, Strip, StripAccents, Replace,
 // Prepend, Nmt, ByteLevel) and pre-tokenizer sequences (Digits, Punctuation,
 // CharDelimiterSplit, Split with every behavior and invert, Whitespace,
@@ -216,6 +217,11 @@ func referenceVariants(t testing.TB) map[string]M {
 		{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
 	}}
 	v["splits"] = m
+
+	m = cloneM(t, roberta)
+	m["model"] = M{"type": "WordLevel", "vocab": roberta["model"].(M)["vocab"], "unk_token": "<unk>"}
+	m["normalizer"] = M{"type": "Lowercase"}
+	v["wordlevel"] = m
 
 	m = cloneM(t, roberta)
 	m["pre_tokenizer"] = M{"type": "Whitespace"}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blockllm/blockllm-go/data"
+	"github.com/blockllm/blockllm-go/eval/glue"
+	"github.com/blockllm/blockllm-go/hf/roberta"
+)
+
+const tinyRoberta = "../../testdata/hf/roberta-tiny-sst2"
+
+func runArgs(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), append([]string{"--progress=false", "--threads", "2"}, args...), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+// TestDemoSmall runs the demo path (embedded data and tiny model) on a few
+// examples with both default methods: the table has both rows, a score
+// column and the memory columns, the demo is announced, and BlockLLM holds
+// less optimizer state than full AdamW.
+func TestDemoSmall(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "loss.png")
+	out, _, err := runArgs(t, "--max-train", "64", "--max-eval", "40", "--epochs", "1", "--batch-size", "16", "--plot", plot)
+	require.NoError(t, err)
+	assert.Contains(t, out, "DEMO")
+	assert.Contains(t, out, "40 validation examples")
+	for _, s := range []string{"SST-2", "Optimizer memory", "Peak memory", "BlockLLM (sparsity 0.95)", "Full AdamW"} {
+		assert.Contains(t, out, s)
+	}
+	f, err := os.Open(plot)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = png.Decode(f)
+	require.NoError(t, err)
+}
+
+func jsonEvents(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev), sc.Text())
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// TestJSONAndMemory: --json writes only JSON lines to stdout: step events
+// tagged with task and method, one eval per epoch, and result lines whose
+// optimizer state is smaller for BlockLLM than for AdamW.
+func TestJSONAndMemory(t *testing.T) {
+	out, _, err := runArgs(t, "--max-train", "48", "--max-eval", "24", "--epochs", "2", "--batch-size", "16", "--json")
+	require.NoError(t, err)
+	evs := jsonEvents(t, out)
+	results := map[string]map[string]any{}
+	evals := map[string]int{}
+	steps := 0
+	for _, ev := range evs {
+		switch ev["event"] {
+		case "result":
+			results[ev["method"].(string)] = ev
+		case "eval":
+			evals[ev["method"].(string)]++
+			assert.Equal(t, "sst2", ev["task"])
+		case "step":
+			steps++
+		}
+	}
+	assert.Equal(t, 2*2*3, steps, "2 methods x 2 epochs x 3 batches")
+	assert.Equal(t, map[string]int{"blockllm": 2, "adamw": 2}, evals)
+	require.Len(t, results, 2)
+	bl, aw := results["BlockLLM (sparsity 0.95)"], results["Full AdamW"]
+	require.NotNil(t, bl)
+	require.NotNil(t, aw)
+	assert.Less(t, bl["optimizer_state_bytes"].(float64), aw["optimizer_state_bytes"].(float64)/4)
+	assert.Greater(t, bl["peak_bytes"].(float64), 0.0)
+	assert.Equal(t, true, bl["demo"])
+}
+
+// writeJSONL writes Hugging Face-layout JSON lines.
+func writeJSONL(t *testing.T, path string, rows []map[string]any) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	var b bytes.Buffer
+	for _, r := range rows {
+		j, err := json.Marshal(r)
+		require.NoError(t, err)
+		b.Write(append(j, '\n'))
+	}
+	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o644))
+}
+
+// pairData writes stsb and mnli sets in the Hugging Face jsonl layout, built
+// from demo sentences.
+func pairData(t *testing.T) string {
+	t.Helper()
+	ds, err := glue.LoadFS(data.DemoGLUE(), "sst2", "train")
+	require.NoError(t, err)
+	s := func(i int) string { return ds.Examples[i%len(ds.Examples)].TextA }
+	dir := t.TempDir()
+	for _, split := range []string{"train", "validation"} {
+		var st []map[string]any
+		for i := range 24 {
+			st = append(st, map[string]any{"sentence1": s(i), "sentence2": s(i + 7), "label": float64(i%11) / 2, "idx": i})
+		}
+		writeJSONL(t, filepath.Join(dir, "stsb", split+".jsonl"), st)
+	}
+	for _, split := range []string{"train", "validation_matched", "validation_mismatched"} {
+		var mn []map[string]any
+		for i := range 24 {
+			mn = append(mn, map[string]any{"premise": s(i), "hypothesis": s(2*i + 1), "label": i % 3, "idx": i})
+		}
+		writeJSONL(t, filepath.Join(dir, "mnli", split+".jsonl"), mn)
+	}
+	return dir
+}
+
+// TestCheckpointPairTasks fine-tunes a checkpoint on a regression task and
+// MNLI (pairs, two validation sets) with AdamW and BAdam, saves the models
+// and reloads one.
+func TestCheckpointPairTasks(t *testing.T) {
+	dir := pairData(t)
+	outDir := t.TempDir()
+	out, _, err := runArgs(t, "--model", tinyRoberta, "--data", dir, "--task", "stsb,mnli", "--method", "adamw,badam",
+		"--epochs", "1", "--batch-size", "8", "--max-len", "64", "--out", outDir, "--lr", "1e-3")
+	require.NoError(t, err)
+	assert.NotContains(t, out, "DEMO")
+	for _, s := range []string{"STS-B", "MNLI-m", "MNLI-mm", "Avg", "Full AdamW", "BAdam"} {
+		assert.Contains(t, out, s)
+	}
+	m, err := roberta.Load(filepath.Join(outDir, "stsb", "adamw"), roberta.Options{})
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Equal(t, 1, m.NumLabels())
+	assert.Empty(t, m.NewlyInitialized)
+	m3, err := roberta.Load(filepath.Join(outDir, "mnli", "badam"), roberta.Options{})
+	require.NoError(t, err)
+	defer m3.Close()
+	assert.Equal(t, 3, m3.NumLabels())
+	assert.FileExists(t, filepath.Join(outDir, "mnli", "badam", "tokenizer.json"))
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--task", "cola"}, "--task cola needs --data DIR"},
+		{[]string{"--task", "nope"}, "--task"},
+		{[]string{"--method", "sgd"}, `unknown method "sgd"`},
+		{[]string{"--device", "tpu"}, "--device"},
+		{[]string{"--dtype", "i64"}, "want f32 or bf16"},
+		{[]string{"--sparsity", "1"}, "--sparsity 1 outside"},
+		{[]string{"--data", "/nonexistent/glue"}, "/nonexistent/glue"},
+		{[]string{"--model", "/nonexistent/model"}, "/nonexistent/model"},
+		{[]string{"--model", tinyRoberta, "--max-len", "500"}, "--max-len 500 exceeds"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		_, _, err := runArgs(t, c.args...)
+		if assert.Error(t, err, "%v", c.args) {
+			assert.Contains(t, err.Error(), c.want, "%v", c.args)
+		}
+	}
+	// --device cuda is accepted and passed through; without a GPU it fails clearly.
+	_, _, err := runArgs(t, "--device", "cuda", "--max-train", "8")
+	if err != nil {
+		assert.Contains(t, err.Error(), "cuda")
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/blockllm/blockllm-go/hf/llama"
+)
+
+const tinyTok = "../../testdata/hf/llama-tiny-tok/tokenizer.json"
+
+func runArgs(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), append([]string{"--progress=false", "--threads", "2"}, args...), &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func events(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev), sc.Text())
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// TestDemoSmallCheckpointResume runs the demo path for a few steps with both
+// default methods, checks the table, the plot, the saved models and the
+// checkpoints, then resumes AdamW from its latest checkpoint.
+func TestDemoSmallCheckpointResume(t *testing.T) {
+	dir := t.TempDir()
+	plot := filepath.Join(dir, "loss.png")
+	common := []string{"--seq-len", "32", "--batch-size", "4", "--eval-blocks", "8", "--eval-every", "3", "--out", dir}
+	out, _, err := runArgs(t, append(common, "--steps", "6", "--plot", plot, "--lr", "1e-2")...)
+	require.NoError(t, err)
+	assert.Contains(t, out, "DEMO")
+	for _, s := range []string{"Val PPL before", "Val PPL after", "BlockLLM (sparsity 0.9)", "Full AdamW", "Optimizer memory"} {
+		assert.Contains(t, out, s)
+	}
+	assert.Contains(t, out, "validation perplexity at step 0")
+	for _, m := range []string{"blockllm", "adamw"} {
+		assert.FileExists(t, filepath.Join(dir, m, "final", "model.safetensors"))
+		assert.FileExists(t, filepath.Join(dir, m, "final", "tokenizer.json"))
+		assert.FileExists(t, filepath.Join(dir, m, "checkpoints", "step-00000006", "trainer_state.json"))
+		assert.FileExists(t, filepath.Join(dir, m, "checkpoints", "step-00000006", "config.json"))
+	}
+	f, err := os.Open(plot)
+	require.NoError(t, err)
+	_, err = png.Decode(f)
+	f.Close()
+	require.NoError(t, err)
+	// The final model loads as a Hugging Face Llama with the tokenizer's vocabulary.
+	m, err := llama.Load(filepath.Join(dir, "adamw", "final"), llama.Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 1024, m.Cfg.VocabSize)
+	m.Close()
+
+	// Resume: the run continues at step 6 and stops at 9; the perplexity
+	// "before" is the checkpoint's, equal to the first run's final value.
+	out1 := events(t, mustJSON(t, append(common, "--steps", "6", "--method", "adamw", "--json", "--lr", "1e-2", "--out", t.TempDir())...))
+	out2, _, err := runArgs(t, append(common, "--steps", "9", "--method", "adamw", "--resume", "latest", "--json", "--lr", "1e-2")...)
+	require.NoError(t, err)
+	evs := events(t, out2)
+	var res1, res2 map[string]any
+	for _, ev := range out1 {
+		if ev["event"] == "result" {
+			res1 = ev
+		}
+	}
+	stepsRun := 0
+	for _, ev := range evs {
+		switch ev["event"] {
+		case "result":
+			res2 = ev
+		case "step":
+			stepsRun++
+			assert.Greater(t, ev["step"].(float64), 6.0)
+		}
+	}
+	require.NotNil(t, res1)
+	require.NotNil(t, res2)
+	assert.Equal(t, 3, stepsRun)
+	assert.Equal(t, 9.0, res2["steps"])
+	assert.InDelta(t, res1["val_ppl_after"].(float64), res2["val_ppl_before"].(float64), 1e-6*res1["val_ppl_after"].(float64))
+	assert.Less(t, res2["val_ppl_after"].(float64), res2["val_ppl_before"].(float64))
+}
+
+func mustJSON(t *testing.T, args ...string) string {
+	t.Helper()
+	out, _, err := runArgs(t, args...)
+	require.NoError(t, err)
+	return out
+}
+
+// TestOwnDataAndConfig pretrains a model given as config.json on text files
+// given by glob, with the validation documents held out by hash, and checks
+// that the loss goes down for AdamW.
+func TestOwnDataAndConfig(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&b, `{"text": "document %d: the quick brown fox jumps over the lazy dog %d times."}`+"\n", i, i%7)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "c4-train.00000-of-00002.json"), []byte(b.String()), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "c4-train.00001-of-00002.json"), []byte(b.String()), 0o644))
+	cfg := `{"model_type": "llama", "vocab_size": 1024, "hidden_size": 32, "intermediate_size": 64,
+	  "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 64, "initializer_range": 0.02}`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644))
+	out, _, err := runArgs(t, "--model", filepath.Join(dir, "config.json"), "--tokenizer", tinyTok,
+		"--data", filepath.Join(dir, "c4-train.*.json"), "--val-fraction", "0.1", "--method", "adamw",
+		"--steps", "12", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4", "--lr", "1e-2", "--json")
+	require.NoError(t, err)
+	var res map[string]any
+	for _, ev := range events(t, out) {
+		if ev["event"] == "result" {
+			res = ev
+		}
+	}
+	require.NotNil(t, res)
+	assert.Equal(t, false, res["demo"])
+	assert.Less(t, res["val_ppl_after"].(float64), 0.5*res["val_ppl_before"].(float64))
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", "llama-60m", "--data", "x.json"}, "is a preset: pass --tokenizer"},
+		{[]string{"--model", "llama-1000b", "--tokenizer", tinyTok}, "not a file or directory, nor a preset"},
+		{[]string{"--data", "/nonexistent/*.json.gz", "--tokenizer", tinyTok}, "/nonexistent"},
+		{[]string{"--method", "blockllm,sgd"}, `unknown method "sgd"`},
+		{[]string{"--schedule", "step"}, "--schedule"},
+		{[]string{"--seq-len", "5000", "--steps", "1"}, "--seq-len 5000 exceeds"},
+		{[]string{"--resume", "latest"}, "--resume latest needs --out"},
+		{[]string{"--resume", "/x", "--method", "adamw,blockllm"}, "single --method"},
+		{[]string{"--warmup", "50", "--steps", "10"}, "--warmup 50 exceeds"},
+		{[]string{"--device", "cuda:x"}, "--device"},
+	}
+	for _, c := range cases {
+		_, _, err := runArgs(t, c.args...)
+		if assert.Error(t, err, "%v", c.args) {
+			assert.Contains(t, err.Error(), c.want, "%v", c.args)
+		}
+	}
+}

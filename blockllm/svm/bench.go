@@ -96,7 +96,7 @@ type compareProblem struct {
 
 // SyntheticSumProblem returns a seeded ill-conditioned convex quadratic in n
 // variables with only the summation constraint sum(x) = 1:
-// Q = D + A'A/m with D diagonal, log-uniform in [1, 100], A an m×n
+// Q = D + A'A/m with D diagonal, log-uniform in [1, 10], A an m×n
 // (m = 20) Gaussian matrix, and c Gaussian.
 func SyntheticSumProblem(n int, seed uint64) Problem {
 	r := rand.New(rand.NewPCG(seed, 77))
@@ -115,7 +115,7 @@ func SyntheticSumProblem(n int, seed uint64) Problem {
 			s /= float64(m)
 			Q[i*n+j], Q[j*n+i] = s, s
 		}
-		Q[i*n+i] += math.Pow(10, 2*r.Float64())
+		Q[i*n+i] += math.Pow(10, r.Float64())
 	}
 	c := make([]float64, n)
 	for i := range c {
@@ -240,13 +240,27 @@ func RunComparison(w io.Writer, opts CompareOptions) error {
 				pl.X.Label.Text = "iteration"
 				pl.Y.Label.Text = "f(x) - f*"
 				pl.Y.Scale = plot.LogScale{}
-				pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+				pl.Y.Tick.Marker = plot.LogTicks{Prec: 1}
 				pl.Legend.Top = true
+				// Show the greedy rules' range (random pairs are far slower and
+				// would squeeze them against the axis).
+				xmax := 0
+				for _, ln := range lines {
+					if ln.rule != Random && len(ln.trace) > 0 {
+						xmax = max(xmax, ln.trace[len(ln.trace)-1].Iter)
+					}
+				}
+				if xmax > 0 {
+					pl.X.Min, pl.X.Max = 0, float64(xmax)*1.5
+				}
 				for li, ln := range lines {
 					pts := make(plotter.XYs, 0, len(ln.trace))
 					stride := max(1, len(ln.trace)/2000)
 					for k := 0; k < len(ln.trace); k += stride {
 						tp := ln.trace[k]
+						if xmax > 0 && float64(tp.Iter) > pl.X.Max {
+							break
+						}
 						pts = append(pts, plotter.XY{X: float64(tp.Iter), Y: math.Max(tp.F-fstar, 1e-14*math.Max(1, math.Abs(fstar)))})
 					}
 					l, err := plotter.NewLine(pts)

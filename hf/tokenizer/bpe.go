@@ -14,6 +14,7 @@ import (
 type mtoken struct {
 	id         int32
 	start, end int32
+	raw        bool // the token's string is the matched text, not the vocab entry (Unigram unknowns)
 }
 
 // model turns one pre-tokenized word into tokens.
@@ -480,7 +481,7 @@ func (m *bpeModel) tokenizeByteLevel(dst []mtoken, raw string) ([]mtoken, error)
 		// A word that is itself in the vocabulary is one token.
 		var buf [128]byte
 		if id, ok := m.ids[string(appendByteLevel(buf[:0], raw))]; ok {
-			return append(dst, mtoken{id, 0, int32(len(raw))}), nil
+			return append(dst, mtoken{id: id, end: int32(len(raw))}), nil
 		}
 	}
 	if fast, ok := m.byteLevelFast(dst, raw); ok {
@@ -542,7 +543,7 @@ func emitSymbols(dst []mtoken, syms []symbol) []mtoken {
 		if s.len == 0 {
 			continue
 		}
-		dst = append(dst, mtoken{s.id, pos, pos + s.len})
+		dst = append(dst, mtoken{id: s.id, start: pos, end: pos + s.len})
 		pos += s.len
 	}
 	return dst
@@ -572,7 +573,7 @@ func mappedToRaw(toks []mtoken, mapped string) {
 func (m *bpeModel) tokenizeUncached(dst []mtoken, w string) ([]mtoken, error) {
 	if m.ignoreMerges {
 		if id, ok := m.ids[w]; ok {
-			return append(dst, mtoken{id, 0, int32(len(w))}), nil
+			return append(dst, mtoken{id: id, end: int32(len(w))}), nil
 		}
 	}
 	sp, _ := m.symPool.Get().(*[]symbol)
@@ -602,7 +603,7 @@ func (m *bpeModel) tokenizeUncached(dst []mtoken, w string) ([]mtoken, error) {
 		if s.len == 0 {
 			continue
 		}
-		dst = append(dst, mtoken{s.id, pos, pos + s.len})
+		dst = append(dst, mtoken{id: s.id, start: pos, end: pos + s.len})
 		pos += s.len
 	}
 	return dst, nil
@@ -674,7 +675,7 @@ func (m *wordPieceModel) unk(dst []mtoken, w string) ([]mtoken, error) {
 	if !ok {
 		return dst, fmt.Errorf("WordPiece unk_token %q is not in the vocab", m.unkToken)
 	}
-	return append(dst, mtoken{id, 0, int32(len(w))}), nil
+	return append(dst, mtoken{id: id, end: int32(len(w))}), nil
 }
 
 func (m *wordPieceModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
@@ -691,7 +692,7 @@ func (m *wordPieceModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 				sub = m.prefix + sub
 			}
 			if id, ok := m.ids[sub]; ok {
-				dst = append(dst, mtoken{id, int32(start), int32(end)})
+				dst = append(dst, mtoken{id: id, start: int32(start), end: int32(end)})
 				found = true
 				break
 			}
@@ -714,11 +715,11 @@ type wordLevelModel struct {
 
 func (m *wordLevelModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 	if id, ok := m.ids[w]; ok {
-		return append(dst, mtoken{id, 0, int32(len(w))}), nil
+		return append(dst, mtoken{id: id, end: int32(len(w))}), nil
 	}
 	id, ok := m.ids[m.unkToken]
 	if !ok {
 		return dst, fmt.Errorf("WordLevel: %q is not in the vocab and unk_token %q is missing", w, m.unkToken)
 	}
-	return append(dst, mtoken{id, 0, int32(len(w))}), nil
+	return append(dst, mtoken{id: id, end: int32(len(w))}), nil
 }

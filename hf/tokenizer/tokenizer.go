@@ -204,7 +204,8 @@ func (t *Tokenizer) IsSpecial(id int) bool {
 }
 
 // rtok is a token found by encodeSingle: id, original byte range, word
-// index and, for added tokens, the matched text (else the vocab string).
+// index and, for added tokens and Unigram unknowns, the matched text (added
+// is true; else the token string is the vocab entry).
 type rtok struct {
 	id, start, end, word int32
 	text                 string
@@ -290,7 +291,11 @@ func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 			}
 			for _, tk := range toks {
 				sp := p.spanOf(int(tk.start), int(tk.end))
-				rt = append(rt, rtok{id: tk.id, start: sp.start, end: sp.end, word: word})
+				r := rtok{id: tk.id, start: sp.start, end: sp.end, word: word}
+				if tk.raw && !p.bl {
+					r.text, r.added = p.s[tk.start:tk.end], true
+				}
+				rt = append(rt, r)
 			}
 			word++
 		}

@@ -178,7 +178,7 @@ func (m *unigramModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 		s := segs[i]
 		piece := w[s.a:s.b]
 		if id, ok := m.ids[piece]; ok {
-			dst = append(dst, mtoken{id, s.a, s.b})
+			dst = append(dst, mtoken{id: id, start: s.a, end: s.b})
 			continue
 		}
 		if m.byteFallback {
@@ -192,7 +192,7 @@ func (m *unigramModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 			if all {
 				// Every byte token gets the offsets of the whole piece, as in HF.
 				for k := 0; k < len(piece); k++ {
-					dst = append(dst, mtoken{m.byteIDs[piece[k]], s.a, s.b})
+					dst = append(dst, mtoken{id: m.byteIDs[piece[k]], start: s.a, end: s.b})
 				}
 				continue
 			}
@@ -200,7 +200,7 @@ func (m *unigramModel) tokenize(dst []mtoken, w string) ([]mtoken, error) {
 		if m.unkID < 0 {
 			return dst, fmt.Errorf("Unigram: %q is not in the vocab and there is no unk_id", piece)
 		}
-		dst = append(dst, mtoken{m.unkID, s.a, s.b})
+		dst = append(dst, mtoken{id: m.unkID, start: s.a, end: s.b, raw: true})
 	}
 	return dst, nil
 }

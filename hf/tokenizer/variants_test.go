@@ -28,8 +28,8 @@ import (
 // WhitespaceSplit). Texts: the fixture texts, Debian fortunes, and random
 // strings built from awkward pieces (whitespace runs, contractions,
 // combining marks, emoji, special-token look-alikes, control characters).
-// Each row checks ids with and without special tokens, char offsets, word
-// ids and decoding; pairs check ids and type ids. testdata/refgen explains
+// Each row checks ids with and without special tokens, token strings, char
+// offsets, word ids and decoding; pairs check ids and type ids. testdata/refgen explains
 // how to regenerate them.
 
 func loadJSONMap(t testing.TB, path string) M {
@@ -238,6 +238,7 @@ type referenceFile struct {
 		IDs          []int    `json:"ids"`
 		IDsNoSpecial []int    `json:"ids_no_special"`
 		Decoded      string   `json:"decoded"`
+		Tokens       []string `json:"tokens"`  // without special tokens
 		Offsets      [][2]int `json:"offsets"` // in chars, as HF's Node/Python API reports them
 		Words        []int    `json:"words"`   // -1 for special tokens
 	} `json:"rows"`
@@ -303,6 +304,7 @@ func TestReferenceVariants(t *testing.T) {
 				plain, err := tk.Encode(r.Text, false)
 				require.NoError(t, err)
 				require.Equal(t, nonNil(r.IDsNoSpecial), nonNil(plain.IDs), "row %d %q without special tokens (tokens %q)", i, r.Text, plain.Tokens)
+				require.Equal(t, r.Tokens, append([]string{}, plain.Tokens...), "row %d %q token strings", i, r.Text)
 				// Offsets: ours are bytes; convert as HF does (a byte inside a
 				// char maps to that char).
 				require.Equal(t, r.Words, nonNil(e.WordIDs), "row %d %q word ids", i, r.Text)

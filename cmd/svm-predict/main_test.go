@@ -30,6 +30,23 @@ func TestPredictLIBSVMModel(t *testing.T) {
 	require.Equal(t, "Accuracy = 86.6667% (156/180) (classification)\n", out.String())
 }
 
+// With -b 1, LIBSVM's probability model gives LIBSVM's probability file.
+func TestPredictProbabilitiesLikeLIBSVM(t *testing.T) {
+	dir := t.TempDir()
+	outFile := filepath.Join(dir, "pred")
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"-b", "1", td + "heart_scale", td + "heart_scale.libsvm.prob.model", outFile}, &out))
+	require.Equal(t, "Accuracy = 86.2963% (233/270) (classification)\n", out.String())
+	got, err := os.ReadFile(outFile)
+	require.NoError(t, err)
+	want, err := os.ReadFile(td + "heart_scale.libsvm.prob.pred")
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
+	out.Reset()
+	require.NoError(t, run([]string{td + "heart_scale", td + "heart_scale.libsvm.prob.model", outFile}, &out))
+	require.Contains(t, out.String(), "Model supports probability estimates, but disabled in prediction.")
+}
+
 func TestPredictErrors(t *testing.T) {
 	dir := t.TempDir()
 	o := filepath.Join(dir, "p")

@@ -310,3 +310,29 @@ func FuzzReadModel(f *testing.F) {
 		}
 	})
 }
+
+func TestSingleClassAndLeaveOneOut(t *testing.T) {
+	d := &Dataset{Y: []float64{3, 3, 3}, X: [][]Node{{{1, 1}}, {{1, 2}}, {{2, 1}}}, MaxIndex: 2}
+	var out bytes.Buffer
+	p := DefaultParams(2)
+	p.Progress = &out
+	m, err := Train(d, p)
+	require.NoError(t, err)
+	require.Contains(t, out.String(), "only one class")
+	require.Equal(t, 1, m.NrClass)
+	require.Equal(t, 3.0, m.Predict([]Node{{1, 5}}))
+	var buf bytes.Buffer
+	require.NoError(t, m.Write(&buf))
+	m2, err := ReadModel(&buf)
+	require.NoError(t, err)
+	require.Equal(t, 3.0, m2.Predict(nil))
+
+	h := loadTestData(t, "heart_scale")
+	small := &Dataset{Y: h.Y[:30], X: h.X[:30], MaxIndex: h.MaxIndex}
+	pred, acc, err := CrossValidation(small, DefaultParams(h.MaxIndex), 50) // n >= l: leave-one-out
+	require.NoError(t, err)
+	require.Len(t, pred, 30)
+	require.True(t, acc > 50 && acc <= 100, "LOO accuracy %v", acc)
+	_, _, err = CrossValidation(small, nil, 1)
+	require.Error(t, err)
+}

@@ -150,9 +150,11 @@ func newKernelMatrix(x [][]Node, maxIndex int, s []int8, k Kernel, cacheBytes in
 			m.xsq[i] = dotNodes(x[i], x[i])
 		}
 	}
-	m.dense = make([][]float64, threads)
-	for t := range m.dense {
-		m.dense[t] = make([]float64, maxIndex+1)
+	if maxIndex < maxDenseIndex {
+		m.dense = make([][]float64, threads)
+		for t := range m.dense {
+			m.dense[t] = make([]float64, maxIndex+1)
+		}
 	}
 	if threads > 1 {
 		m.pool = newWorkerPool(threads - 1)
@@ -196,6 +198,11 @@ func (m *kernelMatrix) column(i, n int) []float32 {
 	return data
 }
 
+// maxDenseIndex bounds the feature indices for which dot products use a
+// dense scatter buffer (8 bytes per index and goroutine); beyond it they
+// merge sparse vectors.
+var maxDenseIndex = 1 << 22
+
 // parallelMinRows is the shortest column segment split across goroutines.
 var parallelMinRows = 1024
 
@@ -218,6 +225,17 @@ func (m *kernelMatrix) fill(i int, data []float32, start, end int) {
 // merge-based dot (absent indices contribute exact zeros).
 func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 	if lo >= hi {
+		return
+	}
+	if m.dense == nil {
+		si := float64(m.s[i])
+		for j := lo; j < hi; j++ {
+			k := m.kernel(i, j)
+			if m.k.Type == RBF { // same values as the dense path
+				k = fastExp(-m.k.Gamma * (m.xsq[i] + m.xsq[j] - 2*dotNodes(m.x[i], m.x[j])))
+			}
+			data[j] = float32(si * float64(m.s[j]) * k)
+		}
 		return
 	}
 	dense := m.dense[t]

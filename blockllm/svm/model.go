@@ -34,6 +34,7 @@ type Model struct {
 	prep     sync.Once
 	svsq     []float64 // squared norms of the SVs (RBF)
 	maxIndex int       // largest feature index among the SVs
+	useDense bool      // dense scatter for dot products (indices not too large)
 }
 
 // prepare computes the SV norms and index range used by prediction. A model
@@ -47,6 +48,7 @@ func (m *Model) prepare() {
 				m.maxIndex = int(sv[n-1].Index)
 			}
 		}
+		m.useDense = m.maxIndex < maxDenseIndex
 	})
 }
 
@@ -55,6 +57,12 @@ func (m *Model) prepare() {
 // products in the same order as LIBSVM; the RBF distance is computed as
 // |x|^2 + |sv|^2 - 2 x.sv, as in LIBSVM's training kernel.
 func (m *Model) kernelValues(x []Node, kv, dense []float64) {
+	if !m.useDense {
+		for i, sv := range m.SV {
+			kv[i] = m.Kernel.Eval(x, sv)
+		}
+		return
+	}
 	xsq := 0.0
 	for _, n := range x {
 		if int(n.Index) <= m.maxIndex {
@@ -117,7 +125,7 @@ func (m *Model) decisionValues(x []Node, dec, kv, dense []float64) (float64, []f
 	if len(kv) < l {
 		kv = make([]float64, l)
 	}
-	if len(dense) < m.maxIndex+1 {
+	if m.useDense && len(dense) < m.maxIndex+1 {
 		dense = make([]float64, m.maxIndex+1)
 	}
 	m.kernelValues(x, kv, dense)
@@ -227,7 +235,10 @@ func (m *Model) PredictAll(xs [][]Node, threads int, prob bool) ([]float64, [][]
 			defer wg.Done()
 			m.prepare()
 			kv := make([]float64, len(m.SV))
-			dense := make([]float64, m.maxIndex+1)
+			var dense []float64
+			if m.useDense {
+				dense = make([]float64, m.maxIndex+1)
+			}
 			var dec []float64
 			for i := lo; i < hi; i++ {
 				if prob {

@@ -311,6 +311,30 @@ func FuzzReadModel(f *testing.F) {
 	})
 }
 
+// Huge feature indices fall back to merged sparse dot products (no dense
+// buffer of that size) in training and prediction, with the same model.
+func TestHugeFeatureIndices(t *testing.T) {
+	d := loadTestData(t, "heart_scale")
+	m1, err := Train(d, DefaultParams(d.MaxIndex))
+	require.NoError(t, err)
+	big := &Dataset{Y: d.Y, MaxIndex: d.MaxIndex + 2000000000}
+	for _, row := range d.X {
+		r := append([]Node(nil), row...)
+		for k := range r {
+			r[k].Index += 2000000000
+		}
+		big.X = append(big.X, r)
+	}
+	p := DefaultParams(d.MaxIndex) // same gamma
+	m2, err := Train(big, p)
+	require.NoError(t, err)
+	require.Equal(t, m1.Stats[0].Iterations, m2.Stats[0].Iterations)
+	require.InDelta(t, m1.Rho[0], m2.Rho[0], 1e-12)
+	p1, _ := m1.PredictAll(d.X, 1, false)
+	p2, _ := m2.PredictAll(big.X, 2, false)
+	require.Equal(t, p1, p2)
+}
+
 func TestSingleClassAndLeaveOneOut(t *testing.T) {
 	d := &Dataset{Y: []float64{3, 3, 3}, X: [][]Node{{{1, 1}}, {{1, 2}}, {{2, 1}}}, MaxIndex: 2}
 	var out bytes.Buffer

@@ -363,3 +363,75 @@ func TestKeepMoments(t *testing.T) {
 		o.Close()
 	}
 }
+
+// TestBF16State: moment dtype and size for bf16 weights, and float32 master copies of
+// the block only.
+func TestBF16State(t *testing.T) {
+	d := newFixedData(64, 4, 8, 1, 3)
+	s := torch.NewScope()
+	defer s.Close()
+	b, _ := d.Next(s)
+	const lr = 1e-4
+	for _, tc := range []struct {
+		name    string
+		adam    AdamConfig
+		mask    float64
+		perElem int64 // state bytes per updated coordinate
+	}{
+		{"bf16 moments", AdamConfig{}, 0, 2 * 2},
+		{"f32 moments", AdamConfig{StateF32: true}, 0, 2 * 4},
+		{"f32 master", AdamConfig{MasterF32: true}, 0, 3 * 4},
+		{"f32 master, mask", AdamConfig{MasterF32: true}, 0.5, 3*4 + 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newToy(t, toyOpts{dt: torch.BF16}, 4)
+			o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, Adam: tc.adam, MaskFraction: tc.mask})
+			require.NoError(t, err)
+			defer o.Close()
+			w0 := map[string][]float32{}
+			for _, p := range m.Parameters() {
+				w0[p.Name] = p.T.Float32s()
+			}
+			manualStep(t, m, o, b, lr)
+			var coords int64
+			for _, p := range o.Selected() {
+				n := p.Numel()
+				if tc.mask > 0 {
+					n = int64(math.Ceil(tc.mask * float64(n)))
+				}
+				coords += n
+			}
+			assert.Equal(t, tc.perElem*coords, o.StateBytes())
+			if !tc.adam.MasterF32 {
+				return
+			}
+			for _, p := range o.Selected() {
+				mo := o.adam.st[p]
+				require.True(t, mo.master.Valid())
+				master := mo.master.Float32s()
+				got := p.T.Float32s()
+				var idx []int64
+				if tc.mask > 0 {
+					idx = mo.idx.Int64s()
+				} else {
+					for i := range got {
+						idx = append(idx, int64(i))
+					}
+				}
+				moved := 0
+				for j, i := range idx {
+					// the parameter holds the rounded master
+					bf := s.FromFloat32([]float32{master[j]}, 1).To(torch.BF16).Float32s()[0]
+					assert.Equal(t, bf, got[i], "%s[%d]", p.Name, i)
+					// the first Adam step moves each coordinate with a gradient by lr
+					delta := math.Abs(float64(master[j] - w0[p.Name][i]))
+					if delta > 0 {
+						moved++
+						assert.InDelta(t, lr, delta, lr*0.05, "%s[%d]", p.Name, i)
+					}
+				}
+				assert.Greater(t, moved, len(idx)/2)
+			}
+		})
+	}
+}

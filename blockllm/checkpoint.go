@@ -18,7 +18,9 @@ import (
 
 // Checkpoint files.
 const (
-	// ModelFile holds every model parameter under its Hugging Face name.
+	// ModelFile holds every model parameter under its Hugging Face name (or, above
+	// TrainConfig.MaxShardBytes, shards indexed by model.safetensors.index.json, as
+	// transformers' save_pretrained writes them).
 	ModelFile = "model.safetensors"
 	// OptimizerFile holds the optimizer's state tensors.
 	OptimizerFile = "optimizer.safetensors"
@@ -160,7 +162,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 			}
 			ts = append(ts, x)
 		}
-		if err := safetensors.Save(filepath.Join(tmp, ModelFile), ts, map[string]string{"format": "pt"}); err != nil {
+		if _, err := safetensors.SaveSharded(tmp, ts, t.cfg.MaxShardBytes, nil); err != nil {
 			return fmt.Errorf("blockllm: checkpoint: %w", err)
 		}
 		ost, err := t.opt.SaveState()
@@ -260,7 +262,7 @@ func (t *Trainer) Resume(dir string) error {
 	if len(cs.Generators) != len(t.cfg.Generators) {
 		return fmt.Errorf("blockllm: resume: checkpoint has %d generator states, the trainer %d generators", len(cs.Generators), len(t.cfg.Generators))
 	}
-	if err := LoadWeights(filepath.Join(dir, ModelFile), t.model.Parameters()); err != nil {
+	if err := LoadWeights(dir, t.model.Parameters()); err != nil {
 		return err
 	}
 	err = torch.WithScope(func(s *torch.Scope) error {
@@ -314,33 +316,45 @@ func readTensors(s *torch.Scope, path string) (map[string]*torch.Tensor, error) 
 	return out, nil
 }
 
-// LoadWeights copies the tensors of a safetensors file into the parameters of the same
-// names (same shapes and dtypes; every parameter must be present and no other tensor).
-func LoadWeights(path string, params []*nn.Param) error {
-	return torch.WithScope(func(s *torch.Scope) error {
-		ts, err := readTensors(s, path)
+// LoadWeights copies the weights of a model directory (model.safetensors, or shards
+// with model.safetensors.index.json) into the parameters of the same names, one tensor
+// at a time. Every parameter must be present with its shape and dtype, and no other
+// tensor.
+func LoadWeights(dir string, params []*nn.Param) error {
+	src, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return fmt.Errorf("blockllm: %w", err)
+	}
+	defer src.Close()
+	want := map[string]bool{}
+	for _, p := range params {
+		want[p.Name] = true
+		info, ok := src.Info(p.Name)
+		if !ok {
+			return fmt.Errorf("blockllm: %s lacks parameter %q", dir, p.Name)
+		}
+		dt, ok := fromST(info.DType)
+		if !ok || dt != p.T.DType() || fmt.Sprint(info.Shape) != fmt.Sprint(p.T.Shape()) {
+			return fmt.Errorf("blockllm: %s: %q is %v %v, the model's is %v %v", dir, p.Name,
+				info.DType, info.Shape, p.T.DType(), p.T.Shape())
+		}
+		data, err := src.Data(p.Name)
 		if err != nil {
-			return err
+			return fmt.Errorf("blockllm: %w", err)
 		}
-		for _, p := range params {
-			src := ts[p.Name]
-			if src == nil {
-				return fmt.Errorf("blockllm: %s lacks parameter %q", path, p.Name)
-			}
-			if fmt.Sprint(src.Shape()) != fmt.Sprint(p.T.Shape()) || src.DType() != p.T.DType() {
-				return fmt.Errorf("blockllm: %s: %q is %v %v, the model's is %v %v", path, p.Name,
-					src.DType(), src.Shape(), p.T.DType(), p.T.Shape())
-			}
-			var err error
-			torch.NoGrad(func() { err = torch.Try(func() { p.T.CopyFrom(src) }) })
-			if err != nil {
-				return fmt.Errorf("blockllm: %s: %q: %w", path, p.Name, err)
-			}
-			delete(ts, p.Name)
+		err = torch.WithScope(func(s *torch.Scope) error {
+			x := s.FromBytes(data, info.Shape, dt)
+			torch.NoGrad(func() { p.T.CopyFrom(x) })
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("blockllm: %s: %q: %w", dir, p.Name, err)
 		}
-		for name := range ts {
-			return fmt.Errorf("blockllm: %s has tensor %q, which the model lacks", path, name)
+	}
+	for _, name := range src.Names() {
+		if !want[name] {
+			return fmt.Errorf("blockllm: %s has tensor %q, which the model lacks", dir, name)
 		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -64,6 +64,12 @@ type AdamConfig struct {
 	// StateF32 keeps the moments in float32 whatever the parameter dtype (useful for
 	// bf16 weights); otherwise they have the parameter's dtype, as in torch.
 	StateF32 bool
+	// MasterF32 keeps, for bf16/f16 parameters, a float32 master copy of every tensor
+	// being updated (for BlockLLM only the block, or only its masked coordinates), with
+	// float32 moments: the update runs on the master and the parameter receives its
+	// rounded value, so small updates are not lost to bf16 rounding. The copies count
+	// in the state bytes and are freed with the moments.
+	MasterF32 bool
 }
 
 func (c AdamConfig) withDefaults() AdamConfig {
@@ -96,14 +102,15 @@ func (c AdamConfig) validate() error {
 // moments is the Adam state of one parameter: dense (m, v shaped like the parameter)
 // or masked (idx: int64 flat indices [k]; m, v: [k]).
 type moments struct {
-	m, v *torch.Tensor
-	idx  *torch.Tensor
-	step int64
+	m, v   *torch.Tensor
+	idx    *torch.Tensor
+	master *torch.Tensor // float32 copy of the parameter (or of its masked coordinates)
+	step   int64
 }
 
 func (mo *moments) bytes() int64 {
 	var n int64
-	for _, t := range []*torch.Tensor{mo.m, mo.v, mo.idx} {
+	for _, t := range []*torch.Tensor{mo.m, mo.v, mo.idx, mo.master} {
 		if t.Valid() {
 			n += t.NBytes()
 		}
@@ -115,6 +122,7 @@ func (mo *moments) free() {
 	mo.m.Free()
 	mo.v.Free()
 	mo.idx.Free()
+	mo.master.Free()
 }
 
 // adamState holds per-parameter AdamW state in its own store.
@@ -129,10 +137,16 @@ func newAdamState(cfg AdamConfig) *adamState {
 }
 
 func (a *adamState) stateDType(p *nn.Param) torch.DType {
-	if a.cfg.StateF32 {
+	if a.cfg.StateF32 || a.useMaster(p) {
 		return torch.F32
 	}
 	return p.T.DType()
+}
+
+// useMaster reports whether p gets a float32 master copy.
+func (a *adamState) useMaster(p *nn.Param) bool {
+	dt := p.T.DType()
+	return a.cfg.MasterF32 && (dt == torch.BF16 || dt == torch.F16)
 }
 
 // ensure returns p's state, creating an empty record (moments made on first Step).
@@ -194,8 +208,17 @@ func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr floa
 			mo.m = a.store.Zeros(shape, dt, dev)
 			mo.v = a.store.Zeros(shape, dt, dev)
 			mo.step = 0
+			if a.useMaster(p) {
+				mo.master = a.store.Empty(shape, torch.F32, dev)
+				mo.master.CopyFrom(p.T)
+			}
 		}
 		mo.step++
+		if mo.master.Valid() {
+			torch.AdamWStep(mo.master, g, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
+			p.T.CopyFrom(mo.master)
+			return
+		}
 		torch.AdamWStep(p.T, g, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
 		return
 	}
@@ -210,11 +233,19 @@ func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr floa
 			mo.m = a.store.Zeros([]int64{k}, dt, dev)
 			mo.v = a.store.Zeros([]int64{k}, dt, dev)
 			mo.step = 0
+			if a.useMaster(p) {
+				mo.master = s.In(p.T).Reshape(-1).IndexSelect(0, mo.idx).To(torch.F32).MoveTo(a.store)
+			}
 		}
 		mo.step++
 		pflat := s.In(p.T).Reshape(-1)
-		psel := pflat.IndexSelect(0, mo.idx)
 		gsel := gflat.IndexSelect(0, mo.idx)
+		if mo.master.Valid() {
+			torch.AdamWStep(mo.master, gsel, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
+			pflat.IndexPut(mo.idx, s.In(mo.master).To(p.T.DType()), false)
+			return
+		}
+		psel := pflat.IndexSelect(0, mo.idx)
 		torch.AdamWStep(psel, gsel, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
 		pflat.IndexPut(mo.idx, psel, false)
 	})
@@ -244,6 +275,7 @@ func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Para
 type stateMeta struct {
 	Step   int64 `json:"step"`
 	Masked bool  `json:"masked,omitempty"`
+	Master bool  `json:"master,omitempty"`
 	Init   bool  `json:"init"` // moments exist (false: record only)
 }
 
@@ -253,7 +285,7 @@ func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) 
 	ts := map[string]*torch.Tensor{}
 	meta := map[string]stateMeta{}
 	for p, mo := range a.st {
-		m := stateMeta{Step: mo.step, Init: mo.m.Valid(), Masked: mo.idx.Valid()}
+		m := stateMeta{Step: mo.step, Init: mo.m.Valid(), Masked: mo.idx.Valid(), Master: mo.master.Valid()}
 		meta[p.Name] = m
 		if m.Init {
 			ts[p.Name+".exp_avg"] = mo.m
@@ -261,6 +293,9 @@ func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) 
 		}
 		if m.Masked {
 			ts[p.Name+".mask_index"] = mo.idx
+		}
+		if m.Master {
+			ts[p.Name+".master"] = mo.master
 		}
 	}
 	return ts, meta
@@ -322,6 +357,11 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 		if mo.v, err = load(name+".exp_avg_sq", shape, dt); err != nil {
 			return err
 		}
+		if m.Master {
+			if mo.master, err = load(name+".master", shape, torch.F32); err != nil {
+				return err
+			}
+		}
 	}
 	if used != len(ts) {
 		for k := range ts {
@@ -341,6 +381,8 @@ func (a *adamState) stKey(key string) (*nn.Param, bool) {
 			return p, mo.m.Valid()
 		case p.Name + ".mask_index":
 			return p, mo.idx.Valid()
+		case p.Name + ".master":
+			return p, mo.master.Valid()
 		}
 	}
 	return nil, false

@@ -46,6 +46,9 @@ type TrainConfig struct {
 	// SaveExtra writes additional files (config.json, a tokenizer) into a checkpoint
 	// directory being assembled.
 	SaveExtra func(dir string) error
+	// MaxShardBytes splits the checkpoint's model weights into shards of at most this
+	// size; 0 means safetensors.DefaultMaxShardBytes (5 GB, as transformers).
+	MaxShardBytes int64
 	// Generators are torch generators whose state checkpoints save and restore.
 	Generators []*torch.Generator
 

@@ -35,6 +35,8 @@ func newOpt(t testing.TB, method string, m nn.Model) Optimizer {
 		o, err = NewAdamW(m, adam)
 	case "blockllm":
 		o, err = NewBlockLLM(m, BlockLLMConfig{Adam: adam, Sparsity: 0.9, Patience: 2})
+	case "blockllm-bf16-master":
+		o, err = NewBlockLLM(m, BlockLLMConfig{Adam: AdamConfig{WeightDecay: 0.01, MasterF32: true}, Sparsity: 0.8, Patience: 2, MaskFraction: 0.5})
 	case "blockllm-mask":
 		o, err = NewBlockLLM(m, BlockLLMConfig{Adam: adam, Sparsity: 0.8, Patience: 3, MaskFraction: 0.3, KeepMoments: true})
 	case "badam":
@@ -58,7 +60,7 @@ func trainCfg(method string, steps int, dir string) TrainConfig {
 		lr = 1e-5
 	}
 	return TrainConfig{Steps: steps, LR: lr, Schedule: Schedule{Kind: Cosine, Warmup: 2, MinRatio: 0.1},
-		MaxGradNorm: 1, GradAccum: 2, CheckpointDir: dir}
+		MaxGradNorm: 1, GradAccum: 2, CheckpointDir: dir, MaxShardBytes: 8192}
 }
 
 // TestResumeBitForBit: train N steps uninterrupted; train k steps, checkpoint, rebuild
@@ -66,10 +68,14 @@ func trainCfg(method string, steps int, dir string) TrainConfig {
 // weights are identical, bit for bit.
 func TestResumeBitForBit(t *testing.T) {
 	const total, cut = 11, 5
-	for _, method := range []string{"adamw", "blockllm", "blockllm-mask", "badam", "lisa"} {
+	for _, method := range []string{"adamw", "blockllm", "blockllm-mask", "blockllm-bf16-master", "badam", "lisa"} {
 		t.Run(method, func(t *testing.T) {
 			ctx := context.Background()
-			ref := newToy(t, toyOpts{}, 21)
+			opts := toyOpts{}
+			if strings.Contains(method, "bf16") {
+				opts.dt = torch.BF16
+			}
+			ref := newToy(t, opts, 21)
 			ro := newOpt(t, method, ref)
 			defer ro.Close()
 			rres, err := Train(ctx, ref, ro, newFixedData(64, 2, 8, 7, 9), trainCfg(method, total, ""), "")
@@ -77,7 +83,7 @@ func TestResumeBitForBit(t *testing.T) {
 			require.Len(t, rres.Losses, total)
 
 			dir := t.TempDir()
-			a := newToy(t, toyOpts{}, 21)
+			a := newToy(t, opts, 21)
 			ao := newOpt(t, method, a)
 			ta, err := NewTrainer(a, ao, newFixedData(64, 2, 8, 7, 9), trainCfg(method, total, dir))
 			require.NoError(t, err)
@@ -87,9 +93,10 @@ func TestResumeBitForBit(t *testing.T) {
 			}
 			ckpt := filepath.Join(dir, "mid")
 			require.NoError(t, ta.SaveCheckpoint(ckpt))
+			assert.FileExists(t, filepath.Join(ckpt, "model.safetensors.index.json"), "sharded weights")
 			ao.Close()
 
-			b := newToy(t, toyOpts{}, 99) // different weights: all must come from the checkpoint
+			b := newToy(t, opts, 99) // different weights: all must come from the checkpoint
 			bo := newOpt(t, method, b)
 			defer bo.Close()
 			res, err := Train(ctx, b, bo, newFixedData(64, 2, 8, 7, 9), trainCfg(method, total, ""), ckpt)

@@ -106,8 +106,16 @@ func (m *toy) Forward(s *torch.Scope, b *nn.Batch, train bool) (*nn.Output, erro
 		B, T := ids.Size(0), ids.Size(1)
 		x := torch.Embedding(m.w(s, "embed.weight"), ids)
 		for l := 0; l < m.L; l++ {
-			h := x.Linear(m.w(s, fmt.Sprintf("layers.%d.w1", l)), m.w(s, fmt.Sprintf("layers.%d.b1", l))).Tanh()
-			x = x.Add(h.Linear(m.w(s, fmt.Sprintf("layers.%d.w2", l)), nil))
+			// each layer in its own scope, only its output kept: intermediates that
+			// autograd does not save (all of them in frozen layers) are freed at once
+			ls := torch.NewScope()
+			xl := ls.In(x)
+			h := xl.Linear(m.w(ls, fmt.Sprintf("layers.%d.w1", l)), m.w(ls, fmt.Sprintf("layers.%d.b1", l))).Tanh()
+			prev := x
+			x = xl.Add(h.Linear(m.w(ls, fmt.Sprintf("layers.%d.w2", l)), nil)).MoveTo(s)
+			ls.Close()
+			prev.Free() // autograd keeps its own reference when it saved it
+
 		}
 		x = x.Add(m.w(s, "final.bias"))
 		logits := x.Linear(m.w(s, "head.weight"), nil)

@@ -473,3 +473,31 @@ func TestSIGINTResume(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, res.Losses, got, "interrupted + resumed run equals the uninterrupted one")
 }
+
+// TestFrozenLayersSaveNoActivations: with the block in the top layer, the layers below
+// it save no activations, so a step's peak memory is lower than with the block in the
+// bottom layer.
+func TestFrozenLayersSaveNoActivations(t *testing.T) {
+	if testDevice != torch.CPU {
+		t.Skip("peak statistics compared on the CPU allocator")
+	}
+	peak := func(layer int) int64 {
+		m := newToy(t, toyOpts{V: 64, D: 64, L: 12}, 3)
+		o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.999, Eligible: []string{fmt.Sprintf(`^layers\.%d\.w1$`, layer)}})
+		require.NoError(t, err)
+		defer o.Close()
+		tr, err := NewTrainer(m, o, newFixedData(64, 8, 32, 2, 1), TrainConfig{Steps: 3, LR: 1e-3})
+		require.NoError(t, err)
+		_, err = tr.Step() // selection pass (saves everything) and first step
+		require.NoError(t, err)
+		torch.ResetPeakMemory(torch.CPU)
+		cur, _ := torch.MemStats(torch.CPU)
+		_, err = tr.Step()
+		require.NoError(t, err)
+		_, p := torch.MemStats(torch.CPU)
+		return p - cur
+	}
+	top, bottom := peak(11), peak(0)
+	t.Logf("step peak above resident: block in layer 11 %d bytes, in layer 0 %d bytes", top, bottom)
+	assert.Less(t, float64(top), 0.5*float64(bottom))
+}

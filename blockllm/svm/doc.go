@@ -14,6 +14,12 @@
 // probabilities and cross-validation, and reads and writes LIBSVM's data and
 // model files.
 //
+// Commands: cmd/svm-train and cmd/svm-predict take LIBSVM's flags (plus
+// -rule and -threads) and print LIBSVM's summary lines; models are
+// interchangeable with LIBSVM's own tools. scripts/svm-compare.sh runs both
+// side by side. RunComparison prints the rule comparison table and writes
+// the f(x) - f* plots.
+//
 // The SVM dual min 1/2 a'Qa - e'a, y'a = 0, 0 <= a <= C with Q_ij = y_i y_j K_ij
 // maps to the general form with x_i = y_i a_i: f(x) = 1/2 x'Kx - y'x, sum(x) = 0,
 // x_i in [min(0, y_i C), max(0, y_i C)], and LIBSVM's maximal violation gap

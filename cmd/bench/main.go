@@ -80,6 +80,7 @@ type Line struct {
 	WeightsBytes        int64   `json:"weights_bytes"`
 	Loss                float64 `json:"loss"`
 	Sparsity            float64 `json:"sparsity,omitempty"`
+	Options             string  `json:"options,omitempty"` // non-default memory/speed flags
 	Torch               string  `json:"torch,omitempty"`
 }
 
@@ -90,7 +91,9 @@ type options struct {
 	sparsity, lr, mask           float64
 	patience                     int
 	seed                         uint64
-	stateF32                     bool
+	stateF32, masterF32          bool
+	recompute, noFusedSDPA       bool
+	lossChunk                    int
 	compare                      string
 }
 
@@ -113,6 +116,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.lr, "lr", 1e-3, "learning rate (constant)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
 	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
+	fs.BoolVar(&o.masterF32, "master-f32", false, "float32 master copies (and moments) of the updated tensors for bf16/f16 weights")
+	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
+	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss over chunks of this many positions (0: whole logits)")
+	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
 	fs.StringVar(&o.compare, "compare", "", "reference JSON lines (bench's format): print ratios against the matching row to stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -120,8 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: %s)", fs.Arg(0), strings.Join(subcommandNames(), ", "))
 	}
-	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 {
-		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive and --warmup not negative")
+	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 || o.lossChunk < 0 {
+		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive, --warmup and --loss-chunk not negative")
 	}
 	return o, nil
 }
@@ -149,7 +156,7 @@ func loadConfig(name string) (*config.LlamaConfig, error) {
 }
 
 func newOptimizer(o *options, m *llama.Model) (blockllm.Optimizer, error) {
-	adam := blockllm.AdamConfig{StateF32: o.stateF32}
+	adam := blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32}
 	switch o.method {
 	case "adamw":
 		return blockllm.NewAdamW(m, adam)
@@ -186,7 +193,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	model, err := llama.New(cfg, llama.Options{DType: dt, Device: dev, FusedSDPA: true}, o.seed)
+	model, err := llama.New(cfg, llama.Options{DType: dt, Device: dev, FusedSDPA: !o.noFusedSDPA,
+		Recompute: o.recompute, LossChunk: o.lossChunk}, o.seed)
 	if err != nil {
 		return err
 	}
@@ -215,6 +223,18 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if o.method == "blockllm" {
 		line.Sparsity = o.sparsity
 	}
+	var flags []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.recompute, "recompute"},
+		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
+		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}} {
+		if f.on {
+			flags = append(flags, f.name)
+		}
+	}
+	line.Options = strings.Join(flags, ",")
 	var ms []float64
 	for i := 0; i < total; i++ {
 		start := time.Now()

@@ -151,8 +151,11 @@ func (o *layerwise) build(in map[int]bool) []*nn.Param {
 	return out
 }
 
+// Trainable lists the active layers' parameters and the always-trained ones, in model
+// order.
 func (o *layerwise) Trainable() []*nn.Param { return o.trainable }
 
+// Step updates the trainable parameters that have gradients and frees the gradients.
 func (o *layerwise) Step(lr float64) error {
 	if !o.begun {
 		return fmt.Errorf("blockllm: %s: Step before the first Prepare", o.name)
@@ -164,8 +167,10 @@ func (o *layerwise) Step(lr float64) error {
 	return err
 }
 
+// ObserveLoss does nothing: blocks switch on a fixed schedule.
 func (o *layerwise) ObserveLoss(float64) {}
 
+// StateBytes is the storage of the Adam state held now.
 func (o *layerwise) StateBytes() int64 { return o.adam.bytes() }
 
 // ActiveLayers lists the transformer layers training now.
@@ -181,6 +186,7 @@ type layerMeta struct {
 	RNG    []byte               `json:"rng"`
 }
 
+// SaveState snapshots the Adam state, the active layers, the schedule and the RNG.
 func (o *layerwise) SaveState() (*State, error) {
 	var st *State
 	err := catch(func() error {
@@ -197,6 +203,7 @@ func (o *layerwise) SaveState() (*State, error) {
 	return st, err
 }
 
+// LoadState restores a snapshot made by SaveState.
 func (o *layerwise) LoadState(st *State) error {
 	var lm layerMeta
 	if err := decodeMeta(st, o.name, &lm); err != nil {
@@ -229,6 +236,7 @@ func (o *layerwise) LoadState(st *State) error {
 	return nil
 }
 
+// Close frees the Adam state.
 func (o *layerwise) Close() { o.adam.close() }
 
 // BAdam trains one transformer layer at a time (plus task heads), switching to the next

@@ -247,6 +247,12 @@ func (t *Trainer) Step() (StepStats, error) {
 		}
 		if t.cfg.MaxGradNorm > 0 && len(grads) > 0 {
 			st.GradNorm = clipGrads(grads, t.cfg.MaxGradNorm)
+			if math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
+				for _, p := range trainable {
+					p.T.ZeroGrad(true)
+				}
+				return fmt.Errorf("%w: gradient norm %v at step %d (loss %v)", ErrNonFinite, st.GradNorm, st.Step, st.Loss)
+			}
 		}
 		st.Memory.TrainableParams = numel(trainable)
 		return nil

@@ -153,7 +153,11 @@ func (d *nanData) Next(s *torch.Scope) (*nn.Batch, error) {
 			ids[i] = 1 + v%63 // never token 0
 		}
 	}
-	return &nn.Batch{InputIDs: s.FromInt64(ids, int64(d.B), int64(d.T))}, nil
+	t := s.FromInt64(ids, int64(d.B), int64(d.T))
+	if d.dev != torch.CPU {
+		t = t.ToDevice(torch.I64, d.dev)
+	}
+	return &nn.Batch{InputIDs: t}, nil
 }
 
 func TestNonFinite(t *testing.T) {

@@ -36,8 +36,8 @@ func Example() {
 		Steps: 1000, LR: 1e-3, MaxGradNorm: 1,
 		Schedule:      blockllm.Schedule{Kind: blockllm.Cosine, Warmup: 100, MinRatio: 0.1},
 		CheckpointDir: "runs/example", CheckpointEvery: 100,
-		SaveExtra:     cfg.Save, // config.json next to the weights
-		Progress:      os.Stderr,
+		SaveExtra: cfg.Save, // config.json next to the weights
+		Progress:  os.Stderr,
 	}, resume)
 	if err != nil {
 		fmt.Println(err)

@@ -543,3 +543,28 @@ func (o *BlockLLM) buildTrainable() []*nn.Param {
 
 // Close frees the Adam state.
 func (o *BlockLLM) Close() { o.adam.close() }
+
+// MarshalJSON writes non-finite scores, norms and losses (a NaN gradient) as null.
+func (s Selection) MarshalJSON() ([]byte, error) {
+	type plain Selection
+	fin := func(xs []float64) []any {
+		out := make([]any, len(xs))
+		for i, x := range xs {
+			out[i] = finiteOrNil(x)
+		}
+		return out
+	}
+	return json.Marshal(struct {
+		plain
+		Scores []any `json:"scores"`
+		Norms  []any `json:"norms"`
+		Loss   any   `json:"probe_loss"`
+	}{plain(s), fin(s.Scores), fin(s.Norms), finiteOrNil(s.Loss)})
+}
+
+func finiteOrNil(x float64) any {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return x
+}

@@ -1,6 +1,7 @@
 package blockllm
 
 import (
+	"encoding/json"
 	"math"
 	"testing"
 
@@ -434,4 +435,16 @@ func TestBF16State(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestSelectionJSON(t *testing.T) {
+	sel := Selection{Index: 2, Names: []string{"a", "b"}, Scores: []float64{1.5, math.Inf(-1)}, Norms: []float64{3, math.NaN()}, Loss: math.NaN()}
+	b, err := json.Marshal(sel)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"index":2,"step":0,"names":["a","b"],"scores":[1.5,null],"norms":[3,null],"elements":0,
+		"budget":0,"eligible":0,"entered":0,"left":0,"freed_bytes":0,"probe_loss":null}`, string(b))
+	var back Selection
+	require.NoError(t, json.Unmarshal(b, &back))
+	assert.Equal(t, 2, back.Index)
+	assert.Equal(t, []float64{1.5, 0}, back.Scores)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/blockllm/blockllm-go/eval/c4"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/nn"
+	"github.com/blockllm/blockllm-go/hf/roberta"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
 )
@@ -156,3 +158,49 @@ func mean(xs []float64) float64 {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestRobertaHeadAlwaysTrained: fine-tuning the RoBERTa fixture, the classification
+// head is outside the eligible set, always trainable, and gets gradients; BlockLLM's
+// default fine-tuning sparsity applies to the rest.
+func TestRobertaHeadAlwaysTrained(t *testing.T) {
+	m, err := roberta.Load(filepath.Join(fixtureRoot(), "roberta-tiny-sst2"), roberta.Options{Device: testDevice})
+	require.NoError(t, err)
+	defer m.Close()
+	o, err := NewBlockLLM(m, BlockLLMConfig{})
+	require.NoError(t, err)
+	defer o.Close()
+	assert.Equal(t, DefaultSparsity, o.Config().Sparsity)
+	var heads []string
+	for _, p := range m.Parameters() {
+		if p.Head {
+			heads = append(heads, p.Name)
+			assert.NotContains(t, names(o.Eligible()), p.Name)
+		}
+	}
+	require.NotEmpty(t, heads)
+	s := torch.NewScope()
+	defer s.Close()
+	ids := make([]int64, 4*12)
+	for i := range ids {
+		ids[i] = int64(3 + i*7%900)
+	}
+	b := &nn.Batch{InputIDs: s.FromInt64(ids, 4, 12).ToDevice(torch.I64, testDevice),
+		Labels: s.FromInt64([]int64{0, 1, 1, 0}, 4).ToDevice(torch.I64, testDevice)}
+	w0 := paramBytes(m)
+	withGrad := manualStep(t, m, o, b, 1e-3)
+	assert.Equal(t, names(o.Trainable()), names(withGrad))
+	for _, h := range heads {
+		assert.Contains(t, names(withGrad), h)
+		assert.NotEqual(t, w0[h], m.Get(h).T.Bytes(), "%s updated", h)
+	}
+	assert.Equal(t, 2*4*numel(o.Trainable()), o.StateBytes())
+	assert.LessOrEqual(t, numel(o.Selected()), o.Budget()+maxNumel(o.Eligible()))
+}
+
+func maxNumel(ps []*nn.Param) int64 {
+	var m int64
+	for _, p := range ps {
+		m = max(m, p.Numel())
+	}
+	return m
+}

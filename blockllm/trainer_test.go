@@ -101,10 +101,17 @@ func TestResumeBitForBit(t *testing.T) {
 			defer bo.Close()
 			res, err := Train(ctx, b, bo, newFixedData(64, 2, 8, 7, 9), trainCfg(method, total, ""), ckpt)
 			require.NoError(t, err)
-			assert.Equal(t, rres.Losses, res.Losses, "loss trajectory")
-			want := paramBytes(ref)
-			for name, got := range paramBytes(b) {
-				assert.True(t, bytes.Equal(want[name], got), "%s differs after resume", name)
+			if testDevice == torch.CPU {
+				assert.Equal(t, rres.Losses, res.Losses, "loss trajectory")
+				want := paramBytes(ref)
+				for name, got := range paramBytes(b) {
+					assert.True(t, bytes.Equal(want[name], got), "%s differs after resume", name)
+				}
+			} else { // CUDA kernels with atomics (embedding backward) are not bitwise reproducible
+				assert.InDeltaSlice(t, rres.Losses, res.Losses, 1e-4, "loss trajectory")
+				for _, p := range b.Parameters() {
+					assert.True(t, torch.AllClose(p.T, ref.Get(p.Name).T, 1e-3, 1e-4), "%s differs after resume", p.Name)
+				}
 			}
 			assert.Equal(t, ro.StateBytes(), bo.StateBytes())
 			if bl, ok := ro.(*BlockLLM); ok {
@@ -480,7 +487,11 @@ func TestSIGINTResume(t *testing.T) {
 	defer o.Close()
 	res, err := tr.Run(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, res.Losses, got, "interrupted + resumed run equals the uninterrupted one")
+	if testDevice == torch.CPU {
+		assert.Equal(t, res.Losses, got, "interrupted + resumed run equals the uninterrupted one")
+	} else {
+		assert.InDeltaSlice(t, res.Losses, got, 1e-4, "interrupted + resumed run follows the uninterrupted one")
+	}
 }
 
 // TestFrozenLayersSaveNoActivations: with the block in the top layer, the layers below

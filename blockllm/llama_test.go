@@ -204,3 +204,32 @@ func maxNumel(ps []*nn.Param) int64 {
 	}
 	return m
 }
+
+// TestTokenBlocksResume: the data position of packed fortunes survives a State/Restore
+// round trip (as in a checkpoint).
+func TestTokenBlocksResume(t *testing.T) {
+	a := fortunesData(t, 2, 32)
+	s := torch.NewScope()
+	defer s.Close()
+	for i := 0; i < 3; i++ {
+		_, err := a.Next(s)
+		require.NoError(t, err)
+	}
+	st, err := a.State()
+	require.NoError(t, err)
+	var want [][]int64
+	for i := 0; i < 2; i++ {
+		b, err := a.Next(s)
+		require.NoError(t, err)
+		want = append(want, b.InputIDs.Int64s())
+	}
+	b := fortunesData(t, 2, 32)
+	require.NoError(t, b.Restore(st))
+	for i := 0; i < 2; i++ {
+		x, err := b.Next(s)
+		require.NoError(t, err)
+		assert.Equal(t, want[i], x.InputIDs.Int64s(), "batch %d after restore", i)
+		assert.Equal(t, []int64{2, 32}, x.InputIDs.Shape())
+	}
+	assert.Error(t, b.Restore(json.RawMessage(`{"offset": -1}`)))
+}

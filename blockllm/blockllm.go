@@ -58,7 +58,9 @@ type BlockLLMConfig struct {
 	Adam AdamConfig
 	// Sparsity is the fraction of eligible elements left out of the block, in [0, 1);
 	// 0 means DefaultSparsity (use DefaultPretrainSparsity for pretraining). A very
-	// small positive value trains (almost) everything.
+	// small positive value trains (almost) everything. Tensors are added by descending
+	// score while the block holds fewer than Budget() elements, so (as in the paper)
+	// the last one may take the block past the budget by less than its own size.
 	Sparsity float64
 	// Patience is the loss window m of the trigger; 0 means DefaultPatience.
 	Patience int

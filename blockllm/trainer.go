@@ -70,11 +70,16 @@ const (
 	// Interrupted: the context was cancelled (SIGINT); a checkpoint was written when a
 	// checkpoint directory is set.
 	Interrupted
+	// Failed: Run returned an error (a non-finite loss, a data or checkpoint error).
+	Failed
 )
 
 func (s Status) String() string {
-	if s == Interrupted {
+	switch s {
+	case Interrupted:
 		return "interrupted"
+	case Failed:
+		return "failed"
 	}
 	return "completed"
 }
@@ -336,10 +341,19 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			"checkpoint": res.Checkpoint, "elapsed_s": res.Elapsed.Seconds()})
 		return res, nil
 	}
+	fail := func(err error) (*Result, error) {
+		res.Status, res.Step, res.Losses, res.Checkpoint = Failed, t.step, t.Losses(), t.lastCkpt
+		res.Evals, res.Elapsed = t.evals, time.Since(start)
+		if bar != nil {
+			fmt.Fprintln(t.cfg.Progress)
+		}
+		t.logJSON(map[string]any{"event": "error", "step": t.step, "error": err.Error(), "checkpoint": t.lastCkpt})
+		return res, err
+	}
 	for t.step < t.cfg.Steps {
 		if ctx.Err() != nil {
 			if err := t.checkpointIfSet(); err != nil {
-				return res, err
+				return fail(err)
 			}
 			return finish(Interrupted)
 		}
@@ -352,8 +366,7 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 				}
 				err = fmt.Errorf("%w; training stopped, last good checkpoint: %s", err, last)
 			}
-			res.Step, res.Losses, res.Checkpoint = t.step, t.Losses(), t.lastCkpt
-			return res, err
+			return fail(err)
 		}
 		res.Memory = st.Memory
 		if st.Selection != nil {
@@ -371,23 +384,23 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		}
 		if t.cfg.EvalEvery > 0 && (t.step%t.cfg.EvalEvery == 0 || t.step == t.cfg.Steps) {
 			if err := t.evaluate(); err != nil {
-				return res, err
+				return fail(err)
 			}
 		}
 		if t.cfg.CheckpointEvery > 0 && t.step%t.cfg.CheckpointEvery == 0 && t.step < t.cfg.Steps {
 			if err := t.checkpointIfSet(); err != nil {
-				return res, err
+				return fail(err)
 			}
 		}
 		if ctx.Err() != nil {
 			if err := t.checkpointIfSet(); err != nil {
-				return res, err
+				return fail(err)
 			}
 			return finish(Interrupted)
 		}
 	}
 	if err := t.checkpointIfSet(); err != nil {
-		return res, err
+		return fail(err)
 	}
 	return finish(Completed)
 }

@@ -177,13 +177,17 @@ func TestNonFinite(t *testing.T) {
 	o := newOpt(t, "blockllm", m)
 	defer o.Close()
 	dir := t.TempDir()
-	cfg := TrainConfig{Steps: 10, LR: 1e-3, CheckpointDir: dir, CheckpointEvery: 2}
+	var log bytes.Buffer
+	cfg := TrainConfig{Steps: 10, LR: 1e-3, CheckpointDir: dir, CheckpointEvery: 2, Log: &log}
 	res, err := Train(context.Background(), m, o, &nanData{fixedData: newFixedData(64, 2, 8, 3, 1), at: 3}, cfg, "")
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrNonFinite))
 	assert.ErrorContains(t, err, "at step 4")
 	assert.ErrorContains(t, err, "last good checkpoint: "+filepath.Join(dir, "step-00000002"))
 	assert.Equal(t, 3, res.Step)
+	assert.Equal(t, Failed, res.Status)
+	assert.Contains(t, log.String(), `"event":"error"`)
+	assert.Contains(t, log.String(), "non-finite loss")
 	latest, err := LatestCheckpoint(dir)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, "step-00000002"), latest)

@@ -33,14 +33,25 @@ trap 'rm -rf "$work"' EXIT
 (cd "$root" && go build -o "$work/go-svm-train" ./cmd/svm-train && go build -o "$work/go-svm-predict" ./cmd/svm-predict)
 
 now() { date +%s.%N; }
-# timed <outfile> cmd... : runs cmd, stdout to outfile, prints seconds
+# timed <outfile> cmd... : runs cmd, stdout to outfile, prints "wall cpu"
+# seconds (cpu = user + system, from /usr/bin/time when present).
 timed() {
   local out=$1; shift
-  local t0 t1
-  t0=$(now); "$@" >"$out"; t1=$(now)
-  echo "$t0 $t1" | awk '{printf "%.3f", $2-$1}'
+  local t0 t1 cpu=nan
+  t0=$(now)
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "%U %S" -o "$work/time.txt" "$@" >"$out"
+    cpu=$(awk '{printf "%.2f", $1+$2}' "$work/time.txt")
+  else
+    "$@" >"$out"
+  fi
+  t1=$(now)
+  echo "$t0 $t1" | awk -v c="$cpu" '{printf "%.3f %s", $2-$1, c}'
 }
+# minof "wall cpu"... : the run with the smallest wall time
 minof() { printf '%s\n' "$@" | sort -g | head -1; }
+wall() { echo "${1% *}"; }
+cpu() { echo "${1#* }"; }
 summary() { grep -E '^(optimization finished|obj =|nSV =|Total nSV)' "$1" | tr '\n' ' '; }
 field() { # field <file> <regex-with-one-group>
   sed -nE "s/$2/\1/p" "$1" | head -1
@@ -69,7 +80,8 @@ for set in "${sets[@]}"; do
   lsv=$(field "$work/l.out" '^Total nSV = (.*)$'); gsv=$(field "$work/g1.out" '^Total nSV = (.*)$')
   echo "obj rel diff $(relerr "$gobj" "$lobj"), rho rel diff $(relerr "$grho" "$lrho"), nSV $gsv vs $lsv"
   if cmp -s "$work/l.model" "$work/g1.model"; then echo "model files: byte-identical"; else echo "model files: differ"; fi
-  echo "wall time: LIBSVM ${L}s, Go 1 thread ${G1}s (ratio $(ratio "$G1" "$L")), Go 2 threads ${G2}s (ratio $(ratio "$G2" "$L"))"
+  echo "wall time (fastest of $repeat; cpu seconds in brackets): LIBSVM $(wall "$L")s [$(cpu "$L")], Go 1 thread $(wall "$G1")s [$(cpu "$G1")] (ratio $(ratio "$(wall "$G1")" "$(wall "$L")")), Go 2 threads $(wall "$G2")s [$(cpu "$G2")] (ratio $(ratio "$(wall "$G2")" "$(wall "$L")"))"
+  echo "load average now: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share these $(nproc) cores)"
   # Interop: LIBSVM's svm-predict on our model vs on its own; ours on LIBSVM's model.
   test=$f
   [ "$set" = a8a ] && [ -f "$data/a9a.t" ] && test=$data/a9a.t

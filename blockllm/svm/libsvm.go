@@ -34,6 +34,7 @@ type smoSolver struct {
 	unshrink   bool
 	progress   io.Writer
 	maxIter    int
+	parts      []wssPart // per-chunk WSS2 results (parallel scans)
 }
 
 type solutionInfo struct {
@@ -290,11 +291,12 @@ func (s *smoSolver) update(i, j int) {
 	}
 	dai := alpha[i] - oldAi
 	daj := alpha[j] - oldAj
-	G := s.G[:as]
-	Qi = Qi[:as]
-	Qj = Qj[:as]
-	for k := range G {
-		G[k] += float64(Qi[k])*dai + float64(Qj[k])*daj
+	if s.Q.pool != nil && as >= parallelMinActive {
+		s.Q.pool.run(as, (as+2*s.Q.threads-1)/(2*s.Q.threads), func(t, lo, hi int) {
+			updateG(s.G[lo:hi], Qi[lo:hi], Qj[lo:hi], dai, daj)
+		})
+	} else {
+		updateG(s.G[:as], Qi[:as], Qj[:as], dai, daj)
 	}
 	ui, uj := s.isUpper(i), s.isUpper(j)
 	s.updateStatus(i)
@@ -307,6 +309,14 @@ func (s *smoSolver) update(i, j int) {
 	if uj != s.isUpper(j) {
 		Qj = s.Q.column(j, l)
 		addScaled(s.Gbar, Qj, Cj, uj)
+	}
+}
+
+func updateG(G []float64, Qi, Qj []float32, dai, daj float64) {
+	Qi = Qi[:len(G)]
+	Qj = Qj[:len(G)]
+	for k := range G {
+		G[k] += float64(Qi[k])*dai + float64(Qj[k])*daj
 	}
 }
 
@@ -324,80 +334,103 @@ func addScaled(dst []float64, q []float32, c float64, sub bool) {
 }
 
 // selectWorkingSet is LIBSVM's WSS2 (Fan, Chen and Lin 2005). ok is false
-// when the maximal violation is below eps.
+// when the maximal violation is below eps. With several threads and a large
+// active set, both scans run in chunks whose results are combined in index
+// order with LIBSVM's tie rules (the last maximiser wins), so the choice is
+// the same as the serial scan's.
 func (s *smoSolver) selectWorkingSet() (int, int, bool) {
-	Gmax := math.Inf(-1)
-	Gmax2 := math.Inf(-1)
-	GmaxIdx := -1
-	GminIdx := -1
-	objDiffMin := math.Inf(1)
 	as := s.activeSize
-	y := s.y[:as]
-	G := s.G[:as]
-	st := s.status[:as]
+	par := s.Q.pool != nil && as >= parallelMinActive
+	var parts []wssPart
+	chunk := 0
+	if par {
+		chunk = (as + 2*s.Q.threads - 1) / (2 * s.Q.threads)
+		parts = s.parts[:0]
+		for k := 0; k*chunk < as; k++ {
+			parts = append(parts, wssPart{})
+		}
+		s.parts = parts
+	}
+	Gmax, GmaxIdx := math.Inf(-1), -1
+	if par {
+		s.Q.pool.run(as, chunk, func(t, lo, hi int) {
+			p := &parts[lo/chunk]
+			p.gmax, p.imax = s.wssFirst(lo, hi)
+		})
+		for _, p := range parts {
+			if p.imax != -1 && p.gmax >= Gmax {
+				Gmax, GmaxIdx = p.gmax, p.imax
+			}
+		}
+	} else {
+		Gmax, GmaxIdx = s.wssFirst(0, as)
+	}
+	var Qi []float32
+	if GmaxIdx != -1 {
+		Qi = s.Q.column(GmaxIdx, as)[:as]
+	}
+	Gmax2, GminIdx, objDiffMin := math.Inf(-1), -1, math.Inf(1)
+	if par {
+		s.Q.pool.run(as, chunk, func(t, lo, hi int) {
+			p := &parts[lo/chunk]
+			p.gmax2, p.jmin, p.odmin = s.wssSecond(lo, hi, GmaxIdx, Gmax, Qi)
+		})
+		for _, p := range parts {
+			Gmax2 = math.Max(Gmax2, p.gmax2)
+			if p.jmin != -1 && p.odmin <= objDiffMin {
+				GminIdx, objDiffMin = p.jmin, p.odmin
+			}
+		}
+	} else {
+		Gmax2, GminIdx, _ = s.wssSecond(0, as, GmaxIdx, Gmax, Qi)
+	}
+	if Gmax+Gmax2 < s.eps || GminIdx == -1 {
+		return 0, 0, false
+	}
+	return GmaxIdx, GminIdx, true
+}
+
+// parallelMinActive is the smallest active set whose WSS2 scans and gradient
+// updates are split across goroutines.
+var parallelMinActive = 8192
+
+type wssPart struct {
+	gmax, gmax2, odmin float64
+	imax, jmin         int
+}
+
+// wssFirst returns max over t in [lo, hi) of -y_t G_t among t in I_up and
+// the last index attaining it (-1 if none).
+func (s *smoSolver) wssFirst(lo, hi int) (float64, int) {
+	Gmax, idx := math.Inf(-1), -1
+	y := s.y[lo:hi]
+	G := s.G[lo:hi]
+	st := s.status[lo:hi]
 	for t := range y {
 		if y[t] == 1 {
 			if st[t] != upperBound && -G[t] >= Gmax {
 				Gmax = -G[t]
-				GmaxIdx = t
+				idx = lo + t
 			}
 		} else {
 			if st[t] != lowerBound && G[t] >= Gmax {
 				Gmax = G[t]
-				GmaxIdx = t
+				idx = lo + t
 			}
 		}
 	}
-	i := GmaxIdx
-	if i != -1 {
-		Qi := s.Q.column(i, as)[:as]
-		QD := s.QD[:as]
-		QDi := QD[i]
-		yi := float64(s.y[i])
-		for j := range y {
-			if y[j] == 1 {
-				if st[j] != lowerBound {
-					gd := Gmax + G[j]
-					if G[j] >= Gmax2 {
-						Gmax2 = G[j]
-					}
-					if gd > 0 {
-						quad := QDi + QD[j] - 2.0*yi*float64(Qi[j])
-						var od float64
-						if quad > 0 {
-							od = -(gd * gd) / quad
-						} else {
-							od = -(gd * gd) / tau
-						}
-						if od <= objDiffMin {
-							GminIdx = j
-							objDiffMin = od
-						}
-					}
-				}
-			} else {
-				if st[j] != upperBound {
-					gd := Gmax - G[j]
-					if -G[j] >= Gmax2 {
-						Gmax2 = -G[j]
-					}
-					if gd > 0 {
-						quad := QDi + QD[j] + 2.0*yi*float64(Qi[j])
-						var od float64
-						if quad > 0 {
-							od = -(gd * gd) / quad
-						} else {
-							od = -(gd * gd) / tau
-						}
-						if od <= objDiffMin {
-							GminIdx = j
-							objDiffMin = od
-						}
-					}
-				}
-			}
-		}
-	} else {
+	return Gmax, idx
+}
+
+// wssSecond scans j in [lo, hi) for LIBSVM's second-order choice given i
+// (-1 for none) and Gmax; it returns Gmax2, the last minimiser of the
+// objective decrease and that minimum.
+func (s *smoSolver) wssSecond(lo, hi, i int, Gmax float64, Qi []float32) (float64, int, float64) {
+	Gmax2, GminIdx, objDiffMin := math.Inf(-1), -1, math.Inf(1)
+	y := s.y[lo:hi]
+	G := s.G[lo:hi]
+	st := s.status[lo:hi]
+	if i == -1 {
 		for j := range y {
 			if y[j] == 1 {
 				if st[j] != lowerBound && G[j] >= Gmax2 {
@@ -407,11 +440,56 @@ func (s *smoSolver) selectWorkingSet() (int, int, bool) {
 				Gmax2 = -G[j]
 			}
 		}
+		return Gmax2, -1, objDiffMin
 	}
-	if Gmax+Gmax2 < s.eps || GminIdx == -1 {
-		return 0, 0, false
+	Qb := Qi[lo:hi]
+	QD := s.QD[lo:hi]
+	QDi := s.QD[i]
+	yi := float64(s.y[i])
+	for j := range y {
+		if y[j] == 1 {
+			if st[j] != lowerBound {
+				gd := Gmax + G[j]
+				if G[j] >= Gmax2 {
+					Gmax2 = G[j]
+				}
+				if gd > 0 {
+					quad := QDi + QD[j] - 2.0*yi*float64(Qb[j])
+					var od float64
+					if quad > 0 {
+						od = -(gd * gd) / quad
+					} else {
+						od = -(gd * gd) / tau
+					}
+					if od <= objDiffMin {
+						GminIdx = lo + j
+						objDiffMin = od
+					}
+				}
+			}
+		} else {
+			if st[j] != upperBound {
+				gd := Gmax - G[j]
+				if -G[j] >= Gmax2 {
+					Gmax2 = -G[j]
+				}
+				if gd > 0 {
+					quad := QDi + QD[j] + 2.0*yi*float64(Qb[j])
+					var od float64
+					if quad > 0 {
+						od = -(gd * gd) / quad
+					} else {
+						od = -(gd * gd) / tau
+					}
+					if od <= objDiffMin {
+						GminIdx = lo + j
+						objDiffMin = od
+					}
+				}
+			}
+		}
 	}
-	return GmaxIdx, GminIdx, true
+	return Gmax2, GminIdx, objDiffMin
 }
 
 func (s *smoSolver) beShrunk(i int, Gmax1, Gmax2 float64) bool {

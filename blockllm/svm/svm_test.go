@@ -267,21 +267,31 @@ func TestTrainErrors(t *testing.T) {
 }
 
 func TestThreadsGiveSameModel(t *testing.T) {
-	d := loadTestData(t, "heart_scale")
-	p1 := DefaultParams(d.MaxIndex)
-	p1.CacheMB = 0.05 // force evictions and recomputation
-	m1, err := Train(d, p1)
-	require.NoError(t, err)
-	old := parallelMinRows
-	parallelMinRows = 8
-	defer func() { parallelMinRows = old }()
-	p2 := DefaultParams(d.MaxIndex)
-	p2.Threads = 3
-	m2, err := Train(d, p2)
-	require.NoError(t, err)
-	require.Equal(t, m1.Rho, m2.Rho)
-	require.Equal(t, m1.SVCoef, m2.SVCoef)
-	require.Equal(t, m1.Stats[0].Iterations, m2.Stats[0].Iterations)
+	old, oldA := parallelMinRows, parallelMinActive
+	defer func() { parallelMinRows, parallelMinActive = old, oldA }()
+	for _, name := range []string{"heart_scale", "synth3"} {
+		for _, kt := range []KernelType{RBF, Polynomial, Linear} {
+			d := loadTestData(t, name)
+			parallelMinRows, parallelMinActive = old, oldA
+			p1 := DefaultParams(d.MaxIndex)
+			p1.Kernel.Type = kt
+			p1.CacheMB = 0.05 // force evictions and recomputation
+			m1, err := Train(d, p1)
+			require.NoError(t, err)
+			// Split even tiny columns and active sets across goroutines.
+			parallelMinRows, parallelMinActive = 8, 16
+			p2 := DefaultParams(d.MaxIndex)
+			p2.Kernel.Type = kt
+			p2.Threads = 3
+			m2, err := Train(d, p2)
+			require.NoError(t, err)
+			require.Equal(t, m1.Rho, m2.Rho, "%s %v", name, kt)
+			require.Equal(t, m1.SVCoef, m2.SVCoef, "%s %v", name, kt)
+			for k := range m1.Stats {
+				require.Equal(t, m1.Stats[k].Iterations, m2.Stats[k].Iterations)
+			}
+		}
+	}
 }
 
 // FuzzReadModel checks that the model reader never panics and that accepted

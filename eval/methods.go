@@ -83,14 +83,18 @@ func NewOptimizer(m nn.Model, c MethodConfig) (blockllm.Optimizer, error) {
 	return nil, fmt.Errorf("eval: unknown method %q (want %s)", c.Method, strings.Join(Methods, ", "))
 }
 
-// MethodLabel is the name of c in result tables: "BlockLLM (sparsity 0.95)",
-// "Full AdamW", "BAdam", "LISA".
+// MethodLabel is the name of c in result tables: "BlockLLM (sparsity 0.95)"
+// (with ", eligible <patterns>" when Eligible is set), "Full AdamW", "BAdam",
+// "LISA".
 func MethodLabel(c MethodConfig) string {
 	switch c.Method {
 	case "blockllm":
 		s := c.Sparsity
 		if s == 0 {
 			s = blockllm.DefaultSparsity
+		}
+		if len(c.Eligible) > 0 {
+			return fmt.Sprintf("BlockLLM (sparsity %.2g, eligible %s)", s, strings.Join(c.Eligible, ","))
 		}
 		return fmt.Sprintf("BlockLLM (sparsity %.2g)", s)
 	case "adamw":

@@ -109,14 +109,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout); empty: the embedded demo task (sst2 only)")
 	fs.StringVar(&o.methods, "method", "blockllm,adamw", "training methods, a comma list of blockllm, adamw, badam, lisa")
-	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultSparsity, "BlockLLM sparsity: the fraction of eligible parameters left frozen")
-	fs.IntVar(&o.patience, "patience", blockllm.DefaultPatience, "BlockLLM patience m: the loss window of the reselection trigger")
-	fs.StringVar(&o.eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names (empty: all but embeddings; '.*': all)")
+	fs.Float64Var(&o.sparsity, "sparsity", 0, "BlockLLM sparsity: the fraction of eligible parameters left frozen (0: 0.95 for a checkpoint, 0.5 for the demo model)")
+	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience m: the loss window of the reselection trigger (0: 100 for a checkpoint, 20 for the demo model)")
+	fs.StringVar(&o.eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names\n"+
+		"(empty: all but embeddings for a checkpoint, '.*' (all) for the demo model)")
 	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (0: 1e-3 for the demo model, 2e-5 for a checkpoint)")
 	fs.Float64Var(&o.warmupRatio, "warmup-ratio", 0.06, "fraction of the steps with linear warmup (then linear decay to 0)")
 	fs.Float64Var(&o.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
 	fs.Float64Var(&o.clip, "grad-clip", 1.0, "clip the global gradient norm (0: off)")
-	fs.IntVar(&o.epochs, "epochs", 0, "training epochs (0: 3 for the demo, 3 for a checkpoint)")
+	fs.IntVar(&o.epochs, "epochs", 0, "training epochs (0: 3 for a checkpoint, 2 for the demo model)")
 	fs.IntVar(&o.batch, "batch-size", 32, "training batch size")
 	fs.IntVar(&o.evalBatch, "eval-batch-size", 64, "evaluation batch size")
 	fs.IntVar(&o.maxLen, "max-len", 128, "truncate inputs to this many tokens (special tokens included)")
@@ -141,7 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.sparsity < 0 || o.sparsity >= 1:
 		return nil, fmt.Errorf("--sparsity %g outside [0, 1)", o.sparsity)
-	case o.patience < 1:
+	case o.patience < 0:
 		return nil, fmt.Errorf("--patience %d must be positive", o.patience)
 	case o.lr < 0 || math.IsNaN(o.lr):
 		return nil, fmt.Errorf("--lr %g must be positive", o.lr)
@@ -217,8 +218,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			o.lr = 1e-3
 		}
 	}
+	// The paper's settings fit a pretrained checkpoint. The demo model starts
+	// from random weights, so its BlockLLM default trains a larger block that
+	// may include the embeddings, and reselects sooner.
+	auto := func(demoV, realV float64) float64 {
+		if demoModel {
+			return demoV
+		}
+		return realV
+	}
 	if o.epochs == 0 {
-		o.epochs = 3
+		o.epochs = int(auto(2, 3))
+	}
+	if o.sparsity == 0 {
+		o.sparsity = auto(0.5, blockllm.DefaultSparsity)
+	}
+	if o.patience == 0 {
+		o.patience = int(auto(20, blockllm.DefaultPatience))
+	}
+	if o.eligible == "" && demoModel {
+		o.eligible = ".*"
 	}
 
 	tok, tokJSON, err := loadTokenizer(o)
@@ -258,7 +277,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for _, j := range jobs {
 			fmt.Fprintf(info, "finetune: %s on %s: %d epochs of %d steps, lr %g\n", rows[mi].Method, j.task.Name,
 				o.epochs, (len(j.trEnc)+o.batch-1)/o.batch, o.lr)
-			res, err := runOne(ctx, o, mc, j, dev, dt, tok, tokJSON, jsonOut, stderr)
+			var epochInfo io.Writer
+			if !o.json {
+				epochInfo = info
+			}
+			res, err := runOne(ctx, o, mc, j, dev, dt, tok, tokJSON, jsonOut, epochInfo, stderr)
 			if err != nil {
 				return fmt.Errorf("%s on %s: %w", method, j.task.Name, err)
 			}
@@ -323,7 +346,9 @@ func splitList(s string) []string {
 func demoNote(model, data bool) string {
 	var parts []string
 	if model {
-		parts = append(parts, "model: a tiny randomly initialised RoBERTa (4 layers, hidden 128, embedded fortunes tokenizer)")
+		parts = append(parts, "model: a tiny randomly initialised RoBERTa (4 layers, hidden 128, embedded fortunes tokenizer; "+
+			"as it starts from random weights, BlockLLM defaults to sparsity 0.5 with every tensor eligible and patience 20, "+
+			"where a pretrained checkpoint gets the paper's 0.95 and 100)")
 	}
 	if data {
 		parts = append(parts, "data: the embedded demo task in GLUE SST-2 layout (Debian fortunes: computing vs people/love/literature/wisdom), not SST-2")
@@ -477,7 +502,7 @@ func setLabels(c *config.RobertaConfig, t glue.Task) {
 }
 
 func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev torch.Device, dt torch.DType,
-	tok *tokenizer.Tokenizer, tokJSON []byte, jsonOut, stderr io.Writer) (*outcome, error) {
+	tok *tokenizer.Tokenizer, tokJSON []byte, jsonOut, infoW, stderr io.Writer) (*outcome, error) {
 	start := time.Now()
 	torch.ManualSeed(o.seed)
 	m, err := newModel(o, j.task, dev, dt, tok.VocabSize())
@@ -522,6 +547,13 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 			for k, v := range sc.Metrics {
 				out[sc.Task+"/"+k] = v
 			}
+		}
+		if infoW != nil {
+			var parts []string
+			for _, sc := range last {
+				parts = append(parts, sc.String())
+			}
+			fmt.Fprintf(infoW, "\nfinetune: %s, epoch %d (step %d): %s\n", eval.MethodLabel(mc), step/d.StepsPerEpoch(), step, strings.Join(parts, "; "))
 		}
 		return out, nil
 	}

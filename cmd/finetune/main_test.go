@@ -38,7 +38,7 @@ func TestDemoSmall(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, out, "DEMO")
 	assert.Contains(t, out, "40 validation examples")
-	for _, s := range []string{"SST-2", "Optimizer memory", "Peak memory", "BlockLLM (sparsity 0.95)", "Full AdamW"} {
+	for _, s := range []string{"SST-2", "Optimizer memory", "Peak memory", "BlockLLM (sparsity 0.5, eligible .*)", "Full AdamW"} {
 		assert.Contains(t, out, s)
 	}
 	f, err := os.Open(plot)
@@ -65,7 +65,8 @@ func jsonEvents(t *testing.T, out string) []map[string]any {
 // tagged with task and method, one eval per epoch, and result lines whose
 // optimizer state is smaller for BlockLLM than for AdamW.
 func TestJSONAndMemory(t *testing.T) {
-	out, _, err := runArgs(t, "--max-train", "48", "--max-eval", "24", "--epochs", "2", "--batch-size", "16", "--json")
+	out, _, err := runArgs(t, "--max-train", "48", "--max-eval", "24", "--epochs", "2", "--batch-size", "16", "--json",
+		"--sparsity", "0.95", "--eligible", "encoder")
 	require.NoError(t, err)
 	evs := jsonEvents(t, out)
 	results := map[string]map[string]any{}
@@ -85,7 +86,7 @@ func TestJSONAndMemory(t *testing.T) {
 	assert.Equal(t, 2*2*3, steps, "2 methods x 2 epochs x 3 batches")
 	assert.Equal(t, map[string]int{"blockllm": 2, "adamw": 2}, evals)
 	require.Len(t, results, 2)
-	bl, aw := results["BlockLLM (sparsity 0.95)"], results["Full AdamW"]
+	bl, aw := results["BlockLLM (sparsity 0.95, eligible encoder)"], results["Full AdamW"]
 	require.NotNil(t, bl)
 	require.NotNil(t, aw)
 	assert.Less(t, bl["optimizer_state_bytes"].(float64), aw["optimizer_state_bytes"].(float64)/4)

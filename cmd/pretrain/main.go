@@ -5,10 +5,9 @@
 // training, writes checkpoints it can resume from, and prints a table of the
 // results.
 //
-// With no flags it runs a demo: a tiny Llama (the llama-tiny preset with the
-// embedded fortunes tokenizer, vocabulary 1024) on the embedded Debian
-// fortunes shards, with BlockLLM and full AdamW, for a few minutes on two CPU
-// cores.
+// With no flags it runs a demo: a tiny Llama (hidden 128, 4 layers, the
+// embedded fortunes tokenizer with 1024 ids) on the embedded Debian fortunes
+// shards, with BlockLLM and full AdamW, for a few minutes on two CPU cores.
 //
 // Real data (GaLore's Llama-60m setting):
 //
@@ -56,9 +55,25 @@ func main() {
 	}
 }
 
-// demoPreset is the model of the demo run (its vocabulary becomes the
-// embedded tokenizer's).
-const demoPreset = "llama-tiny"
+// demoConfig is the model of the demo run: a Llama of hidden size 128 with 4
+// layers (about 1M parameters) over the embedded fortunes tokenizer's 1024 ids.
+const demoConfig = `{
+  "architectures": ["LlamaForCausalLM"],
+  "model_type": "llama",
+  "vocab_size": 1024,
+  "hidden_size": 128,
+  "intermediate_size": 344,
+  "num_hidden_layers": 4,
+  "num_attention_heads": 4,
+  "max_position_embeddings": 1024,
+  "rms_norm_eps": 1e-06,
+  "rope_theta": 10000.0,
+  "initializer_range": 0.02,
+  "tie_word_embeddings": false,
+  "hidden_act": "silu",
+  "bos_token_id": 1,
+  "eos_token_id": 2
+}`
 
 type options struct {
 	model, tokenizer, data, valData, methods string
@@ -92,16 +107,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"With no flags: a demo on the embedded fortunes text with a tiny model (a few minutes on 2 CPU cores).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.model, "model", "", "a preset ("+strings.Join(config.LlamaPresets(), ", ")+
-		"), a config.json, or a Hugging Face Llama checkpoint `DIR` (continues training); empty: the demo's "+demoPreset)
+	fs.StringVar(&o.model, "model", "", "`MODEL`: a preset ("+strings.Join(config.LlamaPresets(), ", ")+
+		"), a config.json, or a Hugging Face Llama checkpoint directory (continues training); empty: the demo's tiny Llama")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded); a preset's vocab_size becomes the tokenizer's")
 	fs.StringVar(&o.data, "data", "", "training text: comma-separated files, directories or globs of C4 JSON lines (.json, .jsonl, .gz, .zst) or text; empty: the embedded fortunes")
 	fs.StringVar(&o.valData, "val-data", "", "validation text, same forms (default: the embedded fortunes validation shard for the demo, else a --val-fraction split of --data)")
 	fs.Float64Var(&o.valFraction, "val-fraction", 0.005, "fraction of --data documents held out for validation when --val-data is empty")
 	fs.StringVar(&o.methods, "method", "blockllm,adamw", "training methods, a comma list of blockllm, adamw, badam, lisa")
-	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity: the fraction of eligible parameters left frozen")
-	fs.IntVar(&o.patience, "patience", blockllm.DefaultPatience, "BlockLLM patience m: the loss window of the reselection trigger")
-	fs.StringVar(&o.eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names (empty: all but embeddings and LM head; '.*': all)")
+	fs.Float64Var(&o.sparsity, "sparsity", 0, "BlockLLM sparsity: the fraction of eligible parameters left frozen (0: 0.9, 0.5 for the demo)")
+	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience m: the loss window of the reselection trigger (0: 100, 20 for the demo)")
+	fs.StringVar(&o.eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names\n"+
+		"(empty: '.*' (all tensors) for a new model from a preset or config.json, whose embeddings must train;\n"+
+		"all but embeddings and LM head for a checkpoint)")
 	fs.IntVar(&o.steps, "steps", 0, "optimizer steps (0: 300 for the demo, 10000 otherwise)")
 	fs.IntVar(&o.seqLen, "seq-len", 0, "tokens per training sequence (0: 64 for the demo, 256 otherwise)")
 	fs.IntVar(&o.batch, "batch-size", 0, "sequences per micro-batch (0: 16 for the demo, 64 otherwise)")
@@ -148,6 +165,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	def(&o.seqLen, 64, 256)
 	def(&o.batch, 16, 64)
 	def(&o.evalBlocks, 200, 1000)
+	if o.sparsity == 0 {
+		o.sparsity = blockllm.DefaultPretrainSparsity
+		if demo {
+			o.sparsity = 0.5
+		}
+	}
+	if o.patience == 0 {
+		o.patience = blockllm.DefaultPatience
+		if demo {
+			o.patience = 20
+		}
+	}
 	if o.lr == 0 {
 		o.lr = 1e-3
 		if demo {
@@ -170,7 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--lr %g must be positive", o.lr)
 	case o.sparsity < 0 || o.sparsity >= 1:
 		return nil, fmt.Errorf("--sparsity %g outside [0, 1)", o.sparsity)
-	case o.patience < 1:
+	case o.patience < 0:
 		return nil, fmt.Errorf("--patience %d must be positive", o.patience)
 	case o.warmup > o.steps:
 		return nil, fmt.Errorf("--warmup %d exceeds --steps %d", o.warmup, o.steps)
@@ -242,7 +271,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if demoModel || demoData {
 		var parts []string
 		if demoModel {
-			parts = append(parts, "model: a tiny randomly initialised Llama ("+demoPreset+" preset, vocabulary 1024 of the embedded fortunes tokenizer)")
+			parts = append(parts, "model: a tiny randomly initialised Llama (4 layers, hidden 128, vocabulary 1024 of the embedded fortunes tokenizer; "+
+				"BlockLLM trains from scratch with sparsity 0.5, every tensor eligible, patience 20)")
 		}
 		if demoData {
 			parts = append(parts, "data: the embedded Debian fortunes text in C4 layout, not C4")
@@ -275,12 +305,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.json {
 		jsonOut = stdout
 	}
+	eligible := splitList(o.eligible)
+	if len(eligible) == 0 && !isCheckpoint(o.model) {
+		eligible = []string{".*"} // a new model: its embeddings must train too
+	}
 	var rows []eval.PretrainRow
 	var curves []eval.Curve
 	interrupted := false
 	for _, method := range methods {
 		mc := eval.MethodConfig{Method: method, Adam: blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32},
-			Sparsity: o.sparsity, Patience: o.patience, Eligible: splitList(o.eligible), SwitchEvery: o.switchEvery,
+			Sparsity: o.sparsity, Patience: o.patience, Eligible: eligible, SwitchEvery: o.switchEvery,
 			LISALayers: o.lisaLayers, Seed: o.seed}
 		row, losses, status, err := runOne(ctx, o, mc, dev, dt, tok, tokJSON, trainOpen, valBlocks, encode, packOpts,
 			blockllm.Schedule{Kind: sched, Warmup: o.warmup, MinRatio: o.minLRRatio}, info, jsonOut, stderr)
@@ -491,10 +525,14 @@ func (s *stream) seek(raw json.RawMessage) error {
 func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, info io.Writer) (*llama.Model, error) {
 	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: o.fused}
 	name := o.model
-	if name == "" {
-		name = demoPreset
-	}
 	var c *config.LlamaConfig
+	if name == "" {
+		var err error
+		if c, err = config.ParseLlama([]byte(demoConfig)); err != nil {
+			return nil, err
+		}
+		return llama.New(c, lo, o.seed)
+	}
 	if st, err := os.Stat(name); err == nil {
 		dir := name
 		if !st.IsDir() {
@@ -525,6 +563,12 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 		}
 	}
 	return llama.New(c, lo, o.seed)
+}
+
+// isCheckpoint reports whether --model names a directory with weights.
+func isCheckpoint(model string) bool {
+	st, err := os.Stat(model)
+	return err == nil && st.IsDir() && hasWeights(model)
 }
 
 func hasWeights(dir string) bool {

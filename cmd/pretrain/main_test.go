@@ -50,7 +50,7 @@ func TestDemoSmallCheckpointResume(t *testing.T) {
 	out, _, err := runArgs(t, append(common, "--steps", "6", "--plot", plot, "--lr", "1e-2")...)
 	require.NoError(t, err)
 	assert.Contains(t, out, "DEMO")
-	for _, s := range []string{"Val PPL before", "Val PPL after", "BlockLLM (sparsity 0.9)", "Full AdamW", "Optimizer memory"} {
+	for _, s := range []string{"Val PPL before", "Val PPL after", "BlockLLM (sparsity 0.5, eligible .*)", "Full AdamW", "Optimizer memory"} {
 		assert.Contains(t, out, s)
 	}
 	assert.Contains(t, out, "validation perplexity at step 0")
@@ -123,18 +123,25 @@ func TestOwnDataAndConfig(t *testing.T) {
 	  "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 64, "initializer_range": 0.02}`
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644))
 	out, _, err := runArgs(t, "--model", filepath.Join(dir, "config.json"), "--tokenizer", tinyTok,
-		"--data", filepath.Join(dir, "c4-train.*.json"), "--val-fraction", "0.1", "--method", "adamw",
+		"--data", filepath.Join(dir, "c4-train.*.json"), "--val-fraction", "0.1", "--method", "adamw,blockllm",
 		"--steps", "12", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4", "--lr", "1e-2", "--json")
 	require.NoError(t, err)
-	var res map[string]any
+	res := map[string]map[string]any{}
 	for _, ev := range events(t, out) {
 		if ev["event"] == "result" {
-			res = ev
+			res[ev["method"].(string)] = ev
 		}
 	}
-	require.NotNil(t, res)
-	assert.Equal(t, false, res["demo"])
-	assert.Less(t, res["val_ppl_after"].(float64), 0.5*res["val_ppl_before"].(float64))
+	// A new model from a config: BlockLLM gets the pretraining sparsity and
+	// every tensor eligible (the embeddings must train).
+	require.Contains(t, res, "BlockLLM (sparsity 0.9, eligible .*)")
+	require.Contains(t, res, "Full AdamW")
+	assert.Less(t, res["BlockLLM (sparsity 0.9, eligible .*)"]["optimizer_state_bytes"].(float64),
+		res["Full AdamW"]["optimizer_state_bytes"].(float64))
+	res = map[string]map[string]any{"": res["Full AdamW"]}
+	aw := res[""]
+	assert.Equal(t, false, aw["demo"])
+	assert.Less(t, aw["val_ppl_after"].(float64), 0.5*aw["val_ppl_before"].(float64))
 }
 
 func TestErrors(t *testing.T) {

@@ -342,10 +342,11 @@ type poolJob struct {
 	chunk int
 	next  atomic.Int64
 	done  atomic.Int64
+	fin   chan struct{} // closed when all n rows are done
 }
 
 // spinWait is how long an idle worker spins before parking.
-const spinWait = 100 * time.Microsecond
+const spinWait = 50 * time.Microsecond
 
 func newWorkerPool(workers int) *workerPool {
 	p := &workerPool{workers: workers}
@@ -394,7 +395,9 @@ func (j *poolJob) do(t int) {
 		}
 		hi := min(lo+j.chunk, j.n)
 		j.f(t, lo, hi)
-		j.done.Add(int64(hi - lo))
+		if j.done.Add(int64(hi-lo)) == int64(j.n) {
+			close(j.fin)
+		}
 	}
 }
 
@@ -402,7 +405,7 @@ func (j *poolJob) do(t int) {
 // and the workers (t = 1..workers), and returns when all are done. It must
 // not be called concurrently.
 func (p *workerPool) run(n, chunk int, f func(t, lo, hi int)) {
-	j := &poolJob{f: f, n: n, chunk: max(chunk, 1)}
+	j := &poolJob{f: f, n: n, chunk: max(chunk, 1), fin: make(chan struct{})}
 	p.cur.Store(j)
 	p.gen.Add(1)
 	if p.sleeping.Load() > 0 {
@@ -411,11 +414,14 @@ func (p *workerPool) run(n, chunk int, f func(t, lo, hi int)) {
 		p.mu.Unlock()
 	}
 	j.do(0)
-	for spun := 1; j.done.Load() < int64(n); spun++ {
-		if spun&63 == 0 {
-			runtime.Gosched()
+	// A worker still finishing its chunk is usually done within
+	// microseconds; if not (it was descheduled), block instead of spinning.
+	for spun := 0; spun < 2000; spun++ {
+		if j.done.Load() == int64(n) {
+			return
 		}
 	}
+	<-j.fin
 }
 
 func (p *workerPool) close() {

@@ -154,3 +154,43 @@ func TestAdamWFormula(t *testing.T) {
 	}
 	assert.Equal(t, int64(2*4*4), o.StateBytes())
 }
+
+func TestLoadStateErrors(t *testing.T) {
+	m := newToy(t, toyOpts{}, 1)
+	d := newFixedData(64, 2, 8, 1, 1)
+	s := torch.NewScope()
+	defer s.Close()
+	b, _ := d.Next(s)
+	a, err := NewAdamW(m, AdamConfig{})
+	require.NoError(t, err)
+	defer a.Close()
+	manualStep(t, m, a, b, 1e-3)
+	st, err := a.SaveState()
+	require.NoError(t, err)
+
+	f32, err := NewAdamW(m, AdamConfig{StateF32: true})
+	require.NoError(t, err)
+	defer f32.Close()
+	require.NoError(t, f32.LoadState(st), "f32 weights: f32 state either way")
+
+	bl, err := NewBlockLLM(m, BlockLLMConfig{})
+	require.NoError(t, err)
+	defer bl.Close()
+	assert.ErrorContains(t, bl.LoadState(st), `optimizer state is for method "adamw", not "blockllm"`)
+
+	bad := &State{Tensors: map[string]*torch.Tensor{}, Meta: st.Meta}
+	for k, v := range st.Tensors {
+		bad.Tensors[k] = v
+	}
+	delete(bad.Tensors, "layers.0.w1.exp_avg")
+	assert.ErrorContains(t, a.LoadState(bad), `lacks tensor "layers.0.w1.exp_avg"`)
+	bad.Tensors["layers.0.w1.exp_avg"] = s.Zeros([]int64{3}, torch.F32, torch.CPU)
+	assert.ErrorContains(t, a.LoadState(bad), `"layers.0.w1.exp_avg" has shape [3], want [16 16]`)
+	bad.Tensors["layers.0.w1.exp_avg"] = st.Tensors["layers.0.w1.exp_avg"]
+	bad.Tensors["stray"] = s.Zeros([]int64{3}, torch.F32, torch.CPU)
+	assert.ErrorContains(t, a.LoadState(bad), `unexpected optimizer tensor "stray"`)
+	assert.ErrorContains(t, a.LoadState(&State{Meta: []byte("{")}), "optimizer state metadata")
+	assert.Equal(t, 2*4*m.NumParams(), a.StateBytes(), "failed loads keep the state")
+	require.NoError(t, a.LoadState(st), "a snapshot of the optimizer's own state")
+	assert.Equal(t, 2*4*m.NumParams(), a.StateBytes())
+}

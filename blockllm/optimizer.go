@@ -301,23 +301,32 @@ func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) 
 	return ts, meta
 }
 
-// restore replaces all state from a snapshot; byName resolves parameter names.
-func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMeta, byName map[string]*nn.Param) error {
-	a.dropAll()
+// restore replaces all state from a snapshot; byName resolves parameter names. The
+// new state is built before the old one is freed, so a snapshot of this very state
+// (or a failed restore) is safe.
+func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMeta, byName map[string]*nn.Param) (err error) {
+	fresh := map[*nn.Param]*moments{}
+	defer func() {
+		if err != nil {
+			for _, mo := range fresh {
+				mo.free()
+			}
+		}
+	}()
 	names := make([]string, 0, len(meta))
 	for n := range meta {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	used := 0
+	used := map[string]bool{}
 	for _, name := range names {
 		m := meta[name]
 		p := byName[name]
 		if p == nil {
 			return fmt.Errorf("blockllm: optimizer state for unknown parameter %q", name)
 		}
-		mo := a.ensure(p)
-		mo.step = m.Step
+		mo := &moments{step: m.Step}
+		fresh[p] = mo
 		if !m.Init {
 			continue
 		}
@@ -328,7 +337,7 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 			if src == nil {
 				return nil, fmt.Errorf("blockllm: optimizer state lacks tensor %q", key)
 			}
-			used++
+			used[key] = true
 			if fmt.Sprint(src.Shape()) != fmt.Sprint(want) {
 				return nil, fmt.Errorf("blockllm: optimizer tensor %q has shape %v, want %v", key, src.Shape(), want)
 			}
@@ -339,12 +348,11 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 			t.CopyFrom(src)
 			return t, nil
 		}
-		var err error
 		shape := p.T.Shape()
 		if m.Masked {
 			src := ts[name+".mask_index"]
-			if src == nil || src.Dim() != 1 {
-				return fmt.Errorf("blockllm: optimizer state lacks a 1-D tensor %q", name+".mask_index")
+			if src == nil || src.Dim() != 1 || src.Size(0) > p.Numel() {
+				return fmt.Errorf("blockllm: optimizer state lacks a 1-D tensor %q of at most %d indices", name+".mask_index", p.Numel())
 			}
 			shape = src.Shape()
 			if mo.idx, err = load(name+".mask_index", shape, torch.I64); err != nil {
@@ -363,29 +371,14 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 			}
 		}
 	}
-	if used != len(ts) {
-		for k := range ts {
-			if _, ok := a.stKey(k); !ok {
-				return fmt.Errorf("blockllm: unexpected optimizer tensor %q", k)
-			}
+	for k := range ts {
+		if !used[k] {
+			return fmt.Errorf("blockllm: unexpected optimizer tensor %q", k)
 		}
 	}
+	a.dropAll()
+	a.st = fresh
 	return nil
-}
-
-// stKey reports whether key names a tensor of the current state.
-func (a *adamState) stKey(key string) (*nn.Param, bool) {
-	for p, mo := range a.st {
-		switch key {
-		case p.Name + ".exp_avg", p.Name + ".exp_avg_sq":
-			return p, mo.m.Valid()
-		case p.Name + ".mask_index":
-			return p, mo.idx.Valid()
-		case p.Name + ".master":
-			return p, mo.master.Valid()
-		}
-	}
-	return nil, false
 }
 
 // paramIndex maps names to parameters.

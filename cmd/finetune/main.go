@@ -270,6 +270,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rows := make([]eval.GLUERow, len(methods))
 	var curves []eval.Curve
+	interrupted := false
+methods:
 	for mi, method := range methods {
 		mc := eval.MethodConfig{Method: method, Adam: blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32},
 			Sparsity: o.sparsity, Patience: o.patience, Eligible: splitList(o.eligible), SwitchEvery: o.switchEvery, LISALayers: o.lisaLayers, Seed: o.seed}
@@ -299,7 +301,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			curves = append(curves, eval.LossCurve(label, res.losses))
 			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted")
+				interrupted = true
+				rows = rows[:mi+1]
+				break methods
 			}
 		}
 	}
@@ -322,15 +326,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 		}
-		return nil
-	}
-	fmt.Fprintln(stdout)
-	if demoModel || demoData {
-		fmt.Fprintln(stdout, "Validation results (DEMO data and model, not GLUE numbers):")
 	} else {
-		fmt.Fprintln(stdout, "Validation results:")
+		fmt.Fprintln(stdout)
+		if demoModel || demoData {
+			fmt.Fprintln(stdout, "Validation results (DEMO data and model, not GLUE numbers):")
+		} else {
+			fmt.Fprintln(stdout, "Validation results:")
+		}
+		if err := eval.WriteGLUETable(stdout, rows); err != nil {
+			return err
+		}
 	}
-	return eval.WriteGLUETable(stdout, rows)
+	if interrupted {
+		return fmt.Errorf("interrupted: the table shows the runs so far (the last one stopped early)")
+	}
+	return nil
 }
 
 func splitList(s string) []string {

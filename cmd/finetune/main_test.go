@@ -185,3 +185,16 @@ func TestErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), "cuda")
 	}
 }
+
+// TestInterrupted: a cancelled context (SIGINT) stops training; the command
+// still evaluates and prints the table of what ran, and reports the interruption.
+func TestInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	err := run(ctx, []string{"--progress=false", "--max-train", "32", "--max-eval", "16", "--method", "adamw,blockllm"}, &out, &errb)
+	require.ErrorContains(t, err, "interrupted")
+	assert.Contains(t, out.String(), "Full AdamW")
+	assert.NotContains(t, out.String(), "BlockLLM (", "the second method did not start")
+	assert.Contains(t, out.String(), "SST-2")
+}

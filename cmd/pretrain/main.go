@@ -675,8 +675,8 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, dev torch.Dev
 	if row.PPLBefore, err = valPPL(); err != nil {
 		return row, nil, 0, err
 	}
-	fmt.Fprintf(info, "pretrain: %s: %d steps of %d x %d x %d tokens, lr %g; validation perplexity at step %d: %.2f\n",
-		row.Method, o.steps, o.gradAccum, o.batch, o.seqLen, o.lr, before, row.PPLBefore)
+	fmt.Fprintf(info, "pretrain: %s: %d steps of %d sequences x %d tokens, lr %g; validation perplexity at step %d: %.2f\n",
+		row.Method, o.steps, o.gradAccum*o.batch, o.seqLen, o.lr, before, row.PPLBefore)
 	torch.ResetPeakMemory(dev)
 	res, err := tr.Run(ctx)
 	if err != nil {

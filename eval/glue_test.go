@@ -20,7 +20,7 @@ const (
 	robertaTok = "../testdata/hf/roberta-tiny-tok/tokenizer.json"
 )
 
-func loadTok(t *testing.T) *tokenizer.Tokenizer {
+func loadTok(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
 	tok, err := tokenizer.Load(robertaTok)
 	require.NoError(t, err)

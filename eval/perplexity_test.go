@@ -28,7 +28,7 @@ const tinyVocab = 64
 
 // tinyLlama is a random 2-layer llama with a 64-token vocabulary. Its
 // initializer range is large so that its predictions are far from uniform.
-func tinyLlama(t *testing.T) *llama.Model {
+func tinyLlama(t testing.TB) *llama.Model {
 	t.Helper()
 	c, err := config.LlamaPreset("llama-tiny")
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/eval/metrics"
@@ -13,6 +14,49 @@ import (
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
 )
+
+// PaperTasks are the GLUE tasks of the GaLore and BlockLLM tables, in their
+// column order (WNLI, which they leave out, is not among them).
+var PaperTasks = []string{"cola", "stsb", "mrpc", "rte", "sst2", "mnli", "qnli", "qqp"}
+
+// ParseTasks parses a comma-separated list of GLUE task names in any spelling
+// glue.LookupTask accepts; "all" stands for PaperTasks (add "wnli" for the
+// ninth). Repeated tasks are listed once.
+func ParseTasks(list string) ([]glue.Task, error) {
+	var out []glue.Task
+	seen := map[string]bool{}
+	add := func(name string) error {
+		t, err := glue.LookupTask(name)
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		if !seen[t.Name] {
+			seen[t.Name] = true
+			out = append(out, t)
+		}
+		return nil
+	}
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "":
+		case strings.EqualFold(f, "all"):
+			for _, n := range PaperTasks {
+				if err := add(n); err != nil {
+					return nil, err
+				}
+			}
+		default:
+			if err := add(f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("eval: no GLUE task given")
+	}
+	return out, nil
+}
 
 // Encoded is one tokenized GLUE example: the token ids of the sentence (or of
 // the pair, joined by the tokenizer's post-processor, e.g. "<s> A </s></s> B

@@ -222,3 +222,22 @@ func TestPredictRegression(t *testing.T) {
 	assert.NotEqual(t, pred[0], pred[1])
 	var _ nn.Model = m
 }
+
+func TestParseTasks(t *testing.T) {
+	ts, err := ParseTasks("all")
+	require.NoError(t, err)
+	var names []string
+	for _, x := range ts {
+		names = append(names, x.Name)
+	}
+	assert.Equal(t, PaperTasks, names)
+	ts, err = ParseTasks("SST-2, all,wnli, sst2")
+	require.NoError(t, err)
+	require.Len(t, ts, 9)
+	assert.Equal(t, "sst2", ts[0].Name)
+	assert.Equal(t, "wnli", ts[8].Name)
+	_, err = ParseTasks("sst3")
+	assert.ErrorContains(t, err, "eval: glue:")
+	_, err = ParseTasks(",")
+	assert.ErrorContains(t, err, "no GLUE task")
+}

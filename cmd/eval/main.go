@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.seqLen, "seq-len", 0, "perplexity window length in tokens (0: max_position_embeddings, at most 1024)")
 	fs.IntVar(&o.stride, "stride", 0, "perplexity window stride (0: half the window; equal to --seq-len: disjoint windows)")
 	fs.IntVar(&o.maxTokens, "max-tokens", 0, "use only the first N tokens of each file (0: all)")
-	fs.StringVar(&o.task, "task", "", "GLUE task to score: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all")
+	fs.StringVar(&o.task, "task", "", "GLUE task to score: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (all but wnli)")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout)")
 	fs.StringVar(&o.split, "split", "validation", "GLUE split to score (MNLI: validation scores matched and mismatched)")
 	fs.IntVar(&o.maxLen, "max-len", 128, "GLUE: truncate inputs to this many tokens")
@@ -262,20 +262,9 @@ func fileTokens(file string, tok *tokenizer.Tokenizer, maxTokens int) ([]int, er
 }
 
 func runGLUE(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
-	var tasks []glue.Task
-	if strings.EqualFold(o.task, "all") {
-		tasks = glue.Tasks()
-	} else {
-		for _, f := range strings.Split(o.task, ",") {
-			if f = strings.TrimSpace(f); f == "" {
-				continue
-			}
-			t, err := glue.LookupTask(f)
-			if err != nil {
-				return fmt.Errorf("--task: %w", err)
-			}
-			tasks = append(tasks, t)
-		}
+	tasks, err := eval.ParseTasks(o.task)
+	if err != nil {
+		return fmt.Errorf("--task: %w", err)
 	}
 	row := eval.GLUERow{Method: o.model}
 	for _, t := range tasks {

@@ -106,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa checkpoint `DIR` (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
-	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all")
+	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli)")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout); empty: the embedded demo task (sst2 only)")
 	fs.StringVar(&o.methods, "method", "blockllm,adamw", "training methods, a comma list of blockllm, adamw, badam, lisa")
 	fs.Float64Var(&o.sparsity, "sparsity", 0, "BlockLLM sparsity: the fraction of eligible parameters left frozen (0: 0.95 for a checkpoint, 0.5 for the demo model)")
@@ -367,27 +367,9 @@ func demoNote(model, data bool) string {
 }
 
 func parseTasks(s string, demoData bool) ([]glue.Task, error) {
-	var out []glue.Task
-	if strings.EqualFold(strings.TrimSpace(s), "all") {
-		out = glue.Tasks()
-	} else {
-		seen := map[string]bool{}
-		for _, f := range strings.Split(s, ",") {
-			if strings.TrimSpace(f) == "" {
-				continue
-			}
-			t, err := glue.LookupTask(strings.TrimSpace(f))
-			if err != nil {
-				return nil, fmt.Errorf("--task: %w", err)
-			}
-			if !seen[t.Name] {
-				seen[t.Name] = true
-				out = append(out, t)
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--task: no task given")
+	out, err := eval.ParseTasks(s)
+	if err != nil {
+		return nil, fmt.Errorf("--task: %w", err)
 	}
 	if demoData {
 		for _, t := range out {

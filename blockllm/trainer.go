@@ -334,7 +334,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		res.Memory.Peak = max(res.Memory.Peak, t.peak)
 		if bar != nil {
 			_ = bar.Finish()
-			fmt.Fprintln(t.cfg.Progress)
+			fmt.Fprintf(t.cfg.Progress, "\n%s after %d steps: loss %.4f, %.0f tokens/s; %s\n", status, t.step,
+				lastOrNaN(t.losses), res.TokensPerSec, res.Memory)
 		}
 		t.logJSON(map[string]any{"event": "summary", "status": status.String(), "step": t.step,
 			"loss": lastOr(t.losses), "tokens_per_s": res.TokensPerSec, "memory": res.Memory,
@@ -371,6 +372,12 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		res.Memory = st.Memory
 		if st.Selection != nil {
 			t.logJSON(map[string]any{"event": "selection", "step": st.Step, "selection": st.Selection, "memory": st.Memory})
+			if bar != nil {
+				x := st.Selection
+				_ = bar.Clear()
+				fmt.Fprintf(t.cfg.Progress, "selection %d at step %d: %d tensors, %d of %d eligible elements (budget %d), %d new, %d left, %.2f MiB state freed; %s\n",
+					x.Index, st.Step, len(x.Names), x.Elements, x.Eligible, x.Budget, x.Entered, x.Left, float64(x.Freed)/(1<<20), st.Memory)
+			}
 		}
 		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
 			t.logJSON(map[string]any{"event": "step", "step": st.Step, "loss": st.Loss, "lr": st.LR,
@@ -445,6 +452,13 @@ func (t *Trainer) logJSON(v map[string]any) {
 		b, _ = json.Marshal(map[string]any{"event": "error", "error": err.Error()})
 	}
 	_, _ = t.cfg.Log.Write(append(b, '\n'))
+}
+
+func lastOrNaN(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	return xs[len(xs)-1]
 }
 
 // lastOr is the last loss, or nil (JSON null) when there is none.

@@ -325,6 +325,8 @@ func TestCheckpointsAndLog(t *testing.T) {
 	assert.Equal(t, 1, events["summary"])
 	assert.Positive(t, events["selection"])
 	assert.Contains(t, prog.String(), "loss")
+	assert.Contains(t, prog.String(), "selection 1 at step 1:")
+	assert.Contains(t, prog.String(), "completed after 7 steps")
 
 	// resume refuses another method and a corrupt state file
 	ao := newOpt(t, "adamw", m)

@@ -375,8 +375,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			if bar != nil {
 				x := st.Selection
 				_ = bar.Clear()
-				fmt.Fprintf(t.cfg.Progress, "selection %d at step %d: %d tensors, %d of %d eligible elements (budget %d), %d new, %d left, %.2f MiB state freed; %s\n",
-					x.Index, st.Step, len(x.Names), x.Elements, x.Eligible, x.Budget, x.Entered, x.Left, float64(x.Freed)/(1<<20), st.Memory)
+				fmt.Fprintf(t.cfg.Progress, "selection %d at step %d: %d tensors, %d of %d eligible elements (budget %d), %d new, %d left, %s of state freed; %s\n",
+					x.Index, st.Step, len(x.Names), x.Elements, x.Eligible, x.Budget, x.Entered, x.Left, FormatBytes(x.Freed), st.Memory)
 			}
 		}
 		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
@@ -385,8 +385,8 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 				"tokens_per_s": float64(st.Tokens) / st.Duration.Seconds(), "memory": st.Memory})
 		}
 		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f tok/s opt %.1f MiB peak %.1f MiB", st.Loss, st.LR,
-				float64(t.runTokens)/t.runTime.Seconds(), float64(st.Memory.OptimizerState)/(1<<20), float64(st.Memory.Peak)/(1<<20)))
+			bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f tok/s opt %s peak %s", st.Loss, st.LR,
+				float64(t.runTokens)/t.runTime.Seconds(), FormatBytes(st.Memory.OptimizerState), FormatBytes(st.Memory.Peak)))
 			_ = bar.Set(t.step)
 		}
 		if t.cfg.EvalEvery > 0 && (t.step%t.cfg.EvalEvery == 0 || t.step == t.cfg.Steps) {

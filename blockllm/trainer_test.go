@@ -239,6 +239,14 @@ func TestLRReachesOptimizer(t *testing.T) {
 	assert.NotEqual(t, w0, paramBytes(m))
 }
 
+func TestFormatBytes(t *testing.T) {
+	assert.Equal(t, "512 B", FormatBytes(512))
+	assert.Equal(t, "1.5 KiB", FormatBytes(1536))
+	assert.Equal(t, "12.0 MiB", FormatBytes(12<<20))
+	assert.Equal(t, "2.50 GiB", FormatBytes(5<<29))
+	assert.Contains(t, Memory{Weights: 2048, Peak: 3 << 20}.String(), "weights 2.0 KiB, grads 0 B, optimizer 0 B, peak 3.0 MiB")
+}
+
 func TestClipGrads(t *testing.T) {
 	s := torch.NewScope()
 	defer s.Close()

@@ -85,6 +85,10 @@ type BlockLLMConfig struct {
 	// KeepMoments keeps the Adam state of tensors that stay in the block across a
 	// reselection; by default every selection starts fresh moments.
 	KeepMoments bool
+	// ProbeRows > 0 runs the selection pass on only the first ProbeRows sequences of the
+	// batch (the pass keeps every layer's activations, so this bounds its peak memory);
+	// 0 uses the whole batch.
+	ProbeRows int
 }
 
 func (c BlockLLMConfig) withDefaults() BlockLLMConfig {
@@ -114,6 +118,8 @@ func (c BlockLLMConfig) validate() error {
 		return fmt.Errorf("blockllm: check interval %d must be positive", c.CheckEvery)
 	case !(c.MaskFraction >= 0 && c.MaskFraction < 1):
 		return fmt.Errorf("blockllm: mask fraction %g outside [0, 1)", c.MaskFraction)
+	case c.ProbeRows < 0:
+		return fmt.Errorf("blockllm: negative probe rows %d", c.ProbeRows)
 	case c.Score != ScoreNorm && c.Score != ScorePerElement:
 		return fmt.Errorf("blockllm: unknown score kind %d", int(c.Score))
 	}
@@ -319,7 +325,17 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 			return t
 		})
 		defer o.model.SetHook(nil)
-		out, err := o.model.Forward(s, b, true)
+		pb := b
+		if n := int64(o.cfg.ProbeRows); n > 0 && b.InputIDs.Dim() > 0 && b.InputIDs.Size(0) > n {
+			rows := func(t *torch.Tensor) *torch.Tensor {
+				if t == nil || t.Dim() == 0 || t.Size(0) != b.InputIDs.Size(0) {
+					return t
+				}
+				return s.In(t).Narrow(0, 0, n)
+			}
+			pb = &nn.Batch{InputIDs: rows(b.InputIDs), AttentionMask: rows(b.AttentionMask), Labels: rows(b.Labels)}
+		}
+		out, err := o.model.Forward(s, pb, true)
 		if err != nil {
 			return err
 		}

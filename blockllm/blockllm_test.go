@@ -448,3 +448,29 @@ func TestSelectionJSON(t *testing.T) {
 	assert.Equal(t, 2, back.Index)
 	assert.Equal(t, []float64{1.5, 0}, back.Scores)
 }
+
+// TestProbeRows: the selection pass on the first rows equals the pass on a batch of
+// just those rows.
+func TestProbeRows(t *testing.T) {
+	m := newToy(t, toyOpts{}, 2)
+	s := torch.NewScope()
+	defer s.Close()
+	full := newFixedData(m.V, 6, 8, 1, 3)
+	b, _ := full.Next(s)
+	part := &fixedData{B: 2, T: 8, dev: testDevice, ids: [][]int64{full.ids[0][:16]}}
+	pb, _ := part.Next(s)
+	o, err := NewBlockLLM(m, BlockLLMConfig{ProbeRows: 2})
+	require.NoError(t, err)
+	defer o.Close()
+	got, lossA, err := o.probe(b)
+	require.NoError(t, err)
+	ref, err := NewBlockLLM(m, BlockLLMConfig{})
+	require.NoError(t, err)
+	defer ref.Close()
+	want, lossB, err := ref.probe(pb)
+	require.NoError(t, err)
+	assert.Equal(t, lossB, lossA)
+	assert.InDeltaSlice(t, want, got, 1e-6)
+	_, err = NewBlockLLM(m, BlockLLMConfig{ProbeRows: -1})
+	assert.ErrorContains(t, err, "negative probe rows")
+}

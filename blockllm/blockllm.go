@@ -32,6 +32,7 @@ const (
 	ScorePerElement
 )
 
+// String returns "norm" or "per-element".
 func (k ScoreKind) String() string {
 	switch k {
 	case ScoreNorm:

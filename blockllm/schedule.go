@@ -17,6 +17,7 @@ const (
 	Cosine
 )
 
+// String returns "constant", "linear" or "cosine".
 func (k ScheduleKind) String() string {
 	switch k {
 	case Constant:

@@ -74,6 +74,7 @@ const (
 	Failed
 )
 
+// String returns "completed", "interrupted" or "failed".
 func (s Status) String() string {
 	switch s {
 	case Interrupted:

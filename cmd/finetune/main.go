@@ -292,7 +292,7 @@ methods:
 			rows[mi].PeakBytes = max(rows[mi].PeakBytes, res.peak)
 			rows[mi].Elapsed += res.elapsed
 			for _, s := range res.scores {
-				fmt.Fprintf(info, "finetune: %s %s: %s (optimizer state %s, peak %s, %s)\n", rows[mi].Method, s.Task,
+				fmt.Fprintf(info, "finetune: %s: %s (optimizer state %s, peak %s, %s)\n", rows[mi].Method,
 					s.String(), eval.FormatBytes(res.optMax), eval.FormatBytes(res.peak), res.elapsed.Round(time.Millisecond))
 			}
 			label := rows[mi].Method

@@ -133,16 +133,17 @@ func pairData(t *testing.T) string {
 }
 
 // TestCheckpointPairTasks fine-tunes a checkpoint on a regression task and
-// MNLI (pairs, two validation sets) with AdamW and BAdam, saves the models
-// and reloads one.
+// MNLI (pairs, two validation sets) with BlockLLM, AdamW and BAdam, saves the
+// models and reloads two.
 func TestCheckpointPairTasks(t *testing.T) {
 	dir := pairData(t)
 	outDir := t.TempDir()
-	out, _, err := runArgs(t, "--model", tinyRoberta, "--data", dir, "--task", "stsb,mnli", "--method", "adamw,badam",
+	out, _, err := runArgs(t, "--model", tinyRoberta, "--data", dir, "--task", "stsb,mnli", "--method", "blockllm,adamw,badam",
 		"--epochs", "1", "--batch-size", "8", "--max-len", "64", "--out", outDir, "--lr", "1e-3")
 	require.NoError(t, err)
 	assert.NotContains(t, out, "DEMO")
-	for _, s := range []string{"STS-B", "MNLI-m", "MNLI-mm", "Avg", "Full AdamW", "BAdam"} {
+	// A checkpoint gets the paper's BlockLLM settings.
+	for _, s := range []string{"STS-B", "MNLI-m", "MNLI-mm", "Avg", "BlockLLM (sparsity 0.95)", "Full AdamW", "BAdam"} {
 		assert.Contains(t, out, s)
 	}
 	m, err := roberta.Load(filepath.Join(outDir, "stsb", "adamw"), roberta.Options{})

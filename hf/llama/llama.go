@@ -303,11 +303,17 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 		layer := func(s *torch.Scope, h *torch.Tensor) *torch.Tensor {
 			return m.decoderLayer(s, L, h, cos4, sin4, mask, causal, B, T, scale)
 		}
+		prev := h
 		if token != nil && m.Opts.Recompute && !m.HasHook() {
 			h = torch.Checkpoint(h, token, layer)
 		} else {
-			h = layer(s, h)
+			// Each layer runs in its own scope and only its output is kept: autograd
+			// holds what backward needs, and a frozen layer's activations are freed now.
+			ls := torch.NewScope()
+			h = layer(ls, ls.In(h)).MoveTo(s)
+			ls.Close()
 		}
+		prev.Free()
 	}
 	h = h.RMSNorm(m.W(s, m.Norm), eps)
 	head := m.LMHead

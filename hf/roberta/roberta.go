@@ -295,16 +295,24 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 	scale := 1 / math.Sqrt(float64(hd))
 	for i := range m.Layers {
 		L := &m.Layers[i]
+		// Each layer runs in its own scope and only its output is kept: autograd holds
+		// what backward needs, and a frozen layer's activations are freed at once.
+		ls := torch.NewScope()
+		x := ls.In(h)
 		heads := func(w, bias *nn.Param) *torch.Tensor {
-			return h.Linear(m.W(s, w), m.W(s, bias)).View(B, T, nh, hd).Transpose(1, 2)
+			return x.Linear(m.W(s, w), m.W(s, bias)).View(B, T, nh, hd).Transpose(1, 2)
 		}
 		q, k, v := heads(L.Q, L.QB), heads(L.K, L.KB), heads(L.V, L.VB)
 		a := torch.ScaledDotProductAttention(q, k, v, torch.SDPAOptions{Mask: mask, Scale: scale, Fused: m.Opts.FusedSDPA,
 			Dropout: dropP(train, c.AttentionProbsDropoutProb)})
 		a = a.Transpose(1, 2).Reshape(B, T, D).Linear(m.W(s, L.AttnOut), m.W(s, L.AttnOutB))
-		h = drop(a, c.HiddenDropoutProb).Add(h).LayerNorm([]int64{D}, m.W(s, L.AttnNorm), m.W(s, L.AttnNormB), eps)
-		x := h.Linear(m.W(s, L.Inter), m.W(s, L.InterB)).Gelu().Linear(m.W(s, L.Out), m.W(s, L.OutB))
-		h = drop(x, c.HiddenDropoutProb).Add(h).LayerNorm([]int64{D}, m.W(s, L.OutNorm), m.W(s, L.OutNormB), eps)
+		x = drop(a, c.HiddenDropoutProb).Add(x).LayerNorm([]int64{D}, m.W(s, L.AttnNorm), m.W(s, L.AttnNormB), eps)
+		y := x.Linear(m.W(s, L.Inter), m.W(s, L.InterB)).Gelu().Linear(m.W(s, L.Out), m.W(s, L.OutB))
+		out := drop(y, c.HiddenDropoutProb).Add(x).LayerNorm([]int64{D}, m.W(s, L.OutNorm), m.W(s, L.OutNormB), eps)
+		prev := h
+		h = out.MoveTo(s)
+		ls.Close()
+		prev.Free()
 	}
 	cd := c.HiddenDropoutProb
 	if c.ClassifierDropout != nil {

@@ -102,18 +102,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := torch.Init(); err != nil {
-		return err
-	}
-	if o.threads > 0 {
-		torch.SetNumThreads(o.threads)
-	}
-	dev, err := torch.ParseDevice(o.device)
+	dev, err := eval.Setup(o.threads, o.device)
 	if err != nil {
-		return fmt.Errorf("--device: %w", err)
-	}
-	if dev.IsCUDA() && !torch.CUDAAvailable() {
-		return fmt.Errorf("--device %s: this libtorch has no CUDA device available (rebuild the shim against a CUDA libtorch: make shim)", o.device)
+		return err
 	}
 	var dt torch.DType
 	if o.dtype != "" {

@@ -183,25 +183,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := torch.Init(); err != nil {
+	dev, err := eval.Setup(o.threads, o.device)
+	if err != nil {
 		return err
 	}
-	if o.threads > 0 {
-		torch.SetNumThreads(o.threads)
-	}
-	dev, err := torch.ParseDevice(o.device)
+	dt, err := eval.ParseTrainDType(o.dtype)
 	if err != nil {
-		return fmt.Errorf("--device: %w", err)
-	}
-	if dev.IsCUDA() && !torch.CUDAAvailable() {
-		return fmt.Errorf("--device %s: this libtorch has no CUDA device available (rebuild the shim against a CUDA libtorch: make shim)", o.device)
-	}
-	dt, err := torch.ParseDType(o.dtype)
-	if err != nil {
-		return fmt.Errorf("--dtype: %w", err)
-	}
-	if dt != torch.F32 && dt != torch.BF16 {
-		return fmt.Errorf("--dtype %s: want f32 or bf16", o.dtype)
+		return err
 	}
 	methods, err := eval.ParseMethods(o.methods)
 	if err != nil {

@@ -34,8 +34,9 @@ type Options struct {
 	Recompute bool
 	// LossChunk > 0 computes the training loss over chunks of that many positions, each
 	// chunk's logits recomputed in backward, so the [B, T, vocab] logits are never held
-	// whole. Training forward passes then return no logits. It is not applied while a
-	// parameter hook is installed (BlockLLM's selection pass needs each weight used once).
+	// whole. Training forward passes then return no logits. Under a parameter hook it
+	// applies only when the hook leaves the LM head as it is (BlockLLM's selection pass
+	// must use a probed weight once).
 	LossChunk int
 }
 
@@ -320,7 +321,9 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 	if head == nil {
 		head = m.Embed
 	}
-	if token != nil && m.Opts.LossChunk > 0 && !m.HasHook() {
+	// Chunking stays on under a hook only when the hook leaves the head weight as it is
+	// (a probed head must be used once, so that its probe sees the whole gradient).
+	if token != nil && m.Opts.LossChunk > 0 && (!m.HasHook() || m.W(s, head) == head.T) {
 		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b, token)}
 	}
 	logits := h.Linear(m.W(s, head), nil) // [B, T, V]

@@ -371,3 +371,43 @@ func TestRecomputeAndChunkedLoss(t *testing.T) {
 		assert.Less(t, got.held, plain.held, "%+v holds less", o)
 	}
 }
+
+// TestChunkedLossUnderHook: with a hook that probes the layers but not the LM head (as
+// BlockLLM's selection pass does by default), the chunked loss gives the same gradient
+// norms as the full loss; a hook that probes the head turns chunking off.
+func TestChunkedLossUnderHook(t *testing.T) {
+	norms := func(chunk int, probeHead bool) ([]float64, bool) {
+		m, err := Load(tinyDir, Options{LossChunk: chunk})
+		require.NoError(t, err)
+		defer m.Close()
+		s := torch.NewScope()
+		defer s.Close()
+		ps := m.Parameters()
+		token := s.Zeros(nil, torch.F32, torch.CPU).SetRequiresGrad(true)
+		buf := s.Zeros([]int64{int64(len(ps))}, torch.F64, torch.CPU)
+		probes := map[*nn.Param]*torch.Tensor{}
+		m.SetHook(func(_ *torch.Scope, p *nn.Param) *torch.Tensor {
+			if p.Embed && !probeHead {
+				return p.T
+			}
+			if probes[p] == nil {
+				for i, q := range ps {
+					if q == p {
+						probes[p] = torch.NormProbe(p.T, token, buf, i)
+					}
+				}
+			}
+			return probes[p]
+		})
+		out, err := m.Forward(s, &nn.Batch{InputIDs: ids(s, 2, 20, 1024, 31)}, true)
+		require.NoError(t, err)
+		out.Loss.Backward()
+		return buf.Float64s(), out.Logits == nil
+	}
+	full, _ := norms(0, false)
+	chunked, wasChunked := norms(6, false)
+	assert.True(t, wasChunked, "an unprobed head keeps chunking on")
+	assert.InDeltaSlice(t, full, chunked, 1e-4) // squared norms near 10, summed in float32
+	_, wasChunked = norms(6, true)
+	assert.False(t, wasChunked, "a probed head turns chunking off")
+}

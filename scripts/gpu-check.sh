@@ -53,10 +53,12 @@ if [ -x build/gpu/bench ]; then
     model=${spec%%:*}; bs=${spec##*:}
     for method in adamw blockllm; do
       build/gpu/bench --model "$model" --method "$method" --batch-size "$bs" --seq-len 256 --dtype bf16 \
-        --device cuda --steps 12 --warmup 2 --sparsity 0.9 ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
+        --device cuda --steps 10 --warmup 2 --sparsity 0.9 ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
         log "bench $model $method failed"
     done
   done
   log "bench lines: $(wc -l < "$out/bench.jsonl" 2>/dev/null || echo 0)"
+  # ratios against the authors' PyTorch figures on an H100 (issue 7's table)
+  build/gpu/bench compare testdata/bench/reference-h100.jsonl "$out/bench.jsonl" 2>&1 | tee "$out/compare.txt" || true
 fi
 exit $status

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // readLines reads bench output lines from path (blank lines and lines not starting with
@@ -36,8 +37,20 @@ func readLines(path string) ([]Line, error) {
 	return out, nil
 }
 
+// sameRun matches rows on method, model, batch size and sequence length, and on
+// whether activations are recomputed (gradient checkpointing is a different setting).
 func sameRun(a, b Line) bool {
-	return a.Method == b.Method && a.Model == b.Model && a.BatchSize == b.BatchSize && a.SeqLen == b.SeqLen
+	return a.Method == b.Method && a.Model == b.Model && a.BatchSize == b.BatchSize && a.SeqLen == b.SeqLen &&
+		hasOption(a, "recompute") == hasOption(b, "recompute")
+}
+
+func hasOption(l Line, name string) bool {
+	for _, o := range strings.Split(l.Options, ",") {
+		if o == name {
+			return true
+		}
+	}
+	return false
 }
 
 // writeComparison prints, for each row of ours with a matching reference row, the
@@ -61,7 +74,7 @@ func writeComparison(w io.Writer, ref, ours []Line) error {
 		}
 	}
 	if matched == 0 {
-		return fmt.Errorf("no reference row matches method, model, batch size and sequence length")
+		return fmt.Errorf("no reference row matches method, model, batch size, sequence length and recompute")
 	}
 	return nil
 }

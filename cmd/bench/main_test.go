@@ -72,3 +72,23 @@ func TestBenchFlags(t *testing.T) {
 	_, err = readLines(bad)
 	assert.ErrorContains(t, err, "bad.jsonl:1")
 }
+
+// TestReferenceFile: the H100 reference rows of issue 7 parse, and gradient-checkpointed
+// rows match only runs that recompute.
+func TestReferenceFile(t *testing.T) {
+	ref, err := readLines(filepath.Join("..", "..", "testdata", "bench", "reference-h100.jsonl"))
+	require.NoError(t, err)
+	require.Len(t, ref, 11)
+	ours := Line{Method: "blockllm", Model: "llama-1b", BatchSize: 16, SeqLen: 256, TokensPerS: 30000,
+		PeakMemoryBytes: 4 << 30, WeightsBytes: ref[5].WeightsBytes}
+	var out bytes.Buffer
+	require.NoError(t, writeComparison(&out, ref, []Line{ours}))
+	// matched the plain row (182.1 ms: 22493.1 tok/s), not the checkpointed one
+	assert.Contains(t, out.String(), "22493.1")
+	ours.Options = "recompute,loss-chunk=256"
+	out.Reset()
+	require.NoError(t, writeComparison(&out, ref, []Line{ours}))
+	assert.Contains(t, out.String(), "15586.0") // 16*256/262.8 ms
+	ours.Model = "llama-60m"
+	assert.Error(t, writeComparison(&out, ref, []Line{ours}), "no checkpointed 60m reference")
+}

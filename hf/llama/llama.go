@@ -267,6 +267,24 @@ func (m *Model) Forward(s *torch.Scope, b *nn.Batch, train bool) (out *nn.Output
 }
 
 func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
+	h, token := m.hidden(s, b, train)
+	head := m.LMHead
+	if head == nil {
+		head = m.Embed
+	}
+	// Chunking stays on under a hook only when the hook leaves the head weight as it is
+	// (a probed head must be used once, so that its probe sees the whole gradient).
+	if token != nil && m.Opts.LossChunk > 0 && (!m.HasHook() || m.W(s, head) == head.T) {
+		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b, token)}
+	}
+	logits := h.Linear(m.W(s, head), nil) // [B, T, V]
+	return &nn.Output{Logits: logits, Loss: m.loss(s, logits, b)}
+}
+
+// hidden runs the decoder (LlamaModel) on b: the final normed hidden states [B, T, D],
+// and the token that carries the graph through recomputed blocks (nil unless training
+// with Recompute or LossChunk).
+func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) (*torch.Tensor, *torch.Tensor) {
 	c := m.Cfg
 	ids := b.InputIDs
 	if ids.Dim() != 2 {
@@ -316,18 +334,7 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 		}
 		prev.Free()
 	}
-	h = h.RMSNorm(m.W(s, m.Norm), eps)
-	head := m.LMHead
-	if head == nil {
-		head = m.Embed
-	}
-	// Chunking stays on under a hook only when the hook leaves the head weight as it is
-	// (a probed head must be used once, so that its probe sees the whole gradient).
-	if token != nil && m.Opts.LossChunk > 0 && (!m.HasHook() || m.W(s, head) == head.T) {
-		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b, token)}
-	}
-	logits := h.Linear(m.W(s, head), nil) // [B, T, V]
-	return &nn.Output{Logits: logits, Loss: m.loss(s, logits, b)}
+	return h.RMSNorm(m.W(s, m.Norm), eps), token
 }
 
 // decoderLayer is one LlamaDecoderLayer: h + attn(norm(h)), then + mlp(norm(.)).

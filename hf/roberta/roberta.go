@@ -343,20 +343,11 @@ func cumsum1(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
 	return x.To(torch.F32).Matmul(tri).To(torch.I64)
 }
 
-// loss follows RobertaForSequenceClassification: regression (num_labels 1) -> MSE;
-// integer labels -> cross-entropy; otherwise multi-label BCE with logits.
+// loss follows RobertaForSequenceClassification (see nn.ClassificationLoss).
 func (m *Model) loss(s *torch.Scope, logits, labels *torch.Tensor) *torch.Tensor {
-	n := int64(m.Cfg.NumLabels())
-	dev := m.Opts.Device
-	switch {
-	case m.Cfg.IsRegression() || n == 1:
-		return logits.To(torch.F32).Reshape(-1).MSELoss(labels.ToDevice(torch.F32, dev).Reshape(-1))
-	case !labels.DType().IsFloat() || m.Cfg.ProblemType == config.SingleLabelClassification:
-		return torch.CrossEntropy(logits.To(torch.F32).Reshape(-1, n), labels.ToDevice(torch.I64, dev).Reshape(-1), -100, torch.ReduceMean)
-	default:
-		// BCEWithLogits: mean(max(x,0) - x*y + log(1 + exp(-|x|)))
-		x := logits.To(torch.F32)
-		y := labels.ToDevice(torch.F32, dev)
-		return x.ClampMin(0).Sub(x.Mul(y)).Add(x.Abs().Neg().Exp().AddScalar(1).Log()).Mean()
+	problem := m.Cfg.ProblemType
+	if m.Cfg.IsRegression() {
+		problem = nn.ProblemRegression
 	}
+	return nn.ClassificationLoss(logits, labels, m.Cfg.NumLabels(), problem, m.Opts.Device)
 }

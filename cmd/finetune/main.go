@@ -38,6 +38,8 @@ import (
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/eval/metrics"
 	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/hf/roberta"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
@@ -104,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			"With no flags: a demo on embedded data with a tiny model (a few minutes on 2 CPU cores).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa checkpoint `DIR` (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
+	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
 	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli)")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout); empty: the embedded demo task (sst2 only)")
@@ -447,28 +449,80 @@ func loadJob(o *options, t glue.Task, tok *tokenizer.Tokenizer) (*job, error) {
 	return j, nil
 }
 
-// newModel loads the checkpoint (a new classification head when its label
-// count differs) or builds the demo model.
-func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab int) (*roberta.Model, error) {
+// classifier is what fine-tuning needs of a sequence-classification model.
+type classifier interface {
+	nn.Model
+	NumLabels() int
+	Save(dir string) error
+}
+
+// limits are the model facts the inputs are checked against.
+type limits struct {
+	vocab  int // vocab_size
+	maxLen int // longest input in tokens (0: no limit)
+	pad    int // pad id when the tokenizer has none
+}
+
+// newModel loads the checkpoint (RoBERTa, or Llama with a score head; a new head when
+// the label count differs) or builds the demo model.
+func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab int) (classifier, limits, error) {
 	if o.model == "" {
 		c, err := config.ParseRoberta([]byte(demoConfig))
 		if err != nil {
-			return nil, err
+			return nil, limits{}, err
 		}
 		if c.VocabSize < vocab {
 			c.VocabSize = vocab
 		}
 		setLabels(c, t)
-		return roberta.New(c, roberta.Options{DType: dt, Device: dev}, o.seed)
+		m, err := roberta.New(c, roberta.Options{DType: dt, Device: dev}, o.seed)
+		if err != nil {
+			return nil, limits{}, err
+		}
+		return m, robertaLimits(m), nil
 	}
-	m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, NumLabels: t.NumLabels, Seed: o.seed})
+	mt, err := config.ModelType(o.model)
 	if err != nil {
-		return nil, err
+		return nil, limits{}, err
 	}
-	if len(m.NewlyInitialized) > 0 {
-		setLabels(m.Cfg, t)
+	switch mt {
+	case "llama":
+		labels := t.LabelNames
+		if t.Regression() {
+			labels = []string{"score"}
+		}
+		m, err := llama.LoadClassifier(o.model, llama.Options{DType: dt, Device: dev}, labels, o.seed)
+		if err != nil {
+			return nil, limits{}, err
+		}
+		if len(m.NewlyInitialized) > 0 {
+			m.Problem = nn.ProblemSingleLabel
+			if t.Regression() {
+				m.Problem = nn.ProblemRegression
+			}
+		}
+		l := limits{vocab: m.Cfg.VocabSize, maxLen: m.Cfg.MaxPositionEmbeddings}
+		if m.Cfg.PadTokenID != nil && *m.Cfg.PadTokenID >= 0 {
+			l.pad = *m.Cfg.PadTokenID
+		} else if len(m.Cfg.EOSTokenIDs) > 0 {
+			l.pad = m.Cfg.EOSTokenIDs[0] // padded positions are masked; any id will do
+		}
+		return m, l, nil
+	case "roberta", "":
+		m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, NumLabels: t.NumLabels, Seed: o.seed})
+		if err != nil {
+			return nil, limits{}, err
+		}
+		if len(m.NewlyInitialized) > 0 {
+			setLabels(m.Cfg, t)
+		}
+		return m, robertaLimits(m), nil
 	}
-	return m, nil
+	return nil, limits{}, fmt.Errorf("--model %s: model_type %q is not supported (roberta or llama)", o.model, mt)
+}
+
+func robertaLimits(m *roberta.Model) limits {
+	return limits{vocab: m.Cfg.VocabSize, maxLen: m.Cfg.MaxPositionEmbeddings - m.Cfg.PadTokenID - 1, pad: m.Cfg.PadTokenID}
 }
 
 func setLabels(c *config.RobertaConfig, t glue.Task) {
@@ -485,7 +539,7 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 	tok *tokenizer.Tokenizer, tokJSON []byte, jsonOut, infoW, stderr io.Writer) (*outcome, error) {
 	start := time.Now()
 	torch.ManualSeed(o.seed)
-	m, err := newModel(o, j.task, dev, dt, tok.VocabSize())
+	m, lim, err := newModel(o, j.task, dev, dt, tok.VocabSize())
 	if err != nil {
 		return nil, err
 	}
@@ -493,11 +547,11 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 	if m.NumLabels() != j.task.NumLabels {
 		return nil, fmt.Errorf("model %s has %d outputs, task %s needs %d", o.model, m.NumLabels(), j.task.Name, j.task.NumLabels)
 	}
-	if v := tok.VocabSize(); v > m.Cfg.VocabSize {
-		return nil, fmt.Errorf("tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
+	if v := tok.VocabSize(); v > lim.vocab {
+		return nil, fmt.Errorf("tokenizer has %d ids but the model's vocab_size is %d", v, lim.vocab)
 	}
-	if maxPos := m.Cfg.MaxPositionEmbeddings - m.Cfg.PadTokenID - 1; o.maxLen > maxPos {
-		return nil, fmt.Errorf("--max-len %d exceeds the model's %d positions (max_position_embeddings %d)", o.maxLen, maxPos, m.Cfg.MaxPositionEmbeddings)
+	if lim.maxLen > 0 && o.maxLen > lim.maxLen {
+		return nil, fmt.Errorf("--max-len %d exceeds the model's %d positions", o.maxLen, lim.maxLen)
 	}
 	opt, err := eval.NewOptimizer(m, mc)
 	if err != nil {
@@ -506,7 +560,7 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 	defer opt.Close()
 	pad := tok.PAD()
 	if pad < 0 {
-		pad = m.Cfg.PadTokenID
+		pad = lim.pad
 	}
 	d, err := eval.NewGLUEData(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev)
 	if err != nil {

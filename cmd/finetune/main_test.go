@@ -16,6 +16,7 @@ import (
 
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval/glue"
+	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/roberta"
 )
 
@@ -198,4 +199,26 @@ func TestInterrupted(t *testing.T) {
 	assert.Contains(t, out.String(), "Full AdamW")
 	assert.NotContains(t, out.String(), "BlockLLM (", "the second method did not start")
 	assert.Contains(t, out.String(), "SST-2")
+}
+
+// TestLlamaClassifier: a Llama causal-LM checkpoint fine-tunes with a new score head on
+// a pair task and a regression task; the saved models reload as classifiers.
+func TestLlamaClassifier(t *testing.T) {
+	dir := pairData(t)
+	outDir := t.TempDir()
+	out, _, err := runArgs(t, "--model", "../../testdata/hf/llama-tiny", "--data", dir, "--task", "stsb,mnli",
+		"--method", "blockllm,adamw", "--epochs", "1", "--batch-size", "8", "--max-len", "64", "--out", outDir, "--lr", "1e-3")
+	require.NoError(t, err)
+	for _, s := range []string{"STS-B", "MNLI-m", "BlockLLM (sparsity 0.95)", "Full AdamW"} {
+		assert.Contains(t, out, s)
+	}
+	c, err := llama.LoadClassifier(filepath.Join(outDir, "mnli", "blockllm"), llama.Options{}, nil, 1)
+	require.NoError(t, err)
+	defer c.Close()
+	assert.Equal(t, 3, c.NumLabels())
+	assert.Empty(t, c.NewlyInitialized)
+	r, err := llama.LoadClassifier(filepath.Join(outDir, "stsb", "adamw"), llama.Options{}, nil, 1)
+	require.NoError(t, err)
+	defer r.Close()
+	assert.Equal(t, 1, r.NumLabels())
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/blockllm/blockllm-go/eval/metrics"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/hf/roberta"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
@@ -126,10 +127,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return runPPL(o, tok, dev, dt, stdout, stderr)
 	}
-	if mt != "roberta" {
-		return fmt.Errorf("--task needs a RoBERTa sequence classifier; %s has model_type %q", o.model, mt)
+	if mt != "roberta" && mt != "llama" {
+		return fmt.Errorf("--task needs a RoBERTa or Llama sequence classifier; %s has model_type %q", o.model, mt)
 	}
-	return runGLUE(o, tok, dev, dt, stdout, stderr)
+	return runGLUE(o, mt, tok, dev, dt, stdout, stderr)
 }
 
 func loadTokenizer(o *options) (*tokenizer.Tokenizer, error) {
@@ -252,14 +253,43 @@ func fileTokens(file string, tok *tokenizer.Tokenizer, maxTokens int) ([]int, er
 	return ids, nil
 }
 
-func runGLUE(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
+// glueModel is a fine-tuned sequence classifier: RoBERTa or Llama with a score head.
+type glueModel interface {
+	nn.Model
+	NumLabels() int
+}
+
+// loadClassifier loads the classifier of model type mt, the parameters it had to
+// initialise (none for a fine-tuned model) and its pad id.
+func loadClassifier(o *options, mt string, dev torch.Device, dt torch.DType) (glueModel, []string, int, error) {
+	if mt == "llama" {
+		m, err := llama.LoadClassifier(o.model, llama.Options{DType: dt, Device: dev, FusedSDPA: o.fused}, nil, 0)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		pad := 0
+		if m.Cfg.PadTokenID != nil && *m.Cfg.PadTokenID >= 0 {
+			pad = *m.Cfg.PadTokenID
+		} else if len(m.Cfg.EOSTokenIDs) > 0 {
+			pad = m.Cfg.EOSTokenIDs[0]
+		}
+		return m, m.NewlyInitialized, pad, nil
+	}
+	m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, FusedSDPA: o.fused})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return m, m.NewlyInitialized, m.Cfg.PadTokenID, nil
+}
+
+func runGLUE(o *options, mt string, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
 	tasks, err := eval.ParseTasks(o.task)
 	if err != nil {
 		return fmt.Errorf("--task: %w", err)
 	}
 	row := eval.GLUERow{Method: o.model}
 	for _, t := range tasks {
-		m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, FusedSDPA: o.fused})
+		m, fresh, modelPad, err := loadClassifier(o, mt, dev, dt)
 		if err != nil {
 			return err
 		}
@@ -267,9 +297,9 @@ func runGLUE(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DT
 			m.Close()
 			return fmt.Errorf("%s has %d outputs, task %s needs %d (evaluate a model fine-tuned on %s)", o.model, m.NumLabels(), t.Name, t.NumLabels, t.Name)
 		}
-		if len(m.NewlyInitialized) > 0 {
+		if len(fresh) > 0 {
 			m.Close()
-			return fmt.Errorf("%s has no trained classification head (missing %s)", o.model, strings.Join(m.NewlyInitialized, ", "))
+			return fmt.Errorf("%s has no trained classification head (missing %s)", o.model, strings.Join(fresh, ", "))
 		}
 		splits := []string{o.split}
 		if t.Name == "mnli" && (o.split == "validation" || o.split == "dev") {
@@ -288,7 +318,7 @@ func runGLUE(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DT
 			}
 			pad := tok.PAD()
 			if pad < 0 {
-				pad = m.Cfg.PadTokenID
+				pad = modelPad
 			}
 			sc, err := eval.ScoreGLUE(m, ds, ex, o.batch, pad)
 			if err != nil {

@@ -144,3 +144,23 @@ func TestErrors(t *testing.T) {
 	_, err = runArgs(t, "--model", dir, "--ppl", tinyTok, "--seq-len", "4096")
 	assert.ErrorContains(t, err, "exceeds the model's max_position_embeddings 128")
 }
+
+// TestGLUEScoreLlama: a causal LM without a score head is refused for GLUE scoring; a
+// Llama classifier is scored.
+func TestGLUEScoreLlama(t *testing.T) {
+	glueDir, cleanup, err := data.DemoGLUEDir()
+	require.NoError(t, err)
+	defer cleanup()
+	_, err = runArgs(t, "--model", "../../testdata/hf/llama-tiny", "--task", "sst2", "--data", glueDir)
+	assert.ErrorContains(t, err, "no trained classification head (missing score.weight)")
+	c, err := llama.LoadClassifier("../../testdata/hf/llama-tiny", llama.Options{}, []string{"negative", "positive"}, 3)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, c.Save(dir))
+	c.Close()
+	out, err := runArgs(t, "--model", dir, "--task", "sst2", "--data", glueDir, "--json")
+	require.NoError(t, err)
+	evs := events(t, out)
+	require.Len(t, evs, 2)
+	assert.Equal(t, 400.0, evs[0]["n"])
+}

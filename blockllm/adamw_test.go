@@ -117,7 +117,15 @@ func TestAdamWGolden(t *testing.T) {
 }
 
 // TestAdamWFormula checks two steps (bias correction of step 2) against the formula.
+// TestAdamWFormula checks two steps against the formula, per-tensor and with the
+// multi-tensor (Fused) path.
 func TestAdamWFormula(t *testing.T) {
+	for _, fused := range []bool{false, true} {
+		t.Run(fmt.Sprint("fused=", fused), func(t *testing.T) { adamWFormula(t, fused) })
+	}
+}
+
+func adamWFormula(t *testing.T, fused bool) {
 	ps := nn.NewParams("formula")
 	defer ps.Close()
 	w0 := []float32{0.5, -1, 2, 0.1}
@@ -125,7 +133,7 @@ func TestAdamWFormula(t *testing.T) {
 	ps.Add("w", ps.Store.FromFloat32(w0, 4), 0)
 	m := paramsModel{ps}
 	lr, b1, b2, eps, wd := 0.01, 0.8, 0.99, 1e-6, 0.05
-	o, err := NewAdamW(m, AdamConfig{Beta1: b1, Beta2: b2, Eps: eps, WeightDecay: wd})
+	o, err := NewAdamW(m, AdamConfig{Beta1: b1, Beta2: b2, Eps: eps, WeightDecay: wd, Fused: fused})
 	require.NoError(t, err)
 	defer o.Close()
 	p := make([]float64, 4)

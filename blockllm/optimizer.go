@@ -64,6 +64,10 @@ type AdamConfig struct {
 	// StateF32 keeps the moments in float32 whatever the parameter dtype (useful for
 	// bf16 weights); otherwise they have the parameter's dtype, as in torch.
 	StateF32 bool
+	// Fused updates all dense parameters (without master copies) in one multi-tensor
+	// call: libtorch's fused AdamW kernel on CUDA with libtorch 2.1+ when the parameters,
+	// gradients and moments share one dtype; elsewhere the same per-tensor math.
+	Fused bool
 	// MasterF32 keeps, for bf16/f16 parameters, a float32 master copy of every tensor
 	// being updated (for BlockLLM only the block, or only its masked coordinates), with
 	// float32 moments: the update runs on the master and the parameter receives its
@@ -203,16 +207,7 @@ func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr floa
 	dt := a.stateDType(p)
 	dev := p.T.Device()
 	if maskFrac <= 0 || maskFrac >= 1 {
-		if !mo.m.Valid() {
-			shape := p.T.Shape()
-			mo.m = a.store.Zeros(shape, dt, dev)
-			mo.v = a.store.Zeros(shape, dt, dev)
-			mo.step = 0
-			if a.useMaster(p) {
-				mo.master = a.store.Empty(shape, torch.F32, dev)
-				mo.master.CopyFrom(p.T)
-			}
-		}
+		a.initDense(p, mo)
 		mo.step++
 		if mo.master.Valid() {
 			torch.AdamWStep(mo.master, g, mo.m, mo.v, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, mo.step)
@@ -251,10 +246,31 @@ func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr floa
 	})
 }
 
+// initDense creates zeroed dense moments (and the master copy) on p's first update.
+func (a *adamState) initDense(p *nn.Param, mo *moments) {
+	if mo.m.Valid() {
+		return
+	}
+	shape := p.T.Shape()
+	dt, dev := a.stateDType(p), p.T.Device()
+	mo.m = a.store.Zeros(shape, dt, dev)
+	mo.v = a.store.Zeros(shape, dt, dev)
+	mo.step = 0
+	if a.useMaster(p) {
+		mo.master = a.store.Empty(shape, torch.F32, dev)
+		mo.master.CopyFrom(p.T)
+	}
+}
+
 // stepParams updates every parameter of ps that has a gradient and frees the
-// gradients. maskFor gives each parameter's mask fraction (nil: dense).
+// gradients. maskFor gives each parameter's mask fraction (nil: dense). With
+// AdamConfig.Fused the dense parameters without master copies are updated in one
+// multi-tensor call (libtorch's fused kernel where it applies).
 func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Param) float64) error {
 	return torch.WithScope(func(s *torch.Scope) error {
+		var fp, fg, fm, fv []*torch.Tensor
+		var fsteps []int64
+		var done []*nn.Param
 		for _, p := range ps {
 			g := p.T.GradIn(s)
 			if g == nil {
@@ -264,8 +280,24 @@ func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Para
 			if maskFor != nil {
 				frac = maskFor(p)
 			}
+			if a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p) {
+				mo := a.ensure(p)
+				a.initDense(p, mo)
+				mo.step++
+				fp, fg, fm, fv = append(fp, p.T), append(fg, g), append(fm, mo.m), append(fv, mo.v)
+				fsteps = append(fsteps, mo.step)
+				done = append(done, p)
+				continue
+			}
 			a.update(s, p, g, lr, frac)
 			p.T.ZeroGrad(true)
+		}
+		if len(fp) > 0 {
+			c := a.cfg
+			torch.AdamWStepMulti(fp, fg, fm, fv, fsteps, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, true)
+			for _, p := range done {
+				p.T.ZeroGrad(true)
+			}
 		}
 		return nil
 	})

@@ -638,3 +638,35 @@ func Checkpoint(id int64, x, token unsafe.Pointer) (unsafe.Pointer, error) {
 	err = check(C.bt_checkpoint(C.int64_t(id), C.bt_tensor(x), C.bt_tensor(token), &out))
 	return unsafe.Pointer(out), err
 }
+
+// cArray copies handles into a C array the caller frees.
+func cArray(hs []unsafe.Pointer) *C.bt_tensor {
+	arr := (*[1 << 20]C.bt_tensor)(C.malloc(C.size_t(len(hs)) * C.size_t(unsafe.Sizeof(C.bt_tensor(nil)))))[:len(hs):len(hs)]
+	for i, h := range hs {
+		arr[i] = C.bt_tensor(h)
+	}
+	return &arr[0]
+}
+
+// AdamWMulti performs one AdamW update of every (p, g, m, v) in one call, each with its
+// own step count; with fused, libtorch's fused multi-tensor kernel runs where it can
+// (CUDA, libtorch 2.1+, one dtype), which the result reports.
+func AdamWMulti(ps, gs, ms, vs []unsafe.Pointer, steps []int64, lr, beta1, beta2, eps, wd float64, fused bool) (bool, error) {
+	n := len(ps)
+	if n == 0 {
+		return false, nil
+	}
+	if len(gs) != n || len(ms) != n || len(vs) != n || len(steps) != n {
+		return false, errors.New("adamw_multi: lists of different lengths")
+	}
+	cp, cg, cm, cv := cArray(ps), cArray(gs), cArray(ms), cArray(vs)
+	defer C.free(unsafe.Pointer(cp))
+	defer C.free(unsafe.Pointer(cg))
+	defer C.free(unsafe.Pointer(cm))
+	defer C.free(unsafe.Pointer(cv))
+	var used C.int
+	err := check(C.bt_adamw_multi(cp, cg, cm, cv, i64p(steps), C.int(n), C.double(lr), C.double(beta1), C.double(beta2),
+		C.double(eps), C.double(wd), b2i(fused), &used))
+	runtime.KeepAlive(steps)
+	return used != 0, err
+}

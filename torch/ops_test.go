@@ -462,3 +462,39 @@ func TestLibrary(t *testing.T) {
 	_, err = torch.ParseDType("f8")
 	assert.Error(t, err)
 }
+
+// TestAdamWStepMulti: the multi-tensor call equals per-tensor AdamWStep, with each
+// tensor's own step count.
+func TestAdamWStepMulti(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(8, torch.CPU)
+	defer g.Close()
+	mk := func(shape ...int64) *torch.Tensor { return s.Randn(shape, torch.F32, testDevice, g) }
+	shapes := [][]int64{{3, 4}, {5}, {2, 2, 2}}
+	var p1, p2, gs, m1, m2, v1, v2 []*torch.Tensor
+	for _, sh := range shapes {
+		p := mk(sh...)
+		p1 = append(p1, p)
+		p2 = append(p2, p.Clone())
+		gs = append(gs, mk(sh...))
+		m := mk(sh...).Abs().MulScalar(0.1)
+		v := mk(sh...).Abs().MulScalar(0.01)
+		m1, m2 = append(m1, m), append(m2, m.Clone())
+		v1, v2 = append(v1, v), append(v2, v.Clone())
+	}
+	steps := []int64{1, 7, 30}
+	for i := range p1 {
+		torch.AdamWStep(p1[i], gs[i], m1[i], v1[i], 1e-2, 0.9, 0.999, 1e-8, 0.1, steps[i])
+	}
+	fused := torch.AdamWStepMulti(p2, gs, m2, v2, steps, 1e-2, 0.9, 0.999, 1e-8, 0.1, true)
+	if !testDevice.IsCUDA() {
+		assert.False(t, fused, "no fused kernel on CPU")
+	}
+	for i := range p1 {
+		near(t, p1[i].Float64s(), p2[i].Float64s(), 1e-6, "param")
+		near(t, m1[i].Float64s(), m2[i].Float64s(), 1e-6, "exp_avg")
+		near(t, v1[i].Float64s(), v2[i].Float64s(), 1e-6, "exp_avg_sq")
+	}
+	assert.ErrorContains(t, torch.Try(func() { torch.AdamWStepMulti(p2, gs[:2], m2, v2, steps, 1e-2, 0.9, 0.999, 1e-8, 0, false) }), "different lengths")
+}

@@ -859,6 +859,52 @@ const char* bt_adamw_step(bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, do
   })
 }
 
+// AdamW over n tensors in one call. With fused set, on CUDA with libtorch 2.1+, when every
+// list shares one dtype and device, libtorch's fused multi-tensor kernel runs
+// (at::_fused_adamw_, as torch.optim.AdamW(fused=True)); otherwise each tensor takes
+// the single-tensor path of bt_adamw_step. *used_fused reports which ran.
+const char* bt_adamw_multi(const bt_tensor* ps, const bt_tensor* gs, const bt_tensor* ms, const bt_tensor* vs,
+                           const int64_t* steps, int n, double lr, double beta1, double beta2, double eps,
+                           double weight_decay, int fused, int* used_fused) {
+  BT_TRY({
+    *used_fused = 0;
+    if (n <= 0) return nullptr;
+#if defined(BT_CUDA) && BT_VERSION_AT_LEAST(2, 1)
+    if (fused) {
+      bool ok = true;
+      auto dev = T(ps[0]).device();
+      auto dt = T(ps[0]).scalar_type();
+      for (int i = 0; i < n && ok; i++) {
+        for (bt_tensor h : {ps[i], gs[i], ms[i], vs[i]}) {
+          const auto& t = T(h);
+          if (!t.is_cuda() || t.device() != dev || t.scalar_type() != dt || !t.is_contiguous()) ok = false;
+        }
+      }
+      if (ok) {
+        torch::NoGradGuard ng;
+        std::vector<at::Tensor> P, G, M, V, S;
+        for (int i = 0; i < n; i++) {
+          P.push_back(T(ps[i]));
+          G.push_back(T(gs[i]));
+          M.push_back(T(ms[i]));
+          V.push_back(T(vs[i]));
+          S.push_back(at::full({}, static_cast<double>(steps[i]), T(ps[i]).options().dtype(at::kFloat)));
+        }
+        at::_fused_adamw_(P, G, M, V, {}, S, lr, beta1, beta2, weight_decay, eps, false, false);
+        *used_fused = 1;
+        return nullptr;
+      }
+    }
+#else
+    (void)fused;
+#endif
+    for (int i = 0; i < n; i++) {
+      const char* err = bt_adamw_step(ps[i], gs[i], ms[i], vs[i], lr, beta1, beta2, eps, weight_decay, steps[i]);
+      if (err != nullptr) return err;
+    }
+  })
+}
+
 // ---- autograd ---------------------------------------------------------------------------
 
 const char* bt_set_requires_grad(bt_tensor t, int on) {

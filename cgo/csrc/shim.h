@@ -130,6 +130,7 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   /* in-place updates (never recorded by autograd) */ \
   X(bt_inplace, (int op, bt_tensor a, bt_tensor b, bt_tensor c, double s1, double s2), (op, a, b, c, s1, s2)) \
   X(bt_adamw_step, (bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step), (p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)) \
+  X(bt_adamw_multi, (const bt_tensor* ps, const bt_tensor* gs, const bt_tensor* ms, const bt_tensor* vs, const int64_t* steps, int n, double lr, double beta1, double beta2, double eps, double weight_decay, int fused, int* used_fused), (ps, gs, ms, vs, steps, n, lr, beta1, beta2, eps, weight_decay, fused, used_fused)) \
   /* autograd */ \
   X(bt_set_requires_grad, (bt_tensor t, int on), (t, on)) \
   X(bt_backward, (bt_tensor t, bt_tensor grad, int retain_graph), (t, grad, retain_graph)) \

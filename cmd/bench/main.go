@@ -91,7 +91,7 @@ type options struct {
 	sparsity, lr, mask           float64
 	patience, probeRows          int
 	seed                         uint64
-	stateF32, masterF32          bool
+	stateF32, masterF32, fused   bool
 	recompute, noFusedSDPA       bool
 	lossChunk                    int
 	compare                      string
@@ -118,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
 	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
 	fs.BoolVar(&o.masterF32, "master-f32", false, "float32 master copies (and moments) of the updated tensors for bf16/f16 weights")
+	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel on CUDA, 2.1+)")
 	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
 	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
@@ -157,7 +158,7 @@ func loadConfig(name string) (*config.LlamaConfig, error) {
 }
 
 func newOptimizer(o *options, m *llama.Model) (blockllm.Optimizer, error) {
-	adam := blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32}
+	adam := blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.fused}
 	switch o.method {
 	case "adamw":
 		return blockllm.NewAdamW(m, adam)
@@ -228,7 +229,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.recompute, "recompute"},
+	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
 		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
 		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)}} {
 		if f.on {

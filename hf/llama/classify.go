@@ -96,9 +96,7 @@ func NewClassifier(c *config.LlamaConfig, o Options, labels []string, seed uint6
 	if err != nil {
 		return nil, err
 	}
-	g := torch.NewGenerator(seed, torch.CPU)
-	defer g.Close()
-	if err := m.InitParams(classifierSpecs(c, len(labels)), m.DType, o.Device, g); err != nil {
+	if err := m.InitSeeded(classifierSpecs(c, len(labels)), m.DType, o.Device, seed); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("llama: init: %w", err)
 	}

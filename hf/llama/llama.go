@@ -166,9 +166,7 @@ func New(c *config.LlamaConfig, o Options, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := torch.NewGenerator(seed, torch.CPU)
-	defer g.Close()
-	if err := m.InitParams(specs(c), m.DType, o.Device, g); err != nil {
+	if err := m.InitSeeded(specs(c), m.DType, o.Device, seed); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("llama: init: %w", err)
 	}

@@ -119,6 +119,14 @@ func (p *Params) InitParams(specs []Spec, dt torch.DType, dev torch.Device, g *t
 	})
 }
 
+// InitSeeded is InitParams drawing from a CPU generator seeded with seed (the same
+// values on every device).
+func (p *Params) InitSeeded(specs []Spec, dt torch.DType, dev torch.Device, seed uint64) error {
+	g := torch.NewGenerator(seed, torch.CPU)
+	defer g.Close()
+	return p.InitParams(specs, dt, dev, g)
+}
+
 // LoadOptions adjust LoadParams.
 type LoadOptions struct {
 	// Ignore names checkpoint tensors the model does not use (e.g. rotary inv_freq

@@ -158,9 +158,7 @@ func New(c *config.RobertaConfig, o Options, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := torch.NewGenerator(seed, torch.CPU)
-	defer g.Close()
-	if err := m.InitParams(specs(m.Cfg), m.DType, o.Device, g); err != nil {
+	if err := m.InitSeeded(specs(m.Cfg), m.DType, o.Device, seed); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("roberta: init: %w", err)
 	}

@@ -141,16 +141,11 @@ func LoadClassifier(dir string, o Options, labels []string, seed uint64) (*Class
 	defer g.Close()
 	lo := nn.LoadOptions{
 		Ignore: func(k string) bool {
-			return strings.HasSuffix(k, "rotary_emb.inv_freq") || k == "lm_head.weight" || (!headFits && k == "score.weight")
+			return strings.HasSuffix(k, "rotary_emb.inv_freq") || k == "lm_head.weight"
 		},
 		InitMissing: func(n string) bool { return n == "score.weight" },
+		Fresh:       func(n string) bool { return !headFits && n == "score.weight" },
 		Gen:         g,
-		Key: func(n string) string {
-			if n == "score.weight" && !headFits {
-				return "\x00new:" + n // a fresh head
-			}
-			return n
-		},
 	}
 	fresh, err := m.LoadParams(dir, classifierSpecs(c, len(labels)), m.DType, o.Device, lo)
 	if err != nil {

@@ -137,7 +137,11 @@ type LoadOptions struct {
 	// InitMissing names parameters that may be absent (a new task head): they are
 	// initialised from their Spec with Gen and listed in the result.
 	InitMissing func(name string) bool
-	Gen         *torch.Generator
+	// Fresh names parameters initialised from their Spec with Gen even when the
+	// checkpoint has them (a task head of another size); their checkpoint tensors are
+	// not reported as unexpected. They are listed in the result.
+	Fresh func(name string) bool
+	Gen   *torch.Generator
 }
 
 // LoadParams reads every parameter of specs from a checkpoint (a directory with
@@ -158,9 +162,15 @@ func (p *Params) LoadParams(dir string, specs []Spec, dt torch.DType, dev torch.
 	}
 	want := map[string]bool{}
 	var missing, badShape, unexpected, initialised []string
+	fresh := map[string]bool{}
 	for _, sp := range specs {
 		k := key(sp.Name)
 		want[k] = true
+		if o.Fresh != nil && o.Fresh(sp.Name) {
+			fresh[sp.Name] = true
+			initialised = append(initialised, sp.Name)
+			continue
+		}
 		info, ok := src.Info(k)
 		if !ok {
 			if o.InitMissing != nil && o.InitMissing(sp.Name) {
@@ -199,7 +209,7 @@ func (p *Params) LoadParams(dir string, specs []Spec, dt torch.DType, dev torch.
 	err = torch.Try(func() {
 		for _, sp := range specs {
 			info, ok := src.Info(key(sp.Name))
-			if !ok { // allowed by InitMissing
+			if !ok || fresh[sp.Name] { // allowed by InitMissing or asked for by Fresh
 				if err := p.InitParams([]Spec{sp}, dt, dev, o.Gen); err != nil {
 					panic(err)
 				}

@@ -201,15 +201,12 @@ func Load(dir string, o Options) (*Model, error) {
 	defer g.Close()
 	lo := nn.LoadOptions{
 		Ignore: func(k string) bool {
-			return strings.Contains(k, "pooler.") || strings.HasPrefix(k, "lm_head.") ||
-				strings.HasSuffix(k, "position_ids") || (!headFits && strings.HasPrefix(k, "classifier."))
+			return strings.Contains(k, "pooler.") || strings.HasPrefix(k, "lm_head.") || strings.HasSuffix(k, "position_ids")
 		},
 		InitMissing: func(n string) bool { return strings.HasPrefix(n, "classifier.") },
+		Fresh:       func(n string) bool { return !headFits && strings.HasPrefix(n, "classifier.") },
 		Gen:         g,
 		Key: func(n string) string {
-			if !headFits && strings.HasPrefix(n, "classifier.") {
-				return "\x00new:" + n // force a fresh head
-			}
 			if !prefixed {
 				return strings.TrimPrefix(n, "roberta.")
 			}

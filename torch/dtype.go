@@ -2,6 +2,7 @@ package torch
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -137,4 +138,24 @@ func ParseDevice(s string) (Device, error) {
 		return CUDA(n), nil
 	}
 	return Device{}, fmt.Errorf("torch: bad device %q (want cpu, cuda or cuda:N)", s)
+}
+
+// DeviceEnv is the environment variable naming the device tests run on.
+const DeviceEnv = "BLOCKLLM_DEVICE"
+
+// DeviceFromEnv loads the shim and returns the device named by $BLOCKLLM_DEVICE (CPU
+// when unset): the test suites and scripts/gpu-check.sh use it to run on a GPU.
+func DeviceFromEnv() (Device, error) {
+	if err := Init(); err != nil {
+		return Device{}, err
+	}
+	d := os.Getenv(DeviceEnv)
+	if d == "" {
+		return CPU, nil
+	}
+	dev, err := ParseDevice(d)
+	if err != nil {
+		return Device{}, fmt.Errorf("%s: %w", DeviceEnv, err)
+	}
+	return dev, nil
 }

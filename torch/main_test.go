@@ -12,18 +12,12 @@ import (
 var testDevice = torch.CPU
 
 func TestMain(m *testing.M) {
-	if err := torch.Init(); err != nil {
+	dev, err := torch.DeviceFromEnv()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if d := os.Getenv("BLOCKLLM_DEVICE"); d != "" {
-		dev, err := torch.ParseDevice(d)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		testDevice = dev
-	}
+	testDevice = dev
 	torch.SetNumThreads(0)
 	os.Exit(m.Run())
 }

@@ -498,3 +498,17 @@ func TestAdamWStepMulti(t *testing.T) {
 	}
 	assert.ErrorContains(t, torch.Try(func() { torch.AdamWStepMulti(p2, gs[:2], m2, v2, steps, 1e-2, 0.9, 0.999, 1e-8, 0, false) }), "different lengths")
 }
+
+func TestDeviceFromEnv(t *testing.T) {
+	t.Setenv(torch.DeviceEnv, "")
+	d, err := torch.DeviceFromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, torch.CPU, d)
+	t.Setenv(torch.DeviceEnv, "cuda:1")
+	d, err = torch.DeviceFromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, torch.CUDA(1), d)
+	t.Setenv(torch.DeviceEnv, "tpu")
+	_, err = torch.DeviceFromEnv()
+	assert.ErrorContains(t, err, "BLOCKLLM_DEVICE")
+}

@@ -65,7 +65,7 @@ type AdamConfig struct {
 	// bf16 weights); otherwise they have the parameter's dtype, as in torch.
 	StateF32 bool
 	// Fused updates all dense parameters (without master copies) in one multi-tensor
-	// call: libtorch's fused AdamW kernel on CUDA with libtorch 2.1+ when the parameters,
+	// call: libtorch's fused AdamW kernel (CUDA with libtorch 2.1+, CPU with 2.4+) when the parameters,
 	// gradients and moments share one dtype; elsewhere the same per-tensor math.
 	Fused bool
 	// MasterF32 keeps, for bf16/f16 parameters, a float32 master copy of every tensor

@@ -777,9 +777,9 @@ func AllClose(a, b *Tensor, rtol, atol float64) bool {
 
 // AdamWStepMulti performs one AdamW update of every ps[i] from gs[i] with moments ms[i],
 // vs[i] and step count steps[i] (from 1), in one call. With fused, libtorch's fused
-// multi-tensor kernel (torch.optim.AdamW(fused=True)) runs where it can: CUDA,
-// libtorch 2.1+, one dtype for all tensors. It reports whether it did; otherwise each
-// tensor takes AdamWStep's path.
+// multi-tensor kernel (torch.optim.AdamW(fused=True)) runs where it can: CUDA with
+// libtorch 2.1+ or CPU with 2.4+, one dtype and device for all tensors. It reports
+// whether it did; otherwise each tensor takes AdamWStep's path.
 func AdamWStepMulti(ps, gs, ms, vs []*Tensor, steps []int64, lr, beta1, beta2, eps, weightDecay float64, fused bool) bool {
 	hs := func(ts []*Tensor) []unsafe.Pointer { return handles("adamw_multi", ts) }
 	used, err := cgo.AdamWMulti(hs(ps), hs(gs), hs(ms), hs(vs), steps, lr, beta1, beta2, eps, weightDecay, fused)

@@ -374,6 +374,15 @@ func Version() string {
 	return v
 }
 
+// VersionAtLeast reports whether the loaded libtorch is major.minor or newer.
+func VersionAtLeast(major, minor int) bool {
+	var maj, min int
+	if _, err := fmt.Sscanf(Version(), "%d.%d", &maj, &min); err != nil {
+		fail("version", fmt.Errorf("unparsable libtorch version %q", Version()))
+	}
+	return maj > major || (maj == major && min >= minor)
+}
+
 // CUDAAvailable reports whether libtorch can use CUDA.
 func CUDAAvailable() bool {
 	mustInit("cuda_available")

@@ -324,7 +324,9 @@ const char* bt_mem_stats(int devtype, int devidx, int64_t* current, int64_t* pea
     } else {
 #if defined(BT_CUDA)
       auto s = c10::cuda::CUDACachingAllocator::getDeviceStats(devidx);
-      auto agg = static_cast<size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
+      // Index 0 is StatType::AGGREGATE in every version; the enum itself moved from
+      // c10::cuda::CUDACachingAllocator to c10::CachingDeviceAllocator in 2.5.
+      const size_t agg = 0;
       *current = s.allocated_bytes[agg].current;
       *peak = s.allocated_bytes[agg].peak;
 #else
@@ -859,25 +861,40 @@ const char* bt_adamw_step(bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, do
   })
 }
 
-// AdamW over n tensors in one call. With fused set, on CUDA with libtorch 2.1+, when every
-// list shares one dtype and device, libtorch's fused multi-tensor kernel runs
-// (at::_fused_adamw_, as torch.optim.AdamW(fused=True)); otherwise each tensor takes
-// the single-tensor path of bt_adamw_step. *used_fused reports which ran.
+// fused_adamw_device: whether libtorch has at::_fused_adamw_ for tensors on t's device
+// (CUDA from 2.1 when the shim is built with BT_CUDA; CPU from 2.4).
+#if BT_VERSION_AT_LEAST(2, 1)
+static bool fused_adamw_device(const at::Tensor& t) {
+#if defined(BT_CUDA)
+  if (t.is_cuda()) return true;
+#endif
+#if BT_VERSION_AT_LEAST(2, 4)
+  if (t.is_cpu()) return true;
+#endif
+  (void)t;
+  return false;
+}
+#endif
+
+// AdamW over n tensors in one call. With fused set, where libtorch has the fused
+// multi-tensor kernel (see fused_adamw_device) and every list shares one dtype and
+// device, at::_fused_adamw_ runs (as torch.optim.AdamW(fused=True)); otherwise each
+// tensor takes the single-tensor path of bt_adamw_step. *used_fused reports which ran.
 const char* bt_adamw_multi(const bt_tensor* ps, const bt_tensor* gs, const bt_tensor* ms, const bt_tensor* vs,
                            const int64_t* steps, int n, double lr, double beta1, double beta2, double eps,
                            double weight_decay, int fused, int* used_fused) {
   BT_TRY({
     *used_fused = 0;
     if (n <= 0) return nullptr;
-#if defined(BT_CUDA) && BT_VERSION_AT_LEAST(2, 1)
-    if (fused) {
+#if BT_VERSION_AT_LEAST(2, 1)
+    if (fused && fused_adamw_device(T(ps[0]))) {
       bool ok = true;
       auto dev = T(ps[0]).device();
       auto dt = T(ps[0]).scalar_type();
       for (int i = 0; i < n && ok; i++) {
         for (bt_tensor h : {ps[i], gs[i], ms[i], vs[i]}) {
           const auto& t = T(h);
-          if (!t.is_cuda() || t.device() != dev || t.scalar_type() != dt || !t.is_contiguous()) ok = false;
+          if (t.device() != dev || t.scalar_type() != dt || !t.is_contiguous()) ok = false;
         }
       }
       if (ok) {
@@ -888,6 +905,8 @@ const char* bt_adamw_multi(const bt_tensor* ps, const bt_tensor* gs, const bt_te
           G.push_back(T(gs[i]));
           M.push_back(T(ms[i]));
           V.push_back(T(vs[i]));
+          // torch.optim keeps each step as a float32 tensor on the device and adds 1
+          // before the kernel reads it; steps[i] already counts this update.
           S.push_back(at::full({}, static_cast<double>(steps[i]), T(ps[i]).options().dtype(at::kFloat)));
         }
         at::_fused_adamw_(P, G, M, V, {}, S, lr, beta1, beta2, weight_decay, eps, false, false);

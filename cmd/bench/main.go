@@ -118,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
 	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
 	fs.BoolVar(&o.masterF32, "master-f32", false, "float32 master copies (and moments) of the updated tensors for bf16/f16 weights")
-	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel on CUDA, 2.1+)")
+	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel: CUDA with 2.1+, CPU with 2.4+)")
 	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
 	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")

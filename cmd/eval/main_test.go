@@ -85,7 +85,7 @@ func TestPerplexityFiles(t *testing.T) {
 	ids, err := fileTokens(txt, tok, 0)
 	require.NoError(t, err)
 	assert.Equal(t, tok.BOS(), ids[0])
-	m, err := llama.Load(dir, llama.Options{})
+	m, err := llama.Load(dir, llama.Options{FusedSDPA: true}) // as the command (--fused-sdpa defaults on)
 	require.NoError(t, err)
 	defer m.Close()
 	want, err := eval.SlidingWindow(m, ids, eval.WindowOptions{MaxLen: 32, Stride: 32})

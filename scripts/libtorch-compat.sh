@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs the test suite against another Debian release's libtorch (CPU), to check the
+# shim's version guards (DESIGN.md: 1.13 through 2.x) without a GPU:
+#   scripts/libtorch-compat.sh trixie     # libtorch 2.6
+#   scripts/libtorch-compat.sh sid        # the newest Debian has (2.14 on 2026-11-27)
+# As root: debootstraps a minimal chroot of that release (once) under
+# ${COMPAT_ROOT:-/var/tmp/blockllm-compat}, installs libtorch-dev, g++ and OpenBLAS there,
+# builds the test binaries here with Go (`go test -c`, as for the GPU checks), copies the
+# tree into the chroot, rebuilds the shim against the chroot's libtorch and runs every
+# binary from its package directory. The chroot has no Go: this is the same flow as
+# scripts/gpu-check.sh on a device machine. Logs: build/compat-<release>/.
+# COMPAT_PKGS overrides the package list; COMPAT_RUN passes extra -test.run patterns.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+rel=${1:?usage: scripts/libtorch-compat.sh <debian release, e.g. trixie or sid>}
+root=${COMPAT_ROOT:-/var/tmp/blockllm-compat}/$rel
+out=$PWD/build/compat-$rel
+mkdir -p "$out"
+log() { echo "libtorch-compat($rel): $*" | tee -a "$out/summary.txt"; }
+[ "$(id -u)" = 0 ] || { echo "libtorch-compat: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
+
+# 1. the chroot
+if [ ! -x "$root/usr/bin/g++" ] || [ ! -e "$root/usr/include/torch/csrc/api/include/torch/version.h" ]; then
+  command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
+  mkdir -p "$root"
+  [ -x "$root/bin/bash" ] || debootstrap --variant=minbase "$rel" "$root" http://deb.debian.org/debian > "$out/debootstrap.txt" 2>&1 ||
+    { log "debootstrap failed (see $out/debootstrap.txt)"; exit 1; }
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  chroot "$root" bash -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    libtorch-dev libopenblas0-pthread g++ make binutils ca-certificates" > "$out/apt.txt" 2>&1 ||
+    { log "apt-get in the chroot failed (see $out/apt.txt)"; exit 1; }
+fi
+
+# 2. test binaries, built here
+pkgs=${COMPAT_PKGS:-torch cgo hf hf/llama hf/roberta blockllm eval cmd/bench cmd/eval cmd/finetune cmd/pretrain}
+mkdir -p build/compat
+for p in $pkgs; do
+  go test -c -o "build/compat/$(echo "$p" | tr / _).test" "./$p" || { log "go test -c ./$p failed"; exit 1; }
+done
+
+# 3. a copy of the tree (tracked files and the binaries), the shim rebuilt there
+src=$root/src
+rm -rf "$src" && mkdir -p "$src"
+git ls-files -z | xargs -0 cp --parents -t "$src"
+cp -r build/compat "$src/build-compat"
+mount -t proc proc "$root/proc" 2>/dev/null
+trap 'umount "$root/proc" 2>/dev/null' EXIT
+if ! chroot "$root" bash -c "cd /src && make --no-print-directory env && make --no-print-directory build/lib/libblockllm_torch.so" > "$out/shim-build.txt" 2>&1; then
+  log "shim build failed (see $out/shim-build.txt)"; exit 1
+fi
+log "$(grep -o 'libtorch [0-9.]* from [^,]*' "$out/shim-build.txt" | head -1)"
+
+# 4. tests, each from its package directory (fixtures are found relative to it)
+status=0
+for p in $pkgs; do
+  bin=/src/build-compat/$(echo "$p" | tr / _).test
+  f=$out/test-$(echo "$p" | tr / _).txt
+  if chroot "$root" bash -c "cd /src/$p && BLOCKLLM_SHIM=/src/build/lib/libblockllm_torch.so $bin -test.count=1 -test.timeout=20m ${COMPAT_RUN:+-test.run '$COMPAT_RUN'}" > "$f" 2>&1; then
+    log "PASS $p"
+  else
+    log "FAIL $p (see $f)"; status=1
+  fi
+done
+exit $status

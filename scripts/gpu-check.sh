@@ -1,64 +1,110 @@
 #!/usr/bin/env bash
 # GPU checks (DESIGN.md, "GPU"). Rebuilds the shim against this machine's CUDA libtorch
-# (a Python torch with CUDA, or $LIBTORCH), runs the torch, hf and blockllm tests with
-# BLOCKLLM_DEVICE=cuda, then a short cmd/bench run per model.
+# (found by scripts/find-libtorch.sh: $LIBTORCH, a Python torch, or Debian's), runs the
+# torch, hf and blockllm tests with BLOCKLLM_DEVICE=cuda, then cmd/bench per model and
+# method, and prints the ratios against the authors' H100 figures (issue 7).
 #
 # Works without Go: test binaries and the bench binary can be built elsewhere with
 #   make gpu-binaries        (go test -c / go build into build/gpu/)
 # and carried here with cgo/ and scripts/. With Go present, they are built first.
-# Results go to ${OUT:-build/gpu-out}. BENCH_MODELS overrides the bench list.
+# Where the libtorch has no CUDA, the same steps run on the CPU at small sizes (a dry run
+# of this script). Results go to ${OUT:-build/gpu-out}.
+# Knobs: BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
+# --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST (the flags of the
+# extra tuned BlockLLM row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
 mkdir -p "$out" build/lib
-log() { echo "gpu-check: $*" | tee -a "$out/summary.txt"; }
+log() { echo "gpu-check: $(date +%T) $*" | tee -a "$out/summary.txt"; }
 
-# 1. the shim against the CUDA libtorch
-if [ -n "${LIBTORCH:-}" ]; then
-  T=$LIBTORCH; abi=$( (nm -D --defined-only "$T/lib/libc10.so" | grep -c __cxx11) 2>/dev/null || echo 0); [ "$abi" -gt 0 ] && abi=1
+# 1. the shim against this machine's libtorch
+env=$(bash scripts/find-libtorch.sh 2> "$out/find-libtorch.txt") || { cat "$out/find-libtorch.txt"; log "no libtorch found"; exit 1; }
+eval "$(echo "$env" | sed 's/^\([A-Z_]*\)=\(.*\)$/\1="\2"/')"
+log "$(cat "$out/find-libtorch.txt")"
+cuda_flags=()
+dev=cpu
+if [ "$TORCH_CUDA" = 1 ]; then
+  cuda_flags=(-DBT_CUDA -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
+  dev=cuda
 else
-  T=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))') || { log "no Python torch and no LIBTORCH"; exit 1; }
-  abi=$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))')
+  log "this libtorch has no CUDA: dry run on the CPU"
 fi
-log "libtorch at $T (C++11 ABI $abi)"
-g++ -O2 -std=c++17 -shared -fPIC -DBT_CUDA -D_GLIBCXX_USE_CXX11_ABI="$abi" \
-  -I"$T/include" -I"$T/include/torch/csrc/api/include" cgo/csrc/shim.cpp -o build/lib/libblockllm_torch.so \
-  -L"$T/lib" -Wl,--no-as-needed -ltorch -ltorch_cpu -ltorch_cuda -lc10 -lc10_cuda -Wl,--as-needed \
-  -Wl,-rpath,"$T/lib" 2>&1 | tee "$out/shim-build.txt"
-[ -f build/lib/libblockllm_torch.so ] || { log "shim build failed"; exit 1; }
-export LD_LIBRARY_PATH="$PWD/build/lib:$T/lib:${LD_LIBRARY_PATH:-}"
+incs=()
+for d in $TORCH_INCLUDES; do incs+=(-I"$d"); done
+start=$SECONDS
+g++ -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" "${incs[@]}" cgo/csrc/shim.cpp \
+  -o build/lib/libblockllm_torch.so -L"$TORCH_LIBDIR" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -Wl,--as-needed \
+  "${cuda_flags[@]}" -Wl,-rpath,"$TORCH_LIBDIR" > "$out/shim-build.txt" 2>&1
+[ -f build/lib/libblockllm_torch.so ] || { cat "$out/shim-build.txt"; log "shim build failed"; exit 1; }
+log "shim built against libtorch $TORCH_VERSION in $((SECONDS - start)) s"
+export LD_LIBRARY_PATH="$PWD/build/lib:$TORCH_LIBDIR:${LD_LIBRARY_PATH:-}"
 export BLOCKLLM_SHIM="$PWD/build/lib/libblockllm_torch.so"
-export BLOCKLLM_DEVICE=${BLOCKLLM_DEVICE:-cuda}
+export BLOCKLLM_DEVICE=${BLOCKLLM_DEVICE:-$dev}
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "$out/summary.txt"
 
 # 2. binaries (only when Go is here)
 if command -v go >/dev/null 2>&1; then
-  make --no-print-directory gpu-binaries || { log "building test binaries failed"; exit 1; }
+  make --no-print-directory gpu-binaries > "$out/go-build.txt" 2>&1 || { log "building test binaries failed"; exit 1; }
 fi
 
 # 3. tests, each run from its package directory (fixtures are found relative to it)
 status=0
-for pkg in torch hf hf/llama hf/roberta blockllm; do
-  bin=build/gpu/$(echo "$pkg" | tr / _).test
-  if [ ! -x "$bin" ]; then log "SKIP $pkg: $bin not built"; continue; fi
-  if (cd "$pkg" && "$OLDPWD/$bin" -test.count=1 -test.timeout=10m > "$OLDPWD/$out/test-$(echo "$pkg" | tr / _).txt" 2>&1); then
-    log "PASS $pkg"
-  else
-    log "FAIL $pkg (see $out/test-$(echo "$pkg" | tr / _).txt)"; status=1
-  fi
-done
-
-# 4. bench: a few steps per model and method (reference settings: seq 256, bf16)
-if [ -x build/gpu/bench ]; then
-  for spec in ${BENCH_MODELS:-llama-60m:64 llama-350m:32 llama-1b:16}; do
-    model=${spec%%:*}; bs=${spec##*:}
-    for method in adamw blockllm; do
-      build/gpu/bench --model "$model" --method "$method" --batch-size "$bs" --seq-len 256 --dtype bf16 \
-        --device cuda --steps 10 --warmup 2 --sparsity 0.9 ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
-        log "bench $model $method failed"
-    done
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  for pkg in torch hf hf/llama hf/roberta blockllm; do
+    bin=build/gpu/$(echo "$pkg" | tr / _).test
+    f=$out/test-$(echo "$pkg" | tr / _).txt
+    if [ ! -x "$bin" ]; then log "SKIP $pkg: $bin not built"; continue; fi
+    start=$SECONDS
+    if (cd "$pkg" && "$OLDPWD/$bin" -test.count=1 -test.timeout=10m -test.v > "$OLDPWD/$f" 2>&1); then
+      log "PASS $pkg ($((SECONDS - start)) s, $(grep -c -- '--- PASS' "$f") passed, $(grep -c -- '--- SKIP' "$f") skipped)"
+    else
+      log "FAIL $pkg (see $f)"; grep -- '--- FAIL' "$f" | head -20 | tee -a "$out/summary.txt"; status=1
+    fi
   done
+fi
+
+# 4. bench: the reference settings (seq 256, bf16 weights, median of 10 steps after 2
+# warm-ups); for BlockLLM also a tuned row (BENCH_BEST) with chunked loss and fused AdamW.
+if [ -x build/gpu/bench ]; then
+  if [ "$dev" = cuda ]; then
+    models=${BENCH_MODELS:-llama-60m:64 llama-350m:32 llama-1b:16}
+    recompute=${BENCH_RECOMPUTE:-llama-1b:16}
+    steps=(--steps 10 --warmup 2)
+  else
+    models=${BENCH_MODELS:-llama-20m:2}
+    recompute=${BENCH_RECOMPUTE:-llama-20m:2}
+    steps=(--steps 2 --warmup 1)
+  fi
+  best=${BENCH_BEST:---loss-chunk 32 --fused-adamw}
+  bench() { # model batch method sparsity flags...
+    local m=$1 b=$2 meth=$3 sp=$4; shift 4
+    local start=$SECONDS
+    build/gpu/bench --model "$m" --method "$meth" --batch-size "$b" --seq-len 256 --dtype bf16 --device "$dev" \
+      "${steps[@]}" --sparsity "$sp" "$@" ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
+      log "bench $m b=$b $meth $* failed (see $out/bench-stderr.txt)"
+    log "bench $m b=$b $meth s=$sp $* ($((SECONDS - start)) s)"
+  }
+  for spec in $models; do
+    m=${spec%%:*} b=${spec##*:}
+    bench "$m" "$b" adamw 0.9
+    bench "$m" "$b" blockllm 0.9
+    bench "$m" "$b" blockllm 0.9 $best
+  done
+  for spec in $recompute; do
+    m=${spec%%:*} b=${spec##*:}
+    bench "$m" "$b" adamw 0.9 --recompute
+    bench "$m" "$b" blockllm 0.9 --recompute
+    bench "$m" "$b" blockllm 0.9 --recompute $best
+  done
+  if [ "${BENCH_7B:-0}" = 1 ]; then
+    bench llama-7b 4 blockllm 0.95
+    bench llama-7b 4 blockllm 0.95 $best
+    bench llama-7b 4 blockllm 0.95 --recompute $best
+  fi
   log "bench lines: $(wc -l < "$out/bench.jsonl" 2>/dev/null || echo 0)"
   # ratios against the authors' PyTorch figures on an H100 (issue 7's table)
-  build/gpu/bench compare testdata/bench/reference-h100.jsonl "$out/bench.jsonl" 2>&1 | tee "$out/compare.txt" || true
+  build/gpu/bench compare testdata/bench/reference-h100.jsonl "$out/bench.jsonl" > "$out/compare.txt" 2>&1
+  cat "$out/compare.txt"
 fi
 exit $status

@@ -26,7 +26,8 @@ if [ ! -x "$root/usr/bin/g++" ] || [ ! -e "$root/usr/include/torch/csrc/api/incl
   [ -x "$root/bin/bash" ] || debootstrap --variant=minbase "$rel" "$root" http://deb.debian.org/debian > "$out/debootstrap.txt" 2>&1 ||
     { log "debootstrap failed (see $out/debootstrap.txt)"; exit 1; }
   cp /etc/resolv.conf "$root/etc/resolv.conf"
-  chroot "$root" bash -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  # a mirror snapshot older than its Release file's Valid-Until (seen for sid) is still what we want
+  chroot "$root" bash -c "apt-get -o Acquire::Check-Valid-Until=false update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     libtorch-dev libopenblas0-pthread g++ make binutils ca-certificates" > "$out/apt.txt" 2>&1 ||
     { log "apt-get in the chroot failed (see $out/apt.txt)"; exit 1; }
 fi

@@ -56,8 +56,8 @@ func hasOption(l Line, name string) bool {
 // writeComparison prints, for each row of ours with a matching reference row, the
 // tokens/s ratio (ours / reference) and the ratio of peak memory above the weights.
 func writeComparison(w io.Writer, ref, ours []Line) error {
-	fmt.Fprintf(w, "%-9s %-12s %5s %5s %12s %12s %9s %14s %14s %9s\n", "method", "model", "batch", "seq",
-		"tok/s", "ref tok/s", "speed", "above-w MiB", "ref above-w", "memory")
+	fmt.Fprintf(w, "%-9s %-12s %5s %5s %12s %12s %9s %14s %14s %9s  %s\n", "method", "model", "batch", "seq",
+		"tok/s", "ref tok/s", "speed", "above-w MiB", "ref above-w", "memory", "options")
 	matched := 0
 	for _, o := range ours {
 		for _, r := range ref {
@@ -68,8 +68,12 @@ func writeComparison(w io.Writer, ref, ours []Line) error {
 			above := float64(o.PeakMemoryBytes-o.WeightsBytes) / (1 << 20)
 			rabove := float64(r.PeakMemoryBytes-r.WeightsBytes) / (1 << 20)
 			speed, mem := ratio(o.TokensPerS, r.TokensPerS), ratio(above, rabove)
-			fmt.Fprintf(w, "%-9s %-12s %5d %5d %12.1f %12.1f %8.2fx %14.1f %14.1f %8.2fx\n", o.Method, o.Model,
-				o.BatchSize, o.SeqLen, o.TokensPerS, r.TokensPerS, speed, above, rabove, mem)
+			opts := o.Options
+			if o.Sparsity > 0 {
+				opts = strings.TrimSuffix(fmt.Sprintf("s=%g,%s", o.Sparsity, opts), ",")
+			}
+			fmt.Fprintf(w, "%-9s %-12s %5d %5d %12.1f %12.1f %8.2fx %14.1f %14.1f %8.2fx  %s\n", o.Method, o.Model,
+				o.BatchSize, o.SeqLen, o.TokensPerS, r.TokensPerS, speed, above, rabove, mem, opts)
 			break
 		}
 	}

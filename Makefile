@@ -34,7 +34,7 @@ SHIM_CUDA_FLAGS := $(if $(filter 1,$(TORCH_CUDA)),-DBT_CUDA -Wl$(,)--no-as-neede
 $(SHIM): cgo/csrc/shim.cpp cgo/csrc/shim.h $(ENVFILE)
 	@mkdir -p build/lib
 	@echo "shim: building $(SHIM) against libtorch $(TORCH_VERSION) ($(TORCH_SOURCE))"
-	$(CXX) -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) \
+	$(CXX) -O2 -std=$(TORCH_CXXSTD) -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) \
 	  $(addprefix -I,$(TORCH_INCLUDES)) cgo/csrc/shim.cpp -o $(SHIM).tmp \
 	  -L$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 $(SHIM_CUDA_FLAGS) -Wl,--as-needed \
 	  -Wl,-rpath,$(TORCH_LIBDIR)

@@ -318,6 +318,11 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 			if !ok {
 				return p.T
 			}
+			if !torch.GradEnabled() {
+				// a recomputed layer's forward (torch.Checkpoint): no graph, no probe;
+				// backward's recompute, with grad on, makes the probe
+				return p.T
+			}
 			if t := probes[p]; t != nil {
 				return t // one probe per tensor: the norm of the summed gradient
 			}

@@ -74,6 +74,34 @@ func TestLlamaSelection(t *testing.T) {
 		100*float64(o.StateBytes())/float64(full), full)
 }
 
+// TestLlamaSelectionRecompute: the selection pass gives the same gradient norms when the
+// decoder layers are recomputed in backward and the loss is chunked (the probes are made
+// in the recompute, not in the no-grad forward).
+func TestLlamaSelectionRecompute(t *testing.T) {
+	m := loadTinyLlama(t)
+	s := torch.NewScope()
+	defer s.Close()
+	rt, err := NewRandomTokens(m.Config().VocabSize, 2, 16, 1, testDevice)
+	require.NoError(t, err)
+	b, err := rt.Next(s)
+	require.NoError(t, err)
+	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9})
+	require.NoError(t, err)
+	defer o.Close()
+	plain, plainLoss, err := o.probe(b)
+	require.NoError(t, err)
+	m.Opts.Recompute, m.Opts.LossChunk = true, 5
+	defer func() { m.Opts.Recompute, m.Opts.LossChunk = false, 0 }()
+	re, reLoss, err := o.probe(b)
+	require.NoError(t, err)
+	assert.InDelta(t, plainLoss, reLoss, 1e-5)
+	require.Len(t, re, len(plain))
+	for i, p := range o.Eligible() {
+		assert.Positive(t, re[i], "%s: no gradient norm recorded under recompute", p.Name)
+		assert.InDelta(t, plain[i], re[i], 1e-5*plain[i]+1e-9, p.Name)
+	}
+}
+
 // fortunesData packs the embedded fortunes into blocks of T tokens with the llama-tiny
 // tokenizer (vocab 1024).
 func fortunesData(t *testing.T, batch, T int) *TokenBlocks {

@@ -211,6 +211,13 @@ func SetGradEnabled(on bool) (bool, error) {
 	return prev != 0, err
 }
 
+// GradEnabled reports the calling OS thread's grad mode.
+func GradEnabled() (bool, error) {
+	var on C.int
+	err := check(C.bt_is_grad_enabled(&on))
+	return on != 0, err
+}
+
 // MemStats returns the allocator's current and peak bytes on a device (CPU: the shim's
 // counting allocator; CUDA: the caching allocator's allocated bytes).
 func MemStats(devType, devIdx int) (cur, peak int64, err error) {

@@ -4,7 +4,7 @@
 #   2. a Python `torch` install (python3 -c 'import torch'), unless BLOCKLLM_NO_PYTHON_TORCH=1
 #   3. Debian's libtorch-dev (/usr/include/torch, /usr/lib/<multiarch>/libtorch.so)
 # Prints what it found on stderr and KEY=VALUE lines for make on stdout:
-#   TORCH_ROOT TORCH_INCLUDES TORCH_LIBDIR TORCH_VERSION TORCH_CUDA TORCH_ABI TORCH_SOURCE TORCH_STAMP
+#   TORCH_ROOT TORCH_INCLUDES TORCH_LIBDIR TORCH_VERSION TORCH_CUDA TORCH_ABI TORCH_CXXSTD TORCH_SOURCE TORCH_STAMP
 # Supported libtorch versions: 1.13 to 2.x. BLOCKLLM_SKIP_TORCH_VERSION_CHECK=1 bypasses the check.
 set -euo pipefail
 
@@ -32,9 +32,14 @@ else
   fail "no libtorch found. Fix one of: run 'make deps' as root on Debian/Ubuntu (installs libtorch-dev), set LIBTORCH=/path/to/libtorch (unpacked C++ distribution), or install a Python torch (pip install torch)"
 fi
 
+# torch/version.h holds the version up to 2.9; from 2.10 it includes torch/headeronly/version.h.
 vh=""
-for d in $incs; do [ -f "$d/torch/version.h" ] && vh="$d/torch/version.h" && break; done
-[ -n "$vh" ] || fail "no torch/version.h under: $incs"
+for d in $incs; do
+  for f in "$d/torch/version.h" "$d/torch/headeronly/version.h"; do
+    [ -z "$vh" ] && [ -f "$f" ] && grep -q '^#define TORCH_VERSION_MAJOR' "$f" && vh="$f"
+  done
+done
+[ -n "$vh" ] || fail "no torch/version.h (or torch/headeronly/version.h) defining TORCH_VERSION_MAJOR under: $incs"
 major=$(sed -n 's/^#define TORCH_VERSION_MAJOR \([0-9]*\).*/\1/p' "$vh")
 minor=$(sed -n 's/^#define TORCH_VERSION_MINOR \([0-9]*\).*/\1/p' "$vh")
 patch=$(sed -n 's/^#define TORCH_VERSION_PATCH \([0-9]*\).*/\1/p' "$vh")
@@ -52,6 +57,9 @@ if [ -z "$abi" ]; then
   n=$(nm -D --defined-only "$libdir/libc10.so" 2>/dev/null | grep -c '__cxx11' || true)
   [ "${n:-0}" -gt 0 ] && abi=1
 fi
+# libtorch's headers require C++20 from 2.14 (they accept it from 2.13); C++17 before.
+cxxstd=c++17
+if [ "$major" -gt 2 ] || { [ "$major" = 2 ] && [ "$minor" -ge 13 ]; }; then cxxstd=c++20; fi
 stamp="$version:$(stat -c %Y "$libdir/libtorch_cpu.so" 2>/dev/null || echo 0)"
 
 say "libtorch $version from $source at $root (lib $libdir), CUDA=$cuda, C++11 ABI=$abi"
@@ -61,5 +69,6 @@ echo "TORCH_LIBDIR=$libdir"
 echo "TORCH_VERSION=$version"
 echo "TORCH_CUDA=$cuda"
 echo "TORCH_ABI=$abi"
+echo "TORCH_CXXSTD=$cxxstd"
 echo "TORCH_SOURCE=$source"
 echo "TORCH_STAMP=$stamp"

@@ -33,7 +33,7 @@ fi
 incs=()
 for d in $TORCH_INCLUDES; do incs+=(-I"$d"); done
 start=$SECONDS
-g++ -O2 -std=c++17 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" "${incs[@]}" cgo/csrc/shim.cpp \
+g++ -O2 -std="$TORCH_CXXSTD" -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" "${incs[@]}" cgo/csrc/shim.cpp \
   -o build/lib/libblockllm_torch.so -L"$TORCH_LIBDIR" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -Wl,--as-needed \
   "${cuda_flags[@]}" -Wl,-rpath,"$TORCH_LIBDIR" > "$out/shim-build.txt" 2>&1
 [ -f build/lib/libblockllm_torch.so ] || { cat "$out/shim-build.txt"; log "shim build failed"; exit 1; }

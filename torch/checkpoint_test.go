@@ -106,3 +106,23 @@ func TestCheckpointSavesMemory(t *testing.T) {
 	t.Logf("bytes held after forward: plain %d, recompute %d", plain, recomputed)
 	assert.Less(t, recomputed*4, plain, "recompute holds far fewer activation bytes")
 }
+
+// TestGradEnabledInCheckpoint: a checkpointed function sees grad mode off when
+// Checkpoint runs it forward and on when backward recomputes it; NoGrad turns it off.
+func TestGradEnabledInCheckpoint(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	assert.True(t, torch.GradEnabled())
+	torch.NoGrad(func() { assert.False(t, torch.GradEnabled()) })
+	var seen []bool
+	x := s.Ones([]int64{3}, torch.F32, testDevice).SetRequiresGrad(true)
+	token := s.Zeros(nil, torch.F32, testDevice).SetRequiresGrad(true)
+	y := torch.Checkpoint(x, token, func(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+		seen = append(seen, torch.GradEnabled())
+		return x.Square()
+	})
+	y.Sum().Backward()
+	assert.Equal(t, []bool{false, true}, seen, "forward without grad, recompute with")
+	assert.Equal(t, []float64{2, 2, 2}, x.Grad().Float64s())
+	assert.True(t, torch.GradEnabled())
+}

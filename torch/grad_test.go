@@ -183,6 +183,9 @@ func TestGradients(t *testing.T) {
 		}, []input{in(2, 4), in(4), in(4)}},
 		{"rms norm", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor { return xs[0].RMSNorm(xs[1], 1e-6) },
 			[]input{in(2, 4), in(4)}},
+		{"rms norm 3d", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor { return xs[0].RMSNorm(xs[1], 1e-6) },
+			[]input{in(2, 3, 4), in(4)}},
+		{"rms norm no weight", un(func(x *torch.Tensor) *torch.Tensor { return x.RMSNorm(nil, 1e-6) }), []input{in(3, 4)}},
 		{"dropout eval", un(func(x *torch.Tensor) *torch.Tensor { return x.Dropout(0.3, false) }), []input{in(3)}},
 		{"sdpa causal", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
 			return torch.ScaledDotProductAttention(xs[0], xs[1], xs[2], torch.SDPAOptions{Causal: true})

@@ -511,3 +511,44 @@ func TestDeviceFromEnv(t *testing.T) {
 	_, err = torch.DeviceFromEnv()
 	assert.ErrorContains(t, err, "BLOCKLLM_DEVICE")
 }
+
+// TestRMSNormBF16 checks the one-node RMSNorm against Hugging Face's composed formula
+// (weight * (x.float() * rsqrt(mean(x.float()^2) + eps)).to(bf16)) in bf16: outputs and
+// both gradients, to bf16 rounding.
+func TestRMSNormBF16(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(3, torch.CPU)
+	defer g.Close()
+	x0 := s.Randn([]int64{3, 5, 64}, torch.F32, testDevice, g).MulScalar(3)
+	w0 := s.Randn([]int64{64}, torch.F32, testDevice, g)
+	up := s.Randn([]int64{3, 5, 64}, torch.F32, testDevice, g).To(torch.BF16)
+	run := func(fused bool) (y, gx, gw []float64) {
+		x := x0.To(torch.BF16).SetRequiresGrad(true)
+		w := w0.To(torch.BF16).SetRequiresGrad(true)
+		var out *torch.Tensor
+		if fused {
+			out = x.RMSNorm(w, 1e-6)
+		} else {
+			xf := x.To(torch.F32)
+			n := xf.Mul(xf.Square().MeanDims([]int64{-1}, true).AddScalar(1e-6).Rsqrt()).To(torch.BF16)
+			out = w.Mul(n)
+		}
+		require.Equal(t, torch.BF16, out.DType())
+		out.Mul(up).To(torch.F32).Sum().Backward()
+		return out.Float64s(), x.Grad().Float64s(), w.Grad().Float64s()
+	}
+	y1, gx1, gw1 := run(true)
+	y2, gx2, gw2 := run(false)
+	rel := func(want, got []float64, what string) {
+		scale := 0.0
+		for _, v := range want {
+			scale = math.Max(scale, math.Abs(v))
+		}
+		near(t, want, got, scale/64, what) // 2^-6 of the largest value: a few bf16 ulps
+	}
+	rel(y2, y1, "output")
+	rel(gx2, gx1, "grad x")
+	rel(gw2, gw1, "grad w")
+	assert.Equal(t, y2, y1, "the forward is the same computation, so bit for bit")
+}

@@ -479,6 +479,19 @@ func LiveTensorBytes(d Device) int64 {
 	return n
 }
 
+// GradEnabled reports whether autograd records operations on the calling OS thread.
+// It is meaningful where the goroutine's thread is fixed: inside NoGrad, and inside a
+// Checkpoint function (false while Checkpoint runs it forward, true while backward
+// recomputes it); elsewhere it reports the default, true.
+func GradEnabled() bool {
+	mustInit("grad_enabled")
+	on, err := cgo.GradEnabled()
+	if err != nil {
+		fail("grad_enabled", err)
+	}
+	return on
+}
+
 // NoGrad runs f with autograd recording disabled on this goroutine's OS thread. The
 // goroutine is pinned to its thread for the region (grad mode is thread-local).
 func NoGrad(f func()) {

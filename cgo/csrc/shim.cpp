@@ -316,6 +316,8 @@ const char* bt_set_grad_enabled(int enabled, int* previous) {
   })
 }
 
+const char* bt_is_grad_enabled(int* enabled) { BT_TRY(*enabled = c10::GradMode::is_enabled() ? 1 : 0) }
+
 const char* bt_mem_stats(int devtype, int devidx, int64_t* current, int64_t* peak) {
   BT_TRY({
     if (devtype == 0) {
@@ -764,17 +766,49 @@ const char* bt_layer_norm(bt_tensor x, const int64_t* shape, int ndim, bt_tensor
   BT_TRY(*out = wrap(at::layer_norm(T(x), vec(shape, ndim), opt(w), opt(b), eps)))
 }
 
-// Llama RMSNorm as Hugging Face computes it: in float32 (float64 for f64), then cast back, then
-// multiplied by the weight (weight * x.to(input dtype)).
+// RMSNormFn is Llama's RMSNorm as Hugging Face computes it: in float32 (float64 for f64),
+// cast back to the input dtype, then multiplied by the weight (weight * x.to(input dtype)).
+// As one autograd node it saves only the input, the weight and the per-row 1/rms, where
+// the composed ops would save a float32 copy of the input (and the cast output when the
+// weight is trained); backward recomputes the normalised rows.
+struct RMSNormFn : public torch::autograd::Function<RMSNormFn> {
+  static at::ScalarType compute_type(const at::Tensor& x) {
+    return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  }
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::Tensor w, double eps) {
+    auto xf = x.to(compute_type(x));
+    auto rstd = at::rsqrt(xf.square().mean(-1, true).add(eps));
+    auto y = xf.mul(rstd).to(x.scalar_type());
+    ctx->save_for_backward({x, w, rstd});
+    return w.mul(y);
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const auto& rstd = saved[2];
+    auto g = grads[0];
+    at::Tensor gx, gw;
+    if (!g.defined()) return {gx, gw, at::Tensor()};
+    auto xhat = x.to(compute_type(x)).mul(rstd);
+    if (ctx->needs_input_grad(1)) {
+      gw = g.mul(xhat.to(x.scalar_type())).sum_to_size(w.sizes());
+    }
+    if (ctx->needs_input_grad(0)) {
+      auto gy = g.mul(w).to(x.scalar_type()).to(xhat.scalar_type());
+      auto dot = gy.mul(xhat).mean(-1, true);
+      gx = gy.sub(xhat.mul(dot)).mul(rstd).to(x.scalar_type());
+    }
+    return {gx, gw, at::Tensor()};
+  }
+};
+
 const char* bt_rms_norm(bt_tensor x, bt_tensor w, double eps, bt_tensor* out) {
   BT_TRY({
     const auto& in = T(x);
-    auto h = in.to(in.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
-    auto var = h.square().mean(-1, true);
-    h = h.mul(at::rsqrt(var.add(eps)));
-    auto r = h.to(in.scalar_type());
-    if (w != nullptr) r = T(w).mul(r);
-    *out = wrap(r);
+    // without a weight, a scalar one of x's dtype (1 * y is exact; autograd Functions
+    // take no undefined inputs in 1.13)
+    *out = wrap(RMSNormFn::apply(in, w != nullptr ? T(w) : at::ones({}, in.options()), eps));
   })
 }
 

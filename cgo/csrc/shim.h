@@ -74,6 +74,7 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_cuda_device_count, (int* n), (n)) \
   X(bt_cuda_synchronize, (int device), (device)) \
   X(bt_set_grad_enabled, (int enabled, int* previous), (enabled, previous)) \
+  X(bt_is_grad_enabled, (int* enabled), (enabled)) \
   X(bt_mem_stats, (int devtype, int devidx, int64_t* current, int64_t* peak), (devtype, devidx, current, peak)) \
   X(bt_mem_reset_peak, (int devtype, int devidx), (devtype, devidx)) \
   X(bt_live_tensor_bytes, (int devtype, int devidx, int64_t* out), (devtype, devidx, out)) \

@@ -321,7 +321,7 @@ func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) (*torch.Tensor, 
 			return m.decoderLayer(s, L, h, cos4, sin4, mask, causal, B, T, scale)
 		}
 		prev := h
-		if token != nil && m.Opts.Recompute && !m.HasHook() {
+		if token != nil && m.Opts.Recompute {
 			h = torch.Checkpoint(h, token, layer)
 		} else {
 			// Each layer runs in its own scope and only its output is kept: autograd

@@ -87,9 +87,13 @@ type BlockLLMConfig struct {
 	// reselection; by default every selection starts fresh moments.
 	KeepMoments bool
 	// ProbeRows > 0 runs the selection pass on only the first ProbeRows sequences of the
-	// batch (the pass keeps every layer's activations, so this bounds its peak memory);
-	// 0 uses the whole batch.
+	// batch; 0 uses the whole batch.
 	ProbeRows int
+	// ProbeKeepActivations keeps every layer's activations in the selection pass. By
+	// default, models that can (nn.Recomputer) recompute them in its backward instead:
+	// the pass goes through every layer, so it would otherwise set the peak memory, and
+	// it runs once per selection, so the extra forward costs little.
+	ProbeKeepActivations bool
 }
 
 func (c BlockLLMConfig) withDefaults() BlockLLMConfig {
@@ -340,6 +344,9 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 				return s.In(t).Narrow(0, 0, n)
 			}
 			pb = &nn.Batch{InputIDs: rows(b.InputIDs), AttentionMask: rows(b.AttentionMask), Labels: rows(b.Labels)}
+		}
+		if r, ok := o.model.(nn.Recomputer); ok && !o.cfg.ProbeKeepActivations {
+			defer r.SetRecompute(r.SetRecompute(true))
 		}
 		out, err := o.model.Forward(s, pb, true)
 		if err != nil {

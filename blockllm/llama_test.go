@@ -74,9 +74,10 @@ func TestLlamaSelection(t *testing.T) {
 		100*float64(o.StateBytes())/float64(full), full)
 }
 
-// TestLlamaSelectionRecompute: the selection pass gives the same gradient norms when the
-// decoder layers are recomputed in backward and the loss is chunked (the probes are made
-// in the recompute, not in the no-grad forward).
+// TestLlamaSelectionRecompute: the selection pass gives the same gradient norms when it
+// keeps every activation as when the decoder layers are recomputed in backward (its
+// default) and the loss is chunked (the probes are made in the recompute, not in the
+// no-grad forward).
 func TestLlamaSelectionRecompute(t *testing.T) {
 	m := loadTinyLlama(t)
 	s := torch.NewScope()
@@ -85,14 +86,17 @@ func TestLlamaSelectionRecompute(t *testing.T) {
 	require.NoError(t, err)
 	b, err := rt.Next(s)
 	require.NoError(t, err)
-	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9})
+	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, ProbeKeepActivations: true})
 	require.NoError(t, err)
 	defer o.Close()
 	plain, plainLoss, err := o.probe(b)
 	require.NoError(t, err)
-	m.Opts.Recompute, m.Opts.LossChunk = true, 5
-	defer func() { m.Opts.Recompute, m.Opts.LossChunk = false, 0 }()
+	assert.False(t, m.Opts.Recompute)
+	o.cfg.ProbeKeepActivations = false
+	m.Opts.LossChunk = 5
+	defer func() { m.Opts.LossChunk = 0 }()
 	re, reLoss, err := o.probe(b)
+	assert.False(t, m.Opts.Recompute, "the model's setting is restored after the pass")
 	require.NoError(t, err)
 	assert.InDelta(t, plainLoss, reLoss, 1e-5)
 	require.Len(t, re, len(plain))

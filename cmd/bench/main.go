@@ -93,6 +93,7 @@ type options struct {
 	seed                         uint64
 	stateF32, masterF32, fused   bool
 	recompute, noFusedSDPA       bool
+	probeKeep                    bool
 	lossChunk                    int
 	compare                      string
 }
@@ -114,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.mask, "mask", 0, "BlockLLM within-tensor mask fraction (0: dense)")
 	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
 	fs.IntVar(&o.probeRows, "probe-rows", 0, "BlockLLM selection pass on this many sequences of the batch (0: all)")
+	fs.BoolVar(&o.probeKeep, "probe-keep-activations", false, "BlockLLM selection pass keeps every activation (default: recomputes layers in its backward)")
 	fs.Float64Var(&o.lr, "lr", 1e-3, "learning rate (constant)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
 	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
@@ -163,7 +165,7 @@ func newOptimizer(o *options, m *llama.Model) (blockllm.Optimizer, error) {
 	case "adamw":
 		return blockllm.NewAdamW(m, adam)
 	case "blockllm":
-		return blockllm.NewBlockLLM(m, blockllm.BlockLLMConfig{Adam: adam, Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience, ProbeRows: o.probeRows})
+		return blockllm.NewBlockLLM(m, blockllm.BlockLLMConfig{Adam: adam, Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience, ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep})
 	case "badam":
 		return blockllm.NewBAdam(m, blockllm.BAdamConfig{Adam: adam})
 	case "lisa":
@@ -231,7 +233,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		name string
 	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
 		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
-		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)}} {
+		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)},
+		{o.probeKeep, "probe-keep-activations"}} {
 		if f.on {
 			flags = append(flags, f.name)
 		}

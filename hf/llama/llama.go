@@ -216,6 +216,13 @@ func (m *Model) Save(dir string) error {
 	return nn.CopyTokenizer(m.srcDir, dir)
 }
 
+// SetRecompute switches Options.Recompute for the next forward passes (nn.Recomputer).
+func (m *Model) SetRecompute(on bool) bool {
+	prev := m.Opts.Recompute
+	m.Opts.Recompute = on
+	return prev
+}
+
 // Device is where the weights live.
 func (m *Model) Device() torch.Device { return m.Opts.Device }
 

@@ -45,6 +45,13 @@ type Output struct {
 	Loss   *torch.Tensor
 }
 
+// Recomputer is implemented by models that can recompute layer activations in backward
+// (activation checkpointing). SetRecompute switches it for the next forward passes and
+// returns the previous setting.
+type Recomputer interface {
+	SetRecompute(on bool) (previous bool)
+}
+
 // Model is what optimizers and the trainer need of a model family.
 type Model interface {
 	// Parameters lists every parameter in module order (stable across calls).

@@ -30,6 +30,16 @@ func loadTinyLlama(t *testing.T) *llama.Model {
 	return m
 }
 
+// randomBatch is one batch of 2 x 16 seeded random tokens in s.
+func randomBatch(t *testing.T, s *torch.Scope, vocab int) *nn.Batch {
+	t.Helper()
+	rt, err := NewRandomTokens(vocab, 2, 16, 1, testDevice)
+	require.NoError(t, err)
+	b, err := rt.Next(s)
+	require.NoError(t, err)
+	return b
+}
+
 // TestLlamaSelection: on the llama-tiny fixture the selection pass's norms equal those
 // of plain .grad; with sparsity 0.9 the state is exactly 2 x 4 bytes x block elements
 // and at most 12% of full AdamW's; only the block gets gradients.
@@ -37,10 +47,7 @@ func TestLlamaSelection(t *testing.T) {
 	m := loadTinyLlama(t)
 	s := torch.NewScope()
 	defer s.Close()
-	rt, err := NewRandomTokens(m.Config().VocabSize, 2, 16, 1, testDevice)
-	require.NoError(t, err)
-	b, err := rt.Next(s)
-	require.NoError(t, err)
+	b := randomBatch(t, s, m.Config().VocabSize)
 
 	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9})
 	require.NoError(t, err)
@@ -82,10 +89,7 @@ func TestLlamaSelectionRecompute(t *testing.T) {
 	m := loadTinyLlama(t)
 	s := torch.NewScope()
 	defer s.Close()
-	rt, err := NewRandomTokens(m.Config().VocabSize, 2, 16, 1, testDevice)
-	require.NoError(t, err)
-	b, err := rt.Next(s)
-	require.NoError(t, err)
+	b := randomBatch(t, s, m.Config().VocabSize)
 	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, ProbeKeepActivations: true})
 	require.NoError(t, err)
 	defer o.Close()

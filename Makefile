@@ -28,16 +28,10 @@ shim: deps env
 
 -include $(ENVFILE)
 
-SHIM_CUDA_FLAGS := $(if $(filter 1,$(TORCH_CUDA)),-DBT_CUDA -Wl$(,)--no-as-needed -ltorch_cuda -lc10_cuda -Wl$(,)--as-needed,)
-, := ,
-
 $(SHIM): cgo/csrc/shim.cpp cgo/csrc/shim.h $(ENVFILE)
 	@mkdir -p build/lib
 	@echo "shim: building $(SHIM) against libtorch $(TORCH_VERSION) ($(TORCH_SOURCE))"
-	$(CXX) -O2 -std=$(TORCH_CXXSTD) -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=$(TORCH_ABI) \
-	  $(addprefix -I,$(TORCH_INCLUDES)) cgo/csrc/shim.cpp -o $(SHIM).tmp \
-	  -L$(TORCH_LIBDIR) -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 $(SHIM_CUDA_FLAGS) -Wl,--as-needed \
-	  -Wl,-rpath,$(TORCH_LIBDIR)
+	@CXX=$(CXX) bash scripts/build-shim.sh $(ENVFILE) $(SHIM).tmp
 	@mv $(SHIM).tmp $(SHIM)
 
 build: shim

@@ -346,7 +346,8 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 			pb = &nn.Batch{InputIDs: rows(b.InputIDs), AttentionMask: rows(b.AttentionMask), Labels: rows(b.Labels)}
 		}
 		if r, ok := o.model.(nn.Recomputer); ok && !o.cfg.ProbeKeepActivations {
-			defer r.SetRecompute(r.SetRecompute(true))
+			prev := r.SetRecompute(true)
+			defer r.SetRecompute(prev)
 		}
 		out, err := o.model.Forward(s, pb, true)
 		if err != nil {

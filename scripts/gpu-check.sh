@@ -19,24 +19,16 @@ mkdir -p "$out" build/lib
 log() { echo "gpu-check: $(date +%T) $*" | tee -a "$out/summary.txt"; }
 
 # 1. the shim against this machine's libtorch
-env=$(bash scripts/find-libtorch.sh 2> "$out/find-libtorch.txt") || { cat "$out/find-libtorch.txt"; log "no libtorch found"; exit 1; }
-eval "$(echo "$env" | sed 's/^\([A-Z_]*\)=\(.*\)$/\1="\2"/')"
+bash scripts/find-libtorch.sh > "$out/libtorch.env" 2> "$out/find-libtorch.txt" ||
+  { cat "$out/find-libtorch.txt"; log "no libtorch found"; exit 1; }
+while IFS='=' read -r k v; do printf -v "$k" '%s' "$v"; done < "$out/libtorch.env"
 log "$(cat "$out/find-libtorch.txt")"
-cuda_flags=()
 dev=cpu
-if [ "$TORCH_CUDA" = 1 ]; then
-  cuda_flags=(-DBT_CUDA -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed)
-  dev=cuda
-else
-  log "this libtorch has no CUDA: dry run on the CPU"
-fi
-incs=()
-for d in $TORCH_INCLUDES; do incs+=(-I"$d"); done
+if [ "$TORCH_CUDA" = 1 ]; then dev=cuda; else log "this libtorch has no CUDA: dry run on the CPU"; fi
 start=$SECONDS
-g++ -O2 -std="$TORCH_CXXSTD" -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" "${incs[@]}" cgo/csrc/shim.cpp \
-  -o build/lib/libblockllm_torch.so -L"$TORCH_LIBDIR" -Wl,--no-as-needed -ltorch -ltorch_cpu -lc10 -Wl,--as-needed \
-  "${cuda_flags[@]}" -Wl,-rpath,"$TORCH_LIBDIR" > "$out/shim-build.txt" 2>&1
-[ -f build/lib/libblockllm_torch.so ] || { cat "$out/shim-build.txt"; log "shim build failed"; exit 1; }
+rm -f build/lib/libblockllm_torch.so
+bash scripts/build-shim.sh "$out/libtorch.env" build/lib/libblockllm_torch.so > "$out/shim-build.txt" 2>&1 ||
+  { cat "$out/shim-build.txt"; log "shim build failed"; exit 1; }
 log "shim built against libtorch $TORCH_VERSION in $((SECONDS - start)) s"
 export LD_LIBRARY_PATH="$PWD/build/lib:$TORCH_LIBDIR:${LD_LIBRARY_PATH:-}"
 export BLOCKLLM_SHIM="$PWD/build/lib/libblockllm_torch.so"

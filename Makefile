@@ -57,12 +57,12 @@ test-gpu:
 
 gpu-binaries:
 	@mkdir -p build/gpu
-	$(GO) test -c -o build/gpu/torch.test ./torch
-	$(GO) test -c -o build/gpu/hf.test ./hf
-	$(GO) test -c -o build/gpu/hf_llama.test ./hf/llama
-	$(GO) test -c -o build/gpu/hf_roberta.test ./hf/roberta
-	$(GO) test -c -o build/gpu/blockllm.test ./blockllm
-	$(GO) build -o build/gpu/bench ./cmd/bench
+	$(GO) test -c -ldflags='-s -w' -o build/gpu/torch.test ./torch
+	$(GO) test -c -ldflags='-s -w' -o build/gpu/hf.test ./hf
+	$(GO) test -c -ldflags='-s -w' -o build/gpu/hf_llama.test ./hf/llama
+	$(GO) test -c -ldflags='-s -w' -o build/gpu/hf_roberta.test ./hf/roberta
+	$(GO) test -c -ldflags='-s -w' -o build/gpu/blockllm.test ./blockllm
+	$(GO) build -ldflags='-s -w' -o build/gpu/bench ./cmd/bench
 
 clean:
 	rm -rf build

@@ -19,7 +19,8 @@ if [ -n "${LIBTORCH:-}" ]; then
   root="$LIBTORCH"; incs="$LIBTORCH/include $LIBTORCH/include/torch/csrc/api/include"; libdir="$LIBTORCH/lib"
   source="LIBTORCH"
 elif [ "${BLOCKLLM_NO_PYTHON_TORCH:-0}" != 1 ] && command -v python3 >/dev/null 2>&1 &&
-     py=$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null); then
+     py=$(cd / && python3 -c 'import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null); then
+  # (run from / so that this repository's Go package directory torch/ is not imported)
   root=$(echo "$py" | sed -n 1p); abi=$(echo "$py" | sed -n 2p)
   incs="$root/include $root/include/torch/csrc/api/include"; libdir="$root/lib"
   source="python torch"
@@ -52,6 +53,29 @@ fi
 
 cuda=0
 [ -e "$libdir/libtorch_cuda.so" ] && cuda=1
+# The shim's CUDA parts include c10/cuda headers, which include the CUDA runtime's
+# cuda_runtime_api.h: a pip torch does not ship it. Look in $CUDA_HOME, next to nvcc,
+# /usr/local/cuda, and the nvidia-* pip packages beside torch.
+if [ "$cuda" = 1 ]; then
+  have=""
+  for d in $incs; do [ -f "$d/cuda_runtime_api.h" ] && have=$d; done
+  if [ -z "$have" ]; then
+    cands=()
+    [ -n "${CUDA_HOME:-}" ] && cands+=("$CUDA_HOME/include")
+    [ -n "${CUDA_PATH:-}" ] && cands+=("$CUDA_PATH/include")
+    nvcc=$(command -v nvcc 2>/dev/null || true)
+    [ -n "$nvcc" ] && cands+=("$(dirname "$(dirname "$(readlink -f "$nvcc")")")/include")
+    cands+=(/usr/local/cuda/include /usr/include)
+    [ -d "$root/../nvidia" ] && while IFS= read -r f; do cands+=("$(dirname "$f")"); done < \
+      <(find -L "$root/../nvidia" -maxdepth 4 -name cuda_runtime_api.h 2>/dev/null | sort)
+    for d in "${cands[@]}"; do
+      if [ -f "$d/cuda_runtime_api.h" ]; then have=$d; break; fi
+    done
+    [ -n "$have" ] || fail "libtorch at $root has CUDA but no cuda_runtime_api.h was found (tried: ${cands[*]}); set CUDA_HOME to a CUDA toolkit"
+    incs="$incs $have"
+    say "CUDA runtime headers from $have"
+  fi
+fi
 if [ -z "$abi" ]; then
   abi=0
   n=$(nm -D --defined-only "$libdir/libc10.so" 2>/dev/null | grep -c '__cxx11' || true)

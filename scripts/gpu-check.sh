@@ -11,7 +11,11 @@
 # of this script). Results go to ${OUT:-build/gpu-out}.
 # Knobs: BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
 # --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST (the flags of the
-# extra tuned BlockLLM row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1.
+# extra tuned BlockLLM row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1,
+# TEST_TIMEOUT_S (per test package, default 240), BUDGET_S (skip the remaining bench rows
+# once the script has run this long; 0 = no limit), TORCH_REF=0 (skip the same-machine
+# torch AdamW reference, scripts/torch_reference.py, run where python3 has torch and
+# transformers), TORCH_REF_ROWS (its rows).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
@@ -48,7 +52,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     f=$out/test-$(echo "$pkg" | tr / _).txt
     if [ ! -x "$bin" ]; then log "SKIP $pkg: $bin not built"; continue; fi
     start=$SECONDS
-    if (cd "$pkg" && "$OLDPWD/$bin" -test.count=1 -test.timeout=10m -test.v > "$OLDPWD/$f" 2>&1); then
+    if (cd "$pkg" && timeout "${TEST_TIMEOUT_S:-240}" "$OLDPWD/$bin" -test.count=1 -test.v > "$OLDPWD/$f" 2>&1); then
       log "PASS $pkg ($((SECONDS - start)) s, $(grep -c -- '--- PASS' "$f") passed, $(grep -c -- '--- SKIP' "$f") skipped)"
     else
       log "FAIL $pkg (see $f)"; grep -- '--- FAIL' "$f" | head -20 | tee -a "$out/summary.txt"; status=1
@@ -69,8 +73,12 @@ if [ -x build/gpu/bench ]; then
     steps=(--steps 2 --warmup 1)
   fi
   best=${BENCH_BEST:---loss-chunk 32 --fused-adamw}
+  budget=${BUDGET_S:-0}
   bench() { # model batch method sparsity flags...
     local m=$1 b=$2 meth=$3 sp=$4; shift 4
+    if [ "$budget" -gt 0 ] && [ "$SECONDS" -ge "$budget" ]; then
+      log "SKIP bench $m b=$b $meth $*: over BUDGET_S=$budget"; return
+    fi
     local start=$SECONDS
     build/gpu/bench --model "$m" --method "$meth" --batch-size "$b" --seq-len 256 --dtype bf16 --device "$dev" \
       "${steps[@]}" --sparsity "$sp" "$@" ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
@@ -83,6 +91,14 @@ if [ -x build/gpu/bench ]; then
     bench "$m" "$b" blockllm 0.9
     bench "$m" "$b" blockllm 0.9 $best
   done
+  # the torch AdamW rows of the issue's table on this machine (card calibration)
+  ref=testdata/bench/reference-h100.jsonl
+  if [ "${TORCH_REF:-1}" = 1 ] && [ "$dev" = cuda ] && (cd / && python3 -c 'import torch, transformers') 2>/dev/null; then
+    start=$SECONDS
+    python3 scripts/torch_reference.py --device cuda ${TORCH_REF_ROWS:+--rows "$TORCH_REF_ROWS"} \
+      > "$out/torch-ref.jsonl" 2> "$out/torch-ref-stderr.txt" || log "torch reference failed (see $out/torch-ref-stderr.txt)"
+    log "torch reference: $(wc -l < "$out/torch-ref.jsonl") rows ($((SECONDS - start)) s)"
+  fi
   for spec in $recompute; do
     m=${spec%%:*} b=${spec##*:}
     bench "$m" "$b" adamw 0.9 --recompute
@@ -96,7 +112,14 @@ if [ -x build/gpu/bench ]; then
   fi
   log "bench lines: $(wc -l < "$out/bench.jsonl" 2>/dev/null || echo 0)"
   # ratios against the authors' PyTorch figures on an H100 (issue 7's table)
-  build/gpu/bench compare testdata/bench/reference-h100.jsonl "$out/bench.jsonl" > "$out/compare.txt" 2>&1
+  build/gpu/bench compare "$ref" "$out/bench.jsonl" > "$out/compare.txt" 2>&1
   cat "$out/compare.txt"
+  if [ -s "$out/torch-ref.jsonl" ]; then
+    { echo "# torch AdamW on this machine against the issue's H100 figures (the card's factor)"
+      build/gpu/bench compare "$ref" "$out/torch-ref.jsonl"
+      echo "# this project against torch AdamW on this machine"
+      build/gpu/bench compare "$out/torch-ref.jsonl" "$out/bench.jsonl"; } > "$out/compare-same-card.txt" 2>&1
+    cat "$out/compare-same-card.txt"
+  fi
 fi
 exit $status

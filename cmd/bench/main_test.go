@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -91,4 +94,22 @@ func TestReferenceFile(t *testing.T) {
 	assert.Contains(t, out.String(), "15586.0") // 16*256/262.8 ms
 	ours.Model = "llama-60m"
 	assert.Error(t, writeComparison(&out, ref, []Line{ours}), "no checkpointed 60m reference")
+}
+
+// scripts/torch_reference.py (the same-machine torch AdamW reference) builds the models
+// from its own copy of the preset table: it must match hf/config's.
+func TestTorchReferencePresets(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "scripts", "torch_reference.py"))
+	require.NoError(t, err)
+	re := regexp.MustCompile(`"(llama-[a-z0-9]+)": \((\d+), (\d+), (\d+), (\d+), (\d+)\)`)
+	rows := re.FindAllStringSubmatch(string(src), -1)
+	require.Len(t, rows, len(config.LlamaPresets()))
+	for _, r := range rows {
+		c, err := config.LlamaPreset(r[1])
+		require.NoError(t, err, r[1])
+		want := fmt.Sprintf("%d %d %d %d %d", c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads,
+			c.NumHiddenLayers, c.MaxPositionEmbeddings)
+		assert.Equal(t, want, strings.Join(r[2:], " "), r[1])
+		assert.Equal(t, 32000, c.VocabSize)
+	}
 }

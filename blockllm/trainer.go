@@ -227,11 +227,11 @@ func (t *Trainer) Step() (StepStats, error) {
 				if t.cfg.GradAccum > 1 {
 					l = l.DivScalar(float64(t.cfg.GradAccum))
 				}
-				st.Loss += l.Item()
 				if !l.RequiresGrad() {
 					return fmt.Errorf("blockllm: step %d: the loss does not depend on any trainable parameter (%d trainable)", st.Step, len(trainable))
 				}
 				l.Backward()
+				st.Loss += l.Item() // read after backward is queued: no wait between the two
 				return nil
 			})
 			if err != nil {

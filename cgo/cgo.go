@@ -565,6 +565,22 @@ func RMSNorm(x, w unsafe.Pointer, eps float64) (unsafe.Pointer, error) {
 	return unsafe.Pointer(out), err
 }
 
+// SwiGLU is silu(g) * u as one autograd node that saves only g and u.
+func SwiGLU(g, u unsafe.Pointer) (unsafe.Pointer, error) {
+	var out C.bt_tensor
+	err := check(C.bt_swiglu(C.bt_tensor(g), C.bt_tensor(u), &out))
+	return unsafe.Pointer(out), err
+}
+
+// LinearCrossEntropy is the mean cross-entropy of x @ w^T (float32 logits) against
+// labels, chunk rows at a time, with the gradients made in forward.
+func LinearCrossEntropy(x, w, labels unsafe.Pointer, ignoreIndex, chunk int64) (unsafe.Pointer, error) {
+	var out C.bt_tensor
+	err := check(C.bt_linear_cross_entropy(C.bt_tensor(x), C.bt_tensor(w), C.bt_tensor(labels), C.int64_t(ignoreIndex),
+		C.int64_t(chunk), &out))
+	return unsafe.Pointer(out), err
+}
+
 // Dropout with probability p when train.
 func Dropout(x unsafe.Pointer, p float64, train bool) (unsafe.Pointer, error) {
 	var out C.bt_tensor

@@ -10,16 +10,19 @@
 # Where the libtorch has no CUDA, the same steps run on the CPU at small sizes (a dry run
 # of this script). Results go to ${OUT:-build/gpu-out}.
 # Knobs: BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
-# --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST (the flags of the
-# extra tuned BlockLLM row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1,
+# --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST and BENCH_MEM
+# (the flags of the two tuned BlockLLM rows: for speed, and for memory; empty skips the
+# row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1,
 # TEST_TIMEOUT_S (per test package, default 240), BUDGET_S (skip the remaining bench rows
 # once the script has run this long; 0 = no limit), TORCH_REF=0 (skip the same-machine
 # torch AdamW reference, scripts/torch_reference.py, run where python3 has torch and
-# transformers), TORCH_REF_ROWS (its rows).
+# transformers), TORCH_REF_ROWS (its rows), GPU_DIAG=1 (scripts/gpu_diag.py: matrix
+# products at llama-1b's MLP shapes, and a profile of the Hugging Face model's step).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
 mkdir -p "$out" build/lib
+out=$(cd "$out" && pwd) # absolute: the tests run from their package directories
 log() { echo "gpu-check: $(date +%T) $*" | tee -a "$out/summary.txt"; }
 
 # 1. the shim against this machine's libtorch
@@ -52,7 +55,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
     f=$out/test-$(echo "$pkg" | tr / _).txt
     if [ ! -x "$bin" ]; then log "SKIP $pkg: $bin not built"; continue; fi
     start=$SECONDS
-    if (cd "$pkg" && timeout "${TEST_TIMEOUT_S:-240}" "$OLDPWD/$bin" -test.count=1 -test.v > "$OLDPWD/$f" 2>&1); then
+    if (cd "$pkg" && timeout "${TEST_TIMEOUT_S:-240}" "$OLDPWD/$bin" -test.count=1 -test.v > "$f" 2>&1); then
       log "PASS $pkg ($((SECONDS - start)) s, $(grep -c -- '--- PASS' "$f") passed, $(grep -c -- '--- SKIP' "$f") skipped)"
     else
       log "FAIL $pkg (see $f)"; grep -- '--- FAIL' "$f" | head -20 | tee -a "$out/summary.txt"; status=1
@@ -61,7 +64,8 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 # 4. bench: the reference settings (seq 256, bf16 weights, median of 10 steps after 2
-# warm-ups); for BlockLLM also a tuned row (BENCH_BEST) with chunked loss and fused AdamW.
+# warm-ups); for BlockLLM also two tuned rows: BENCH_BEST (fused loss in chunks, fused
+# AdamW) and BENCH_MEM (the same, and the MLPs recomputed).
 if [ -x build/gpu/bench ]; then
   if [ "$dev" = cuda ]; then
     models=${BENCH_MODELS:-llama-60m:64 llama-350m:32 llama-1b:16}
@@ -72,7 +76,8 @@ if [ -x build/gpu/bench ]; then
     recompute=${BENCH_RECOMPUTE:-llama-20m:2}
     steps=(--steps 2 --warmup 1)
   fi
-  best=${BENCH_BEST:---loss-chunk 32 --fused-adamw}
+  best=${BENCH_BEST---loss-chunk 32 --fused-adamw}
+  mem=${BENCH_MEM---loss-chunk 32 --fused-adamw --recompute-mlp}
   budget=${BUDGET_S:-0}
   bench() { # model batch method sparsity flags...
     local m=$1 b=$2 meth=$3 sp=$4; shift 4
@@ -89,7 +94,14 @@ if [ -x build/gpu/bench ]; then
     m=${spec%%:*} b=${spec##*:}
     bench "$m" "$b" adamw 0.9
     bench "$m" "$b" blockllm 0.9
-    bench "$m" "$b" blockllm 0.9 $best
+    [ -n "$best" ] && bench "$m" "$b" blockllm 0.9 $best
+    [ -n "$mem" ] && bench "$m" "$b" blockllm 0.9 $mem
+  done
+  for spec in $recompute; do
+    m=${spec%%:*} b=${spec##*:}
+    bench "$m" "$b" adamw 0.9 --recompute
+    bench "$m" "$b" blockllm 0.9 --recompute
+    [ -n "$best" ] && bench "$m" "$b" blockllm 0.9 --recompute $best
   done
   # the torch AdamW rows of the issue's table on this machine (card calibration)
   ref=testdata/bench/reference-h100.jsonl
@@ -99,16 +111,15 @@ if [ -x build/gpu/bench ]; then
       > "$out/torch-ref.jsonl" 2> "$out/torch-ref-stderr.txt" || log "torch reference failed (see $out/torch-ref-stderr.txt)"
     log "torch reference: $(wc -l < "$out/torch-ref.jsonl") rows ($((SECONDS - start)) s)"
   fi
-  for spec in $recompute; do
-    m=${spec%%:*} b=${spec##*:}
-    bench "$m" "$b" adamw 0.9 --recompute
-    bench "$m" "$b" blockllm 0.9 --recompute
-    bench "$m" "$b" blockllm 0.9 --recompute $best
-  done
   if [ "${BENCH_7B:-0}" = 1 ]; then
-    bench llama-7b 4 blockllm 0.95
     bench llama-7b 4 blockllm 0.95 $best
     bench llama-7b 4 blockllm 0.95 --recompute $best
+    [ -n "$mem" ] && bench llama-7b 4 blockllm 0.95 $mem
+  fi
+  if [ "${GPU_DIAG:-0}" = 1 ] && [ "$dev" = cuda ] && { [ "$budget" = 0 ] || [ "$SECONDS" -lt "$budget" ]; }; then
+    start=$SECONDS
+    (cd / && python3 "$OLDPWD/scripts/gpu_diag.py") > "$out/diag.txt" 2>&1 || log "gpu_diag failed (see $out/diag.txt)"
+    log "diagnostics ($((SECONDS - start)) s): $out/diag.txt"
   fi
   log "bench lines: $(wc -l < "$out/bench.jsonl" 2>/dev/null || echo 0)"
   # ratios against the authors' PyTorch figures on an H100 (issue 7's table)

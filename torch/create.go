@@ -254,6 +254,9 @@ func NewGenerator(seed uint64, dev Device) *Generator {
 	return &Generator{h: h, dev: dev}
 }
 
+// Device is the device g draws on.
+func (g *Generator) Device() Device { return g.dev }
+
 func (g *Generator) handle() unsafe.Pointer {
 	if g == nil {
 		return nil

@@ -194,6 +194,14 @@ func TestGradients(t *testing.T) {
 			m := s.FromBool([]bool{true, false, true, true, true, false, true, true, true}, 1, 1, 3, 3).ToDevice(torch.Bool, testDevice)
 			return torch.ScaledDotProductAttention(xs[0], xs[1], xs[2], torch.SDPAOptions{Mask: m})
 		}, []input{in(1, 1, 3, 2), in(1, 1, 3, 2), in(1, 1, 3, 2)}},
+		{"swiglu", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor { return torch.SwiGLU(xs[0], xs[1]) },
+			[]input{in(2, 3), in(2, 3)}},
+		{"linear cross entropy", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
+			return torch.LinearCrossEntropy(xs[0], xs[1], idx(s, 1, -100, 3, 0, 2), -100, 2)
+		}, []input{in(5, 3), in(4, 3)}},
+		{"linear cross entropy one chunk", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
+			return torch.LinearCrossEntropy(xs[0], xs[1], idx(s, 3, 1, 0), -100, 0)
+		}, []input{in(3, 2), in(4, 2)}},
 		{"cross entropy", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
 			return torch.CrossEntropy(xs[0], idx(s, 1, -100, 3), -100, torch.ReduceMean)
 		}, []input{in(3, 4)}},

@@ -568,6 +568,27 @@ func (a *Tensor) RMSNorm(w *Tensor, eps float64) *Tensor {
 	return wrap1("rms_norm", s, h, err)
 }
 
+// SwiGLU is silu(g) * u (Llama's MLP activation) as one autograd node: the same values
+// and gradients as g.Silu().Mul(u), but backward keeps only g and u, not silu(g) too.
+func SwiGLU(g, u *Tensor) *Tensor {
+	s := resultScope("swiglu", g, u)
+	u.check("swiglu")
+	h, err := cgo.SwiGLU(g.h, u.h)
+	return wrap1("swiglu", s, h, err)
+}
+
+// LinearCrossEntropy is the mean cross-entropy of the logits x @ w^T (x [N, H], w [V, H],
+// logits cast to float32 as transformers' loss does) against labels [N] (int64; rows
+// equal to ignoreIndex are skipped), computed chunk rows at a time (chunk <= 0: all at
+// once), so that the [N, V] logits never exist whole. Its gradients for x and w are made
+// in the forward pass and backward only scales them: nothing is recomputed.
+func LinearCrossEntropy(x, w, labels *Tensor, ignoreIndex, chunk int64) *Tensor {
+	s := resultScope("linear_cross_entropy", x, w, labels)
+	labels.check("linear_cross_entropy")
+	h, err := cgo.LinearCrossEntropy(x.h, w.h, labels.h, ignoreIndex, chunk)
+	return wrap1("linear_cross_entropy", s, h, err)
+}
+
 // Dropout zeroes elements with probability p and scales the rest by 1/(1-p) when train.
 func (a *Tensor) Dropout(p float64, train bool) *Tensor {
 	s := resultScope("dropout", a)

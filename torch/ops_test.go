@@ -1,6 +1,7 @@
 package torch_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -551,4 +552,116 @@ func TestRMSNormBF16(t *testing.T) {
 	rel(gx2, gx1, "grad x")
 	rel(gw2, gw1, "grad w")
 	assert.Equal(t, y2, y1, "the forward is the same computation, so bit for bit")
+}
+
+// TestSwiGLU: the one-node silu(g) * u is the composed computation bit for bit, in bf16
+// and f32, forward and both gradients.
+func TestSwiGLU(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(5, torch.CPU)
+	defer g.Close()
+	for _, dt := range []torch.DType{torch.BF16, torch.F32} {
+		g0 := s.Randn([]int64{4, 7, 48}, torch.F32, testDevice, g).MulScalar(3)
+		u0 := s.Randn([]int64{4, 7, 48}, torch.F32, testDevice, g)
+		up := s.Randn([]int64{4, 7, 48}, torch.F32, testDevice, g).To(dt)
+		run := func(fused bool) (y, gg, gu []float64) {
+			a := g0.To(dt).Clone().SetRequiresGrad(true)
+			b := u0.To(dt).Clone().SetRequiresGrad(true)
+			var out *torch.Tensor
+			if fused {
+				out = torch.SwiGLU(a, b)
+			} else {
+				out = a.Silu().Mul(b)
+			}
+			require.Equal(t, dt, out.DType())
+			out.Mul(up).To(torch.F32).Sum().Backward()
+			return out.Float64s(), a.Grad().Float64s(), b.Grad().Float64s()
+		}
+		y1, gg1, gu1 := run(true)
+		y2, gg2, gu2 := run(false)
+		assert.Equal(t, y2, y1, "%v output", dt)
+		assert.Equal(t, gg2, gg1, "%v grad g", dt)
+		assert.Equal(t, gu2, gu1, "%v grad u", dt)
+	}
+}
+
+// TestLinearCrossEntropy checks the fused, chunked loss against transformers' loss
+// (logits = x @ w^T, cast to float32, mean cross-entropy over labels not -100): in f32
+// to float rounding, in bf16 to bf16 rounding, with chunks that do not divide the rows,
+// with only x or only w trained, and without grad.
+func TestLinearCrossEntropy(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(9, torch.CPU)
+	defer g.Close()
+	nearf := func(want, got []float64, tol float64, f string, a ...any) {
+		t.Helper()
+		near(t, want, got, tol, fmt.Sprintf(f, a...))
+	}
+	const N, H, V = 37, 16, 50
+	x0 := s.Randn([]int64{N, H}, torch.F32, testDevice, g)
+	w0 := s.Randn([]int64{V, H}, torch.F32, testDevice, g).MulScalar(0.5)
+	lab := make([]int64, N)
+	for i := range lab {
+		lab[i] = int64((i * 7) % V)
+		if i%5 == 3 {
+			lab[i] = -100
+		}
+	}
+	labels := s.FromInt64(lab, N).ToDevice(torch.I64, testDevice)
+	type result struct{ loss, gx, gw []float64 }
+	run := func(dt torch.DType, chunk int64, fused, needX, needW bool) result {
+		x := x0.To(dt).Clone().SetRequiresGrad(needX)
+		w := w0.To(dt).Clone().SetRequiresGrad(needW)
+		var loss *torch.Tensor
+		if fused {
+			loss = torch.LinearCrossEntropy(x, w, labels, -100, chunk)
+		} else {
+			loss = torch.CrossEntropy(x.Linear(w, nil).To(torch.F32), labels, -100, torch.ReduceMean)
+		}
+		require.Equal(t, torch.F32, loss.DType())
+		r := result{loss: loss.Float64s()}
+		if needX || needW {
+			loss.Backward()
+		}
+		if needX {
+			r.gx = x.Grad().Float64s()
+		}
+		if needW {
+			r.gw = w.Grad().Float64s()
+		}
+		return r
+	}
+	maxAbs := func(v []float64) float64 {
+		m := 0.0
+		for _, x := range v {
+			m = math.Max(m, math.Abs(x))
+		}
+		return m
+	}
+	for _, dt := range []torch.DType{torch.F32, torch.BF16} {
+		tol := 1e-5
+		if dt == torch.BF16 {
+			tol = 1.0 / 64 // a few bf16 ulps of the largest value
+		}
+		want := run(dt, 0, false, true, true)
+		for _, chunk := range []int64{0, 1, 8, 36, 100} {
+			got := run(dt, chunk, true, true, true)
+			nearf(want.loss, got.loss, 1e-5*math.Abs(want.loss[0]), "%v chunk %d loss", dt, chunk)
+			nearf(want.gx, got.gx, tol*maxAbs(want.gx), "%v chunk %d grad x", dt, chunk)
+			nearf(want.gw, got.gw, tol*maxAbs(want.gw), "%v chunk %d grad w", dt, chunk)
+		}
+		onlyX := run(dt, 8, true, true, false)
+		nearf(want.gx, onlyX.gx, tol*maxAbs(want.gx), "%v only x", dt)
+		onlyW := run(dt, 8, true, false, true)
+		nearf(want.gw, onlyW.gw, tol*maxAbs(want.gw), "%v only w", dt)
+		none := run(dt, 8, true, false, false)
+		nearf(want.loss, none.loss, 1e-5*math.Abs(want.loss[0]), "%v no grad", dt)
+	}
+	// every label ignored: 0/0, as transformers' mean gives
+	all := s.FromInt64([]int64{-100, -100, -100}, 3).ToDevice(torch.I64, testDevice)
+	l := torch.LinearCrossEntropy(x0.Narrow(0, 0, 3), w0, all, -100, 2).Float64s()[0]
+	assert.True(t, math.IsNaN(l), "got %v", l)
+	assert.Panics(t, func() { torch.LinearCrossEntropy(x0, w0.Narrow(1, 0, 3), labels, -100, 4) }, "shape mismatch")
 }

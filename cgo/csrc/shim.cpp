@@ -812,6 +812,103 @@ const char* bt_rms_norm(bt_tensor x, bt_tensor w, double eps, bt_tensor* out) {
   })
 }
 
+// SwiGLUFn is silu(g) * u as one autograd node. It computes what the composed ops
+// compute, bit for bit (silu, mul; backward mul then silu_backward), but saves only g
+// and u: the composed ops also keep silu(g), a third tensor of the MLP's width.
+struct SwiGLUFn : public torch::autograd::Function<SwiGLUFn> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor g, at::Tensor u) {
+    ctx->save_for_backward({g, u});
+    return at::silu(g).mul(u);
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& g = saved[0];
+    const auto& u = saved[1];
+    const auto& gy = grads[0];
+    at::Tensor gg, gu;
+    if (!gy.defined()) return {gg, gu};
+    if (ctx->needs_input_grad(1)) gu = gy.mul(at::silu(g));
+    if (ctx->needs_input_grad(0)) gg = at::silu_backward(gy.mul(u), g);
+    return {gg, gu};
+  }
+};
+
+const char* bt_swiglu(bt_tensor g, bt_tensor u, bt_tensor* out) {
+  BT_TRY(*out = wrap(SwiGLUFn::apply(T(g), T(u))))
+}
+
+// LinearCEFn is the mean cross-entropy of the logits x @ w^T (computed in x's dtype, then
+// in float32 as transformers' ForCausalLMLoss does) against labels (ignore_index rows
+// skipped), taken `chunk` rows at a time: only one chunk's logits exist at once. The
+// gradients are made in the forward pass, chunk by chunk ((softmax - onehot) / count,
+// cast to x's dtype as the float32 cast's backward does, then the two products of the
+// linear's backward; w's gradient summed over chunks in w's dtype), and saved; backward
+// only scales them by the incoming gradient. So nothing is recomputed, and w is used
+// once (a gradient-norm probe on w sees the whole gradient).
+struct LinearCEFn : public torch::autograd::Function<LinearCEFn> {
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::Tensor w, at::Tensor labels,
+                            int64_t ignore_index, int64_t chunk, bool need_x, bool need_w) {
+    torch::NoGradGuard ng;
+    auto ct = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    const int64_t N = x.size(0);
+    auto count = labels.ne(ignore_index).sum().to(ct);
+    auto loss = at::zeros({}, x.options().dtype(ct));
+    at::Tensor dx, dw;
+    if (need_x) dx = at::empty_like(x, at::MemoryFormat::Contiguous);
+    // w's gradient is summed over chunks in w's dtype (as gradient accumulation over
+    // micro-batches is), not in a float32 copy of w's size: one rounding per chunk.
+    if (need_w) dw = at::zeros(w.sizes(), w.options());
+    if (chunk <= 0) chunk = N;
+    for (int64_t s = 0; s < N; s += chunk) {
+      const int64_t n = std::min(chunk, N - s);
+      auto xc = x.narrow(0, s, n);
+      auto lc = labels.narrow(0, s, n);
+      auto lg = at::mm(xc, w.t()).to(ct);  // [n, V]
+      auto lse = at::logsumexp(lg, {1}, false);
+      auto valid = lc.ne(ignore_index);
+      auto idx = lc.masked_fill(valid.logical_not(), 0).unsqueeze(1);
+      auto picked = lg.gather(1, idx).squeeze(1);
+      loss.add_(lse.sub(picked).masked_fill(valid.logical_not(), 0).sum());
+      if (!need_x && !need_w) continue;
+      auto p = lg.sub_(lse.unsqueeze(1)).exp_();  // softmax, in place of the logits
+      p.scatter_add_(1, idx, at::full({n, 1}, -1.0, p.options()));
+      p.mul_(valid.unsqueeze(1).to(ct)).div_(count);
+      auto d = p.to(x.scalar_type());
+      if (need_x) dx.narrow(0, s, n).copy_(at::mm(d, w));
+      if (need_w) dw.addmm_(d.t(), xc);
+    }
+    loss.div_(count);
+    if (need_x) ctx->saved_data["dx"] = dx;
+    if (need_w) ctx->saved_data["dw"] = dw;
+    return loss;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto& go = grads[0];
+    at::Tensor gx, gw;
+    if (go.defined()) {
+      if (ctx->saved_data.count("dx")) gx = ctx->saved_data["dx"].toTensor().mul(go);
+      if (ctx->saved_data.count("dw")) gw = ctx->saved_data["dw"].toTensor().mul(go);
+    }
+    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+const char* bt_linear_cross_entropy(bt_tensor x, bt_tensor w, bt_tensor labels, int64_t ignore_index, int64_t chunk,
+                                    bt_tensor* out) {
+  BT_TRY({
+    const auto& X = T(x);
+    const auto& W = T(w);
+    const auto& L = T(labels);
+    TORCH_CHECK(X.dim() == 2 && W.dim() == 2 && X.size(1) == W.size(1),
+                "linear_cross_entropy: want x [N, H] and w [V, H], got ", X.sizes(), " and ", W.sizes());
+    TORCH_CHECK(L.dim() == 1 && L.size(0) == X.size(0), "linear_cross_entropy: want labels [", X.size(0), "], got ",
+                L.sizes());
+    TORCH_CHECK(L.scalar_type() == at::kLong, "linear_cross_entropy: labels must be int64");
+    const bool grad = at::GradMode::is_enabled();
+    *out = wrap(LinearCEFn::apply(X, W, L, ignore_index, chunk, grad && X.requires_grad(), grad && W.requires_grad()));
+  })
+}
+
 const char* bt_dropout(bt_tensor x, double p, int train, bt_tensor* out) {
   BT_TRY(*out = wrap(at::dropout(T(x), p, train != 0)))
 }

@@ -92,6 +92,7 @@ type options struct {
 	patience, probeRows          int
 	seed                         uint64
 	stateF32, masterF32, fused   bool
+	recomputeMLP, initOnDevice   bool
 	recompute, noFusedSDPA       bool
 	probeKeep                    bool
 	lossChunk                    int
@@ -122,7 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.masterF32, "master-f32", false, "float32 master copies (and moments) of the updated tensors for bf16/f16 weights")
 	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel: CUDA with 2.1+, CPU with 2.4+)")
 	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
-	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss over chunks of this many positions (0: whole logits)")
+	fs.BoolVar(&o.initOnDevice, "init-on-device", true, "draw the random weights on --device (fast on a GPU; false: on the CPU, the same values on every device)")
+	fs.BoolVar(&o.recomputeMLP, "recompute-mlp", false, "recompute only the MLPs in backward (keeps their input, not gate and up)")
+	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss (fused with the LM head) over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
 	fs.StringVar(&o.compare, "compare", "", "reference JSON lines (bench's format): print ratios against the matching row to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -197,8 +200,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	model, err := llama.New(cfg, llama.Options{DType: dt, Device: dev, FusedSDPA: !o.noFusedSDPA,
-		Recompute: o.recompute, LossChunk: o.lossChunk}, o.seed)
+	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: !o.noFusedSDPA, Recompute: o.recompute,
+		RecomputeMLP: o.recomputeMLP, LossChunk: o.lossChunk, InitOnDevice: o.initOnDevice}
+	model, err := llama.New(cfg, lo, o.seed)
+	if err != nil && lo.InitOnDevice && dev != torch.CPU {
+		fmt.Fprintf(stderr, "bench: drawing the weights on %v failed (%v); drawing them on the CPU\n", dev, err)
+		lo.InitOnDevice = false
+		model, err = llama.New(cfg, lo, o.seed)
+	}
 	if err != nil {
 		return err
 	}
@@ -232,6 +241,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		on   bool
 		name string
 	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
+		{o.recomputeMLP && !o.recompute, "recompute-mlp"},
 		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
 		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)},
 		{o.probeKeep, "probe-keep-activations"}} {

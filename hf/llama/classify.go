@@ -165,7 +165,7 @@ func LoadClassifier(dir string, o Options, labels []string, seed uint64) (*Class
 // integer labels, BCE with logits for multi-label float targets).
 func (c *Classifier) Forward(s *torch.Scope, b *nn.Batch, train bool) (out *nn.Output, err error) {
 	err = torch.Try(func() {
-		h, _ := c.hidden(s, b, train)            // [B, T, D]
+		h := c.hidden(s, b, train)               // [B, T, D]
 		logits := h.Linear(c.W(s, c.Score), nil) // [B, T, NL]
 		B, T, NL := logits.Size(0), logits.Size(1), logits.Size(2)
 		dev := c.Opts.Device

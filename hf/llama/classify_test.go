@@ -40,7 +40,7 @@ func TestClassifierFromCausalLM(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDeltaSlice(t, alone.Logits.Float64s(), lg[3:], 1e-5)
 	// pooled logits = score(final hidden at the last token)
-	h, _ := c.hidden(s, &nn.Batch{InputIDs: s.FromInt64([]int64{5, 9, 17, 33, 2}, 1, 5)}, false)
+	h := c.hidden(s, &nn.Batch{InputIDs: s.FromInt64([]int64{5, 9, 17, 33, 2}, 1, 5)}, false)
 	want := h.Select(1, 4).Linear(c.Score.T, nil).Float64s()
 	assert.InDeltaSlice(t, want, lg[:3], 1e-5)
 	// cross-entropy

@@ -29,15 +29,21 @@ type Options struct {
 	// MaxShardBytes for Save (0: 5 GB, as transformers).
 	MaxShardBytes int64
 	// Recompute recomputes each decoder layer's activations in backward instead of
-	// keeping them (gradient checkpointing), in training forward passes. Like LossChunk
-	// it is not applied while a parameter hook is installed.
+	// keeping them (gradient checkpointing), in training forward passes.
 	Recompute bool
-	// LossChunk > 0 computes the training loss over chunks of that many positions, each
-	// chunk's logits recomputed in backward, so the [B, T, vocab] logits are never held
-	// whole. Training forward passes then return no logits. Under a parameter hook it
-	// applies only when the hook leaves the LM head as it is (BlockLLM's selection pass
-	// must use a probed weight once).
+	// RecomputeMLP (without Recompute) recomputes only each layer's MLP in backward: a
+	// layer then keeps the MLP's normed input (hidden size) instead of its gate and up
+	// activations (twice the intermediate size), for a second gate/up product per layer
+	// in backward.
+	RecomputeMLP bool
+	// LossChunk > 0 computes the training loss with the logits made that many positions
+	// (batch x LossChunk rows) at a time, by one fused node (torch.LinearCrossEntropy)
+	// that makes its gradients in forward: the [B, T, vocab] logits are never held whole
+	// and nothing is recomputed. Training forward passes then return no logits.
 	LossChunk int
+	// InitOnDevice draws New's random weights with a generator on Device (fast on a GPU)
+	// instead of the CPU's; the values then differ from a CPU-drawn model's.
+	InitOnDevice bool
 }
 
 // Layer is one decoder layer's parameters.
@@ -166,7 +172,14 @@ func New(c *config.LlamaConfig, o Options, seed uint64) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.InitSeeded(specs(c), m.DType, o.Device, seed); err != nil {
+	if o.InitOnDevice && o.Device != torch.CPU {
+		g := torch.NewGenerator(seed, o.Device)
+		err = m.InitParams(specs(c), m.DType, o.Device, g)
+		g.Close()
+	} else {
+		err = m.InitSeeded(specs(c), m.DType, o.Device, seed)
+	}
+	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("llama: init: %w", err)
 	}
@@ -272,24 +285,20 @@ func (m *Model) Forward(s *torch.Scope, b *nn.Batch, train bool) (out *nn.Output
 }
 
 func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
-	h, token := m.hidden(s, b, train)
+	h := m.hidden(s, b, train)
 	head := m.LMHead
 	if head == nil {
 		head = m.Embed
 	}
-	// Chunking stays on under a hook only when the hook leaves the head weight as it is
-	// (a probed head must be used once, so that its probe sees the whole gradient).
-	if token != nil && m.Opts.LossChunk > 0 && (!m.HasHook() || m.W(s, head) == head.T) {
-		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b, token)}
+	if train && m.Opts.LossChunk > 0 {
+		return &nn.Output{Loss: m.chunkedLoss(s, h, head, b)}
 	}
 	logits := h.Linear(m.W(s, head), nil) // [B, T, V]
 	return &nn.Output{Logits: logits, Loss: m.loss(s, logits, b)}
 }
 
-// hidden runs the decoder (LlamaModel) on b: the final normed hidden states [B, T, D],
-// and the token that carries the graph through recomputed blocks (nil unless training
-// with Recompute or LossChunk).
-func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) (*torch.Tensor, *torch.Tensor) {
+// hidden runs the decoder (LlamaModel) on b: the final normed hidden states [B, T, D].
+func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) *torch.Tensor {
 	c := m.Cfg
 	ids := b.InputIDs
 	if ids.Dim() != 2 {
@@ -319,13 +328,18 @@ func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) (*torch.Tensor, 
 	eps := c.RMSNormEps
 	scale := 1 / math.Sqrt(float64(hd))
 	var token *torch.Tensor // carries the graph through recomputed blocks
-	if train && (m.Opts.Recompute || m.Opts.LossChunk > 0) {
+	if train && (m.Opts.Recompute || m.Opts.RecomputeMLP) {
 		token = s.Zeros(nil, torch.F32, dev).SetRequiresGrad(true)
 	}
+	var mlpToken *torch.Tensor // recompute the MLPs only
+	if token != nil && !m.Opts.Recompute {
+		mlpToken = token
+	}
+	outer := s
 	for i := range m.Layers {
 		L := &m.Layers[i]
 		layer := func(s *torch.Scope, h *torch.Tensor) *torch.Tensor {
-			return m.decoderLayer(s, L, h, cos4, sin4, mask, causal, B, T, scale)
+			return m.decoderLayer(s, outer, mlpToken, L, h, cos4, sin4, mask, causal, B, T, scale)
 		}
 		prev := h
 		if token != nil && m.Opts.Recompute {
@@ -339,11 +353,13 @@ func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) (*torch.Tensor, 
 		}
 		prev.Free()
 	}
-	return h.RMSNorm(m.W(s, m.Norm), eps), token
+	return h.RMSNorm(m.W(s, m.Norm), eps)
 }
 
-// decoderLayer is one LlamaDecoderLayer: h + attn(norm(h)), then + mlp(norm(.)).
-func (m *Model) decoderLayer(s *torch.Scope, L *Layer, h, cos4, sin4, mask *torch.Tensor, causal bool, B, T int64, scale float64) *torch.Tensor {
+// decoderLayer is one LlamaDecoderLayer: h + attn(norm(h)), then + mlp(norm(.)). With
+// mlpToken the MLP is recomputed in backward (torch.Checkpoint); its input is moved to
+// outer, the forward pass's scope, which keeps the recompute registered until backward.
+func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *Layer, h, cos4, sin4, mask *torch.Tensor, causal bool, B, T int64, scale float64) *torch.Tensor {
 	c := m.Cfg
 	nh, nkv, hd := int64(c.NumAttentionHeads), int64(c.KVHeads()), int64(c.HeadDim())
 	eps := c.RMSNormEps
@@ -359,9 +375,18 @@ func (m *Model) decoderLayer(s *torch.Scope, L *Layer, h, cos4, sin4, mask *torc
 		a = a.Transpose(1, 2).Reshape(B, T, nh*hd).Linear(m.W(s, L.O), m.W(s, L.OB))
 		h = h.Add(a)
 		x = h.RMSNorm(m.W(s, L.PostNorm), eps)
-		g := x.Linear(m.W(s, L.Gate), m.W(s, L.GateB)).Silu()
-		u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
-		h = h.Add(g.Mul(u).Linear(m.W(s, L.Down), m.W(s, L.DownB)))
+		mlp := func(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+			g := x.Linear(m.W(s, L.Gate), m.W(s, L.GateB))
+			u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
+			return torch.SwiGLU(g, u).Linear(m.W(s, L.Down), m.W(s, L.DownB))
+		}
+		if mlpToken != nil {
+			y := torch.Checkpoint(x.MoveTo(outer), mlpToken, mlp)
+			h = h.Add(y)
+			y.Free()
+		} else {
+			h = h.Add(mlp(s, x))
+		}
 	}
 	return h
 }
@@ -381,31 +406,17 @@ func (m *Model) targets(s *torch.Scope, b *nn.Batch, T int64) *torch.Tensor {
 	return labels.Narrow(1, 1, T-1)
 }
 
-// chunkedLoss is loss computed LossChunk positions at a time, each chunk's logits and
-// cross-entropy recomputed in backward.
-func (m *Model) chunkedLoss(s *torch.Scope, h *torch.Tensor, head *nn.Param, b *nn.Batch, token *torch.Tensor) *torch.Tensor {
-	B, T := h.Size(0), h.Size(1)
+// chunkedLoss is loss with the logits made LossChunk positions (B*LossChunk rows) at a
+// time by one fused node (torch.LinearCrossEntropy): the [B, T, V] logits and their
+// float32 copy never exist whole, and nothing is recomputed in backward.
+func (m *Model) chunkedLoss(s *torch.Scope, h *torch.Tensor, head *nn.Param, b *nn.Batch) *torch.Tensor {
+	B, T, D := h.Size(0), h.Size(1), h.Size(2)
 	if T < 2 {
 		return nil
 	}
-	tg := m.targets(s, b, T)
-	count := tg.NeScalar(-100).To(torch.F32).Sum()
-	V := int64(m.Cfg.VocabSize)
-	var total *torch.Tensor
-	for start := int64(0); start < T-1; start += int64(m.Opts.LossChunk) {
-		n := min(int64(m.Opts.LossChunk), T-1-start)
-		lab := tg.Narrow(1, start, n).Contiguous().Reshape(B * n)
-		part := torch.Checkpoint(h.Narrow(1, start, n), token, func(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
-			lg := x.Linear(m.W(s, head), nil).To(torch.F32).Reshape(B*n, V)
-			return torch.CrossEntropy(lg, lab, -100, torch.ReduceSum)
-		})
-		if total == nil {
-			total = part
-		} else {
-			total = total.Add(part)
-		}
-	}
-	return total.Div(count)
+	labels := m.targets(s, b, T).Contiguous().Reshape(B * (T - 1))
+	x := h.Narrow(1, 0, T-1).Reshape(B*(T-1), D)
+	return torch.LinearCrossEntropy(x, m.W(s, head), labels, -100, B*int64(m.Opts.LossChunk))
 }
 
 // loss is transformers' ForCausalLMLoss: logits in float32, labels shifted left by one

@@ -361,7 +361,8 @@ func TestRecomputeAndChunkedLoss(t *testing.T) {
 		return r
 	}
 	plain := run(Options{})
-	for _, o := range []Options{{Recompute: true}, {LossChunk: 5}, {Recompute: true, LossChunk: 7}} {
+	for _, o := range []Options{{Recompute: true}, {LossChunk: 5}, {Recompute: true, LossChunk: 7}, {RecomputeMLP: true},
+		{RecomputeMLP: true, LossChunk: 3}} {
 		got := run(o)
 		assert.InDelta(t, plain.loss, got.loss, 1e-5, "%+v", o)
 		for name, g := range plain.grads {
@@ -372,9 +373,9 @@ func TestRecomputeAndChunkedLoss(t *testing.T) {
 	}
 }
 
-// TestChunkedLossUnderHook: with a hook that probes the layers but not the LM head (as
-// BlockLLM's selection pass does by default), the chunked loss gives the same gradient
-// norms as the full loss; a hook that probes the head turns chunking off.
+// TestChunkedLossUnderHook: with a hook that probes the layers, with or without the LM
+// head, the chunked loss gives the same gradient norms as the full loss (the fused loss
+// uses the head once, so its probe sees the whole gradient).
 func TestChunkedLossUnderHook(t *testing.T) {
 	norms := func(chunk int, probeHead bool) ([]float64, bool) {
 		m, err := Load(tinyDir, Options{LossChunk: chunk})
@@ -404,10 +405,44 @@ func TestChunkedLossUnderHook(t *testing.T) {
 		out.Loss.Backward()
 		return buf.Float64s(), out.Logits == nil
 	}
-	full, _ := norms(0, false)
-	chunked, wasChunked := norms(6, false)
-	assert.True(t, wasChunked, "an unprobed head keeps chunking on")
-	assert.InDeltaSlice(t, full, chunked, 1e-4) // squared norms near 10, summed in float32
-	_, wasChunked = norms(6, true)
-	assert.False(t, wasChunked, "a probed head turns chunking off")
+	for _, probeHead := range []bool{false, true} {
+		full, wasChunked := norms(0, probeHead)
+		assert.False(t, wasChunked)
+		chunked, wasChunked := norms(6, probeHead)
+		assert.True(t, wasChunked, "chunking stays on (probed head: %v)", probeHead)
+		assert.InDeltaSlice(t, full, chunked, 1e-4, "probed head: %v", probeHead) // squared norms near 10, summed in float32
+		if probeHead {
+			assert.Positive(t, chunked[len(chunked)-1]+chunked[0], "the head's probe saw a gradient")
+		}
+	}
+}
+
+// TestInitOnDevice: New with InitOnDevice draws on BLOCKLLM_DEVICE's generator (the CPU
+// draw when that is the CPU), with the initializer's spread, norms at one.
+func TestInitOnDevice(t *testing.T) {
+	dev, err := torch.DeviceFromEnv()
+	require.NoError(t, err)
+	c, err := config.LlamaPreset("llama-tiny")
+	require.NoError(t, err)
+	plain, err := New(c, Options{Device: dev}, 7)
+	require.NoError(t, err)
+	defer plain.Close()
+	fast, err := New(c, Options{Device: dev, InitOnDevice: true}, 7)
+	require.NoError(t, err)
+	defer fast.Close()
+	q := fast.Layers[0].Q.T.Float64s()
+	mean, sq := 0.0, 0.0
+	for _, v := range q {
+		mean += v
+		sq += v * v
+	}
+	mean /= float64(len(q))
+	std := math.Sqrt(sq/float64(len(q)) - mean*mean)
+	assert.InDelta(t, c.InitializerRange, std, 0.1*c.InitializerRange)
+	assert.InDelta(t, 0, mean, 0.1*c.InitializerRange)
+	for _, v := range fast.Layers[0].InputNorm.T.Float64s() {
+		require.Equal(t, 1.0, v)
+	}
+	same := assert.ObjectsAreEqual(plain.Layers[0].Q.T.Float64s(), q)
+	assert.Equal(t, dev == torch.CPU, same, "device %v: the same draw as the CPU's only on the CPU", dev)
 }

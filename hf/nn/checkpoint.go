@@ -97,8 +97,12 @@ func DTypeFromConfig(s string) (torch.DType, error) {
 func ConfigDType(d torch.DType) string { return d.String() }
 
 // InitParams creates every parameter of specs on dev in dtype dt, initialised as the
-// spec says, drawing from g (seeded).
+// spec says, drawing from g (seeded) in float32 on g's device.
 func (p *Params) InitParams(specs []Spec, dt torch.DType, dev torch.Device, g *torch.Generator) (err error) {
+	draw := torch.CPU
+	if g != nil {
+		draw = g.Device()
+	}
 	return torch.Try(func() {
 		for _, sp := range specs {
 			s := torch.NewScope()
@@ -109,8 +113,9 @@ func (p *Params) InitParams(specs []Spec, dt torch.DType, dev torch.Device, g *t
 			case InitOnes:
 				t = s.Ones(sp.Shape, dt, dev)
 			default:
-				// draw in f32 on the CPU generator, then convert: the same values on every device
-				t = s.Randn(sp.Shape, torch.F32, torch.CPU, g).MulScalar(sp.Std).ToDevice(dt, dev)
+				// draw in f32 on g's device (InitSeeded: the CPU, the same values on every
+				// device), then convert
+				t = s.Randn(sp.Shape, torch.F32, draw, g).MulScalar(sp.Std).ToDevice(dt, dev)
 			}
 			q := p.Add(sp.Name, t.Contiguous().MoveTo(p.Store), sp.Layer)
 			q.Head, q.Embed = sp.Head, sp.Embed

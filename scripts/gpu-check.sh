@@ -112,9 +112,11 @@ if [ -x build/gpu/bench ]; then
     log "torch reference: $(wc -l < "$out/torch-ref.jsonl") rows ($((SECONDS - start)) s)"
   fi
   if [ "${BENCH_7B:-0}" = 1 ]; then
-    bench llama-7b 4 blockllm 0.95 $best
-    bench llama-7b 4 blockllm 0.95 --recompute $best
+    bench llama-7b 4 blockllm 0.95
+    [ -n "$best" ] && bench llama-7b 4 blockllm 0.95 $best
     [ -n "$mem" ] && bench llama-7b 4 blockllm 0.95 $mem
+    [ -n "$best" ] && bench llama-7b 4 blockllm 0.95 --recompute $best
+    bench llama-7b 4 adamw 0.95 --recompute
   fi
   if [ "${GPU_DIAG:-0}" = 1 ] && [ "$dev" = cuda ] && { [ "$budget" = 0 ] || [ "$SECONDS" -lt "$budget" ]; }; then
     start=$SECONDS

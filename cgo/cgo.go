@@ -572,6 +572,13 @@ func SwiGLU(g, u unsafe.Pointer) (unsafe.Pointer, error) {
 	return unsafe.Pointer(out), err
 }
 
+// PaddedLinear is x @ pad(w)^T + pad(b) with w [N, K] zero-padded to [np, x's width].
+func PaddedLinear(x, w, b unsafe.Pointer, np int64) (unsafe.Pointer, error) {
+	var out C.bt_tensor
+	err := check(C.bt_padded_linear(C.bt_tensor(x), C.bt_tensor(w), C.bt_tensor(b), C.int64_t(np), &out))
+	return unsafe.Pointer(out), err
+}
+
 // LinearCrossEntropy is the mean cross-entropy of x @ w^T (float32 logits) against
 // labels, chunk rows at a time, with the gradients made in forward.
 func LinearCrossEntropy(x, w, labels unsafe.Pointer, ignoreIndex, chunk int64) (unsafe.Pointer, error) {

@@ -65,7 +65,7 @@ fi
 
 # 4. bench: the reference settings (seq 256, bf16 weights, median of 10 steps after 2
 # warm-ups); for BlockLLM also two tuned rows: BENCH_BEST (fused loss in chunks, fused
-# AdamW) and BENCH_MEM (the same, and the MLPs recomputed).
+# AdamW, MLP padded to 64) and BENCH_MEM (the same, and the MLPs recomputed).
 if [ -x build/gpu/bench ]; then
   if [ "$dev" = cuda ]; then
     models=${BENCH_MODELS:-llama-60m:64 llama-350m:32 llama-1b:16}
@@ -76,8 +76,8 @@ if [ -x build/gpu/bench ]; then
     recompute=${BENCH_RECOMPUTE:-llama-20m:2}
     steps=(--steps 2 --warmup 1)
   fi
-  best=${BENCH_BEST---loss-chunk 32 --fused-adamw}
-  mem=${BENCH_MEM---loss-chunk 32 --fused-adamw --recompute-mlp}
+  best=${BENCH_BEST---loss-chunk 32 --fused-adamw --pad-mlp 64}
+  mem=${BENCH_MEM---loss-chunk 32 --fused-adamw --recompute-mlp --pad-mlp 64}
   budget=${BUDGET_S:-0}
   bench() { # model batch method sparsity flags...
     local m=$1 b=$2 meth=$3 sp=$4; shift 4

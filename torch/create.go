@@ -11,6 +11,13 @@ import (
 
 func (s *Scope) create(op string, code int, shape []int64, dt DType, dev Device, v float64, g *Generator) *Tensor {
 	mustInit(op)
+	if g != nil && g.dev != dev {
+		// a generator draws on its own device: draw there, then move (a CPU generator
+		// gives the same values for every device)
+		tmp := NewScope()
+		defer tmp.Close()
+		return tmp.create(op, code, shape, dt, g.dev, v, g).ToDevice(dt, dev).MoveTo(s)
+	}
 	h, err := cgo.Create(code, shape, int(dt), int(dev.Type), dev.Index, v, g.handle())
 	if err != nil {
 		fail(op, err)

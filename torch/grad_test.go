@@ -194,6 +194,13 @@ func TestGradients(t *testing.T) {
 			m := s.FromBool([]bool{true, false, true, true, true, false, true, true, true}, 1, 1, 3, 3).ToDevice(torch.Bool, testDevice)
 			return torch.ScaledDotProductAttention(xs[0], xs[1], xs[2], torch.SDPAOptions{Mask: m})
 		}, []input{in(1, 1, 3, 2), in(1, 1, 3, 2), in(1, 1, 3, 2)}},
+		{"padded linear", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
+			return torch.PaddedLinear(xs[0], xs[1], xs[2], 6)
+		},
+			[]input{in(2, 5), in(4, 3), in(4)}},
+		{"padded linear 3d no bias", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {
+			return torch.PaddedLinear(xs[0], xs[1], nil, 5)
+		}, []input{in(2, 2, 3), in(4, 3)}},
 		{"swiglu", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor { return torch.SwiGLU(xs[0], xs[1]) },
 			[]input{in(2, 3), in(2, 3)}},
 		{"linear cross entropy", func(s *torch.Scope, xs []*torch.Tensor) *torch.Tensor {

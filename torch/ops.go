@@ -577,6 +577,17 @@ func SwiGLU(g, u *Tensor) *Tensor {
 	return wrap1("swiglu", s, h, err)
 }
 
+// PaddedLinear is a linear layer computed with its weight w [N, K] (and bias b [N], may
+// be nil) zero-padded to [width, x's last dim]: the result has width columns, the
+// extra ones zero, and x's columns past K meet zero weights. Values and gradients are
+// those of the unpadded layer; the padded shapes let the GPU's matrix kernels use
+// 16-byte-aligned rows (see llama.Options.PadMLP).
+func PaddedLinear(x, w, b *Tensor, width int64) *Tensor {
+	s := resultScope("padded_linear", x, w, b)
+	h, err := cgo.PaddedLinear(x.h, w.h, handle(b), width)
+	return wrap1("padded_linear", s, h, err)
+}
+
 // LinearCrossEntropy is the mean cross-entropy of the logits x @ w^T (x [N, H], w [V, H],
 // logits cast to float32 as transformers' loss does) against labels [N] (int64; rows
 // equal to ignoreIndex are skipped), computed chunk rows at a time (chunk <= 0: all at

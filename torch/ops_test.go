@@ -665,3 +665,25 @@ func TestLinearCrossEntropy(t *testing.T) {
 	assert.True(t, math.IsNaN(l), "got %v", l)
 	assert.Panics(t, func() { torch.LinearCrossEntropy(x0, w0.Narrow(1, 0, 3), labels, -100, 4) }, "shape mismatch")
 }
+
+// TestPaddedLinear: the padded product is the plain linear layer on x's first K columns,
+// with zero columns after N.
+func TestPaddedLinear(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(11, torch.CPU)
+	defer g.Close()
+	x := s.Randn([]int64{3, 4, 7}, torch.F32, testDevice, g)
+	w := s.Randn([]int64{5, 6}, torch.F32, testDevice, g)
+	b := s.Randn([]int64{5}, torch.F32, testDevice, g)
+	x6 := x.Narrow(2, 0, 6)
+	// x's 7th column must not matter: weights past K are zero
+	y := torch.PaddedLinear(x, w, b, 8)
+	assert.Equal(t, []int64{3, 4, 8}, y.Shape())
+	near(t, x6.Linear(w, b).Float64s(), y.Narrow(2, 0, 5).Contiguous().Float64s(), 1e-5, "values")
+	for _, v := range y.Narrow(2, 5, 3).Contiguous().Float64s() {
+		require.Equal(t, 0.0, v)
+	}
+	assert.Panics(t, func() { torch.PaddedLinear(x, w, b, 4) }, "width below N")
+	assert.Panics(t, func() { torch.PaddedLinear(x.Narrow(2, 0, 5), w, b, 8) }, "x narrower than K")
+}

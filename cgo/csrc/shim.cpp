@@ -837,6 +837,68 @@ const char* bt_swiglu(bt_tensor g, bt_tensor u, bt_tensor* out) {
   BT_TRY(*out = wrap(SwiGLUFn::apply(T(g), T(u))))
 }
 
+// PadLinearFn is a linear layer whose weight w [N, K] (and bias [N]) is zero-padded to
+// [np, kp] for the product, kp being x's width (kp >= K): y = x @ pad(w)^T + pad(b) has
+// np columns, the extra ones zero; x's extra columns meet zero weights. The function
+// and the gradients for w and b are those of the unpadded layer; the padded shapes give
+// the matrix kernels rows whose byte length is a multiple of 16 (llama-1b's MLP width,
+// 5461, is not, and cuBLAS then runs kernels several times slower). Only w (a
+// reference) and, when w is trained, x are saved; the padded copy of w is made again
+// in backward.
+struct PadLinearFn : public torch::autograd::Function<PadLinearFn> {
+  static at::Tensor pad_w(const at::Tensor& w, int64_t np, int64_t kp) {
+    return at::constant_pad_nd(w, {0, kp - w.size(1), 0, np - w.size(0)}, 0);
+  }
+  static at::Tensor forward(AutogradContext* ctx, at::Tensor x, at::Tensor w, at::Tensor b, int64_t np, bool has_b,
+                            bool need_w) {
+    const int64_t kp = x.size(-1);
+    auto wp = pad_w(w, np, kp);
+    at::Tensor bp;
+    if (has_b) bp = at::constant_pad_nd(b, {0, np - b.size(0)}, 0);
+    ctx->save_for_backward({need_w ? x : at::Tensor(), w});
+    ctx->saved_data["np"] = np;
+    ctx->saved_data["kp"] = kp;
+    ctx->saved_data["has_b"] = has_b;
+    return has_b ? at::linear(x, wp, bp) : at::linear(x, wp);
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& w = saved[1];
+    const int64_t np = ctx->saved_data["np"].toInt();
+    const bool has_b = ctx->saved_data["has_b"].toBool();
+    const auto& gy = grads[0];
+    at::Tensor gx, gw, gb;
+    if (!gy.defined()) return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor()};
+    const int64_t N = w.size(0), K = w.size(1);
+    auto gy2 = gy.reshape({-1, np});
+    if (ctx->needs_input_grad(0)) gx = at::matmul(gy, pad_w(w, np, ctx->saved_data["kp"].toInt()));
+    if (ctx->needs_input_grad(1)) {
+      TORCH_CHECK(x.defined(), "padded linear: x was not saved but w needs a gradient");
+      auto x2 = x.reshape({-1, x.size(-1)});
+      gw = at::mm(gy2.t(), x2).narrow(0, 0, N).narrow(1, 0, K).contiguous();
+    }
+    if (has_b && ctx->needs_input_grad(2)) gb = gy2.sum(0).narrow(0, 0, N).contiguous();
+    return {gx, gw, gb, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+const char* bt_padded_linear(bt_tensor x, bt_tensor w, bt_tensor b, int64_t np, bt_tensor* out) {
+  BT_TRY({
+    const auto& X = T(x);
+    const auto& W = T(w);
+    TORCH_CHECK(W.dim() == 2 && X.dim() >= 1, "padded linear: want w [N, K] and x [..., K'], got ", W.sizes(), " and ",
+                X.sizes());
+    TORCH_CHECK(X.size(-1) >= W.size(1), "padded linear: x's width ", X.size(-1), " is less than w's ", W.size(1));
+    TORCH_CHECK(np >= W.size(0), "padded linear: padded width ", np, " is less than w's rows ", W.size(0));
+    const bool has_b = b != nullptr;
+    at::Tensor B = has_b ? T(b) : at::zeros({}, W.options());
+    if (has_b) TORCH_CHECK(B.dim() == 1 && B.size(0) == W.size(0), "padded linear: bias ", B.sizes(), " for w ", W.sizes());
+    const bool need_w = at::GradMode::is_enabled() && W.requires_grad();
+    *out = wrap(PadLinearFn::apply(X, W, B, np, has_b, need_w));
+  })
+}
+
 // LinearCEFn is the mean cross-entropy of the logits x @ w^T (computed in x's dtype, then
 // in float32 as transformers' ForCausalLMLoss does) against labels (ignore_index rows
 // skipped), taken `chunk` rows at a time: only one chunk's logits exist at once. The

@@ -126,6 +126,7 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_layer_norm, (bt_tensor x, const int64_t* shape, int ndim, bt_tensor w, bt_tensor b, double eps, bt_tensor* out), (x, shape, ndim, w, b, eps, out)) \
   X(bt_rms_norm, (bt_tensor x, bt_tensor w, double eps, bt_tensor* out), (x, w, eps, out)) \
   X(bt_swiglu, (bt_tensor g, bt_tensor u, bt_tensor* out), (g, u, out)) \
+  X(bt_padded_linear, (bt_tensor x, bt_tensor w, bt_tensor b, int64_t np, bt_tensor* out), (x, w, b, np, out)) \
   X(bt_linear_cross_entropy, (bt_tensor x, bt_tensor w, bt_tensor labels, int64_t ignore_index, int64_t chunk, bt_tensor* out), (x, w, labels, ignore_index, chunk, out)) \
   X(bt_dropout, (bt_tensor x, double p, int train, bt_tensor* out), (x, p, train, out)) \
   X(bt_sdpa, (bt_tensor q, bt_tensor k, bt_tensor v, bt_tensor mask, double dropout, int causal, double scale, int fused, bt_tensor* out), (q, k, v, mask, dropout, causal, scale, fused, out)) \

@@ -89,7 +89,7 @@ type options struct {
 	batch, seqLen, steps, warmup int
 	threads                      int
 	sparsity, lr, mask           float64
-	patience, probeRows          int
+	patience, probeRows, padMLP  int
 	seed                         uint64
 	stateF32, masterF32, fused   bool
 	recomputeMLP, initOnDevice   bool
@@ -124,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel: CUDA with 2.1+, CPU with 2.4+)")
 	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
 	fs.BoolVar(&o.initOnDevice, "init-on-device", true, "draw the random weights on --device (fast on a GPU; false: on the CPU, the same values on every device)")
+	fs.IntVar(&o.padMLP, "pad-mlp", 0, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same function; 16-byte-aligned rows for GPU kernels)")
 	fs.BoolVar(&o.recomputeMLP, "recompute-mlp", false, "recompute only the MLPs in backward (keeps their input, not gate and up)")
 	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss (fused with the LM head) over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
@@ -134,8 +135,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: %s)", fs.Arg(0), strings.Join(subcommandNames(), ", "))
 	}
-	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 || o.lossChunk < 0 {
-		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive, --warmup and --loss-chunk not negative")
+	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 || o.lossChunk < 0 || o.padMLP < 0 {
+		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive, --warmup, --loss-chunk and --pad-mlp not negative")
 	}
 	return o, nil
 }
@@ -201,7 +202,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: !o.noFusedSDPA, Recompute: o.recompute,
-		RecomputeMLP: o.recomputeMLP, LossChunk: o.lossChunk, InitOnDevice: o.initOnDevice}
+		RecomputeMLP: o.recomputeMLP, LossChunk: o.lossChunk, InitOnDevice: o.initOnDevice, PadMLP: o.padMLP}
 	model, err := llama.New(cfg, lo, o.seed)
 	if err != nil && lo.InitOnDevice && dev != torch.CPU {
 		fmt.Fprintf(stderr, "bench: drawing the weights on %v failed (%v); drawing them on the CPU\n", dev, err)
@@ -241,7 +242,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		on   bool
 		name string
 	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
-		{o.recomputeMLP && !o.recompute, "recompute-mlp"},
+		{o.recomputeMLP && !o.recompute, "recompute-mlp"}, {o.padMLP > 1, fmt.Sprintf("pad-mlp=%d", o.padMLP)},
 		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
 		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)},
 		{o.probeKeep, "probe-keep-activations"}} {

@@ -371,6 +371,14 @@ func TestRecomputeAndChunkedLoss(t *testing.T) {
 		t.Logf("%+v: held %d bytes after forward (plain %d)", o, got.held, plain.held)
 		assert.Less(t, got.held, plain.held, "%+v holds less", o)
 	}
+	// a padded MLP (172 -> 192 and 176 wide) is the same function
+	for _, o := range []Options{{PadMLP: 64}, {PadMLP: 8, RecomputeMLP: true, LossChunk: 5}} {
+		got := run(o)
+		assert.InDelta(t, plain.loss, got.loss, 1e-5, "%+v", o)
+		for name, g := range plain.grads {
+			assert.InDeltaSlice(t, g, got.grads[name], 1e-5, "%+v %s", o, name)
+		}
+	}
 }
 
 // TestChunkedLossUnderHook: with a hook that probes the layers, with or without the LM

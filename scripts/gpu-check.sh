@@ -16,7 +16,8 @@
 # TEST_TIMEOUT_S (per test package, default 240), BUDGET_S (skip the remaining bench rows
 # once the script has run this long; 0 = no limit), TORCH_REF=0 (skip the same-machine
 # torch AdamW reference, scripts/torch_reference.py, run where python3 has torch and
-# transformers), TORCH_REF_ROWS (its rows), GPU_DIAG=1 (scripts/gpu_diag.py: matrix
+# transformers), TORCH_REF_ROWS (its rows), BENCH_EXTRA ("model:batch:method:sparsity:
+# flags;..." more bench rows), GPU_DIAG=1 (scripts/gpu_diag.py: matrix
 # products at llama-1b's MLP shapes, and a profile of the Hugging Face model's step).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +118,14 @@ if [ -x build/gpu/bench ]; then
     [ -n "$mem" ] && bench llama-7b 4 blockllm 0.95 $mem
     [ -n "$best" ] && bench llama-7b 4 blockllm 0.95 --recompute $best
     bench llama-7b 4 adamw 0.95 --recompute
+  fi
+  # extra rows: BENCH_EXTRA="model:batch:method:sparsity:flags;..."
+  if [ -n "${BENCH_EXTRA:-}" ]; then
+    IFS=';' read -ra extra <<< "$BENCH_EXTRA"
+    for row in "${extra[@]}"; do
+      IFS=: read -r m b meth sp flags <<< "$row"
+      bench "$m" "$b" "$meth" "$sp" $flags
+    done
   fi
   if [ "${GPU_DIAG:-0}" = 1 ] && [ "$dev" = cuda ] && { [ "$budget" = 0 ] || [ "$SECONDS" -lt "$budget" ]; }; then
     start=$SECONDS

@@ -925,16 +925,15 @@ struct LinearCEFn : public torch::autograd::Function<LinearCEFn> {
       const int64_t n = std::min(chunk, N - s);
       auto xc = x.narrow(0, s, n);
       auto lc = labels.narrow(0, s, n);
-      auto lg = at::mm(xc, w.t()).to(ct);  // [n, V]
-      auto lse = at::logsumexp(lg, {1}, false);
+      // log_softmax then the picked log-probabilities, as cross_entropy computes them
+      auto logp = at::log_softmax(at::mm(xc, w.t()).to(ct), 1);  // [n, V]
       auto valid = lc.ne(ignore_index);
       auto idx = lc.masked_fill(valid.logical_not(), 0).unsqueeze(1);
-      auto picked = lg.gather(1, idx).squeeze(1);
-      loss.add_(lse.sub(picked).masked_fill(valid.logical_not(), 0).sum());
+      loss.sub_(logp.gather(1, idx).squeeze(1).masked_fill(valid.logical_not(), 0).sum());
       if (!need_x && !need_w) continue;
-      auto p = lg.sub_(lse.unsqueeze(1)).exp_();  // softmax, in place of the logits
+      auto p = logp.exp_();  // softmax, in place
       p.scatter_add_(1, idx, at::full({n, 1}, -1.0, p.options()));
-      p.mul_(valid.unsqueeze(1).to(ct)).div_(count);
+      p.mul_(valid.to(ct).div(count).unsqueeze(1));  // ignored rows 0, the rest / count
       auto d = p.to(x.scalar_type());
       if (need_x) dx.narrow(0, s, n).copy_(at::mm(d, w));
       if (need_w) dw.addmm_(d.t(), xc);

@@ -95,6 +95,8 @@ type options struct {
 	switchEvery, lisaLayers                  int
 	progress                                 bool
 	fused                                    bool
+	recompute, recomputeMLP, fusedAdam       bool
+	lossChunk, padMLP                        int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -142,6 +144,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dtype, "dtype", "f32", "weight dtype: f32 or bf16")
 	fs.BoolVar(&o.fused, "fused-sdpa", true, "use libtorch's fused attention where available")
 	fs.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch (0: all cores)")
+	fs.BoolVar(&o.recompute, "recompute", false, "recompute each decoder layer's activations in backward (gradient checkpointing)")
+	fs.BoolVar(&o.recomputeMLP, "recompute-mlp", false, "recompute only the MLPs in backward (keeps their input, not gate and up)")
+	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the training loss fused with the LM head, this many positions at a time (0: whole logits)")
+	fs.IntVar(&o.padMLP, "pad-mlp", -1, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same\n"+
+		"function; aligned rows for GPU matrix kernels); -1: 64 on CUDA, off on the CPU; 0: off")
+	fs.BoolVar(&o.fusedAdam, "fused-adamw", true, "update the tensors in one multi-tensor AdamW call where libtorch has the fused kernel\n"+
+		"(CUDA 2.1+, CPU 2.4+) and the moments have the weights' dtype; elsewhere the same per-tensor math")
 	fs.Uint64Var(&o.seed, "seed", 42, "random seed (initialisation, BAdam/LISA choices)")
 	fs.IntVar(&o.switchEvery, "switch-every", 0, "BAdam/LISA: steps between block switches (0: their defaults, 100 and 50)")
 	fs.IntVar(&o.lisaLayers, "lisa-layers", 0, "LISA: layers trained at a time (0: 2)")
@@ -151,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	if o.lossChunk < 0 || o.padMLP < -1 {
+		return nil, fmt.Errorf("--loss-chunk must not be negative and --pad-mlp not below -1")
 	}
 	demo := o.data == ""
 	def := func(v *int, demoV, realV int) {
@@ -301,7 +313,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var curves []eval.Curve
 	interrupted := false
 	for _, method := range methods {
-		mc := eval.MethodConfig{Method: method, Adam: blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32},
+		mc := eval.MethodConfig{Method: method, Adam: blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.fusedAdam},
 			Sparsity: o.sparsity, Patience: o.patience, Eligible: eligible, SwitchEvery: o.switchEvery,
 			LISALayers: o.lisaLayers, Seed: o.seed}
 		row, losses, status, err := runOne(ctx, o, mc, dev, dt, tok, tokJSON, trainOpen, valBlocks, encode, packOpts,
@@ -511,7 +523,15 @@ func (s *stream) seek(raw json.RawMessage) error {
 // newModel builds the model: a preset or config.json (random init) or a
 // checkpoint directory (loaded).
 func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, info io.Writer) (*llama.Model, error) {
-	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: o.fused}
+	pad := o.padMLP
+	if pad < 0 {
+		pad = 0
+		if dev != torch.CPU {
+			pad = 64
+		}
+	}
+	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: o.fused, Recompute: o.recompute,
+		RecomputeMLP: o.recomputeMLP, LossChunk: o.lossChunk, PadMLP: pad}
 	name := o.model
 	var c *config.LlamaConfig
 	if name == "" {

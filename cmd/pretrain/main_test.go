@@ -124,7 +124,8 @@ func TestOwnDataAndConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644))
 	out, _, err := runArgs(t, "--model", filepath.Join(dir, "config.json"), "--tokenizer", tinyTok,
 		"--data", filepath.Join(dir, "c4-train.*.json"), "--val-fraction", "0.1", "--method", "adamw,blockllm",
-		"--steps", "12", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4", "--lr", "1e-2", "--json")
+		"--steps", "12", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4", "--lr", "1e-2", "--json",
+		"--recompute-mlp", "--loss-chunk", "8", "--pad-mlp", "48") // the memory/speed options (width 64 -> 96)
 	require.NoError(t, err)
 	res := map[string]map[string]any{}
 	for _, ev := range events(t, out) {
@@ -159,6 +160,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"--resume", "/x", "--method", "adamw,blockllm"}, "single --method"},
 		{[]string{"--warmup", "50", "--steps", "10"}, "--warmup 50 exceeds"},
 		{[]string{"--device", "cuda:x"}, "--device"},
+		{[]string{"--loss-chunk", "-2"}, "--loss-chunk must not be negative"},
+		{[]string{"--pad-mlp", "-3"}, "--pad-mlp not below -1"},
 	}
 	for _, c := range cases {
 		_, _, err := runArgs(t, c.args...)

@@ -7,7 +7,7 @@ ENVFILE := build/libtorch.env
 CXX ?= g++
 GOTESTFLAGS ?=
 
-.PHONY: all deps shim build test bench demo test-gpu gpu-binaries clean env
+.PHONY: all deps shim build test bench demo test-gpu gpu-binaries gpu-commands clean env
 
 all: build
 
@@ -63,6 +63,13 @@ gpu-binaries:
 	$(GO) test -c -ldflags='-s -w' -o build/gpu/hf_roberta.test ./hf/roberta
 	$(GO) test -c -ldflags='-s -w' -o build/gpu/blockllm.test ./blockllm
 	$(GO) build -ldflags='-s -w' -o build/gpu/bench ./cmd/bench
+
+# the commands, for gpu-check.sh's CMDS=1 step (GPU_BIN=build/gpu-cmd)
+gpu-commands:
+	@mkdir -p build/gpu-cmd
+	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/pretrain ./cmd/pretrain
+	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/eval ./cmd/eval
+	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/finetune ./cmd/finetune
 
 clean:
 	rm -rf build

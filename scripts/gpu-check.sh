@@ -9,7 +9,8 @@
 # and carried here with cgo/ and scripts/. With Go present, they are built first.
 # Where the libtorch has no CUDA, the same steps run on the CPU at small sizes (a dry run
 # of this script). Results go to ${OUT:-build/gpu-out}.
-# Knobs: BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
+# Knobs: GPU_BIN (where the binaries are, default build/gpu), CMDS=1 (also run the
+# pretrain, eval and finetune commands' demos on the device, from $GPU_BIN), BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
 # --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST and BENCH_MEM
 # (the flags of the two tuned BlockLLM rows: for speed, and for memory; empty skips the
 # row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1,
@@ -24,6 +25,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
 mkdir -p "$out" build/lib
 out=$(cd "$out" && pwd) # absolute: the tests run from their package directories
+GPU_BIN=${GPU_BIN:-build/gpu}
 log() { echo "gpu-check: $(date +%T) $*" | tee -a "$out/summary.txt"; }
 
 # 1. the shim against this machine's libtorch
@@ -52,7 +54,7 @@ fi
 status=0
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   for pkg in torch hf hf/llama hf/roberta blockllm; do
-    bin=build/gpu/$(echo "$pkg" | tr / _).test
+    bin=$GPU_BIN/$(echo "$pkg" | tr / _).test
     f=$out/test-$(echo "$pkg" | tr / _).txt
     if [ ! -x "$bin" ]; then log "SKIP $pkg: $bin not built"; continue; fi
     start=$SECONDS
@@ -67,7 +69,7 @@ fi
 # 4. bench: the reference settings (seq 256, bf16 weights, median of 10 steps after 2
 # warm-ups); for BlockLLM also two tuned rows: BENCH_BEST (fused loss in chunks, fused
 # AdamW, MLP padded to 64) and BENCH_MEM (the same, and the MLPs recomputed).
-if [ -x build/gpu/bench ]; then
+if [ -x "$GPU_BIN/bench" ]; then
   if [ "$dev" = cuda ]; then
     models=${BENCH_MODELS:-llama-60m:64 llama-350m:32 llama-1b:16}
     recompute=${BENCH_RECOMPUTE:-llama-1b:16}
@@ -86,7 +88,7 @@ if [ -x build/gpu/bench ]; then
       log "SKIP bench $m b=$b $meth $*: over BUDGET_S=$budget"; return
     fi
     local start=$SECONDS
-    build/gpu/bench --model "$m" --method "$meth" --batch-size "$b" --seq-len 256 --dtype bf16 --device "$dev" \
+    "$GPU_BIN/bench" --model "$m" --method "$meth" --batch-size "$b" --seq-len 256 --dtype bf16 --device "$dev" \
       "${steps[@]}" --sparsity "$sp" "$@" ${BENCH_FLAGS:-} >> "$out/bench.jsonl" 2>> "$out/bench-stderr.txt" ||
       log "bench $m b=$b $meth $* failed (see $out/bench-stderr.txt)"
     log "bench $m b=$b $meth s=$sp $* ($((SECONDS - start)) s)"
@@ -134,14 +136,47 @@ if [ -x build/gpu/bench ]; then
   fi
   log "bench lines: $(wc -l < "$out/bench.jsonl" 2>/dev/null || echo 0)"
   # ratios against the authors' PyTorch figures on an H100 (issue 7's table)
-  build/gpu/bench compare "$ref" "$out/bench.jsonl" > "$out/compare.txt" 2>&1
+  "$GPU_BIN/bench" compare "$ref" "$out/bench.jsonl" > "$out/compare.txt" 2>&1
   cat "$out/compare.txt"
   if [ -s "$out/torch-ref.jsonl" ]; then
     { echo "# torch AdamW on this machine against the issue's H100 figures (the card's factor)"
-      build/gpu/bench compare "$ref" "$out/torch-ref.jsonl"
+      "$GPU_BIN/bench" compare "$ref" "$out/torch-ref.jsonl"
       echo "# this project against torch AdamW on this machine"
-      build/gpu/bench compare "$out/torch-ref.jsonl" "$out/bench.jsonl"; } > "$out/compare-same-card.txt" 2>&1
+      "$GPU_BIN/bench" compare "$out/torch-ref.jsonl" "$out/bench.jsonl"; } > "$out/compare-same-card.txt" 2>&1
     cat "$out/compare-same-card.txt"
+  fi
+fi
+# 5. the commands on the device: the pretrain demo in bf16 (BlockLLM and AdamW), the
+# perplexity of its BlockLLM model with eval, and the fine-tuning demo
+if [ "${CMDS:-0}" = 1 ]; then
+  for c in pretrain eval finetune; do [ -x "$GPU_BIN/$c" ] || { log "SKIP commands: $GPU_BIN/$c not built"; CMDS=0; }; done
+fi
+if [ "${CMDS:-0}" = 1 ]; then
+  start=$SECONDS
+  if "$GPU_BIN/pretrain" --device "$dev" --dtype bf16 --out "$out/pretrain-run" --progress=false --json \
+      > "$out/pretrain.jsonl" 2> "$out/pretrain-stderr.txt"; then
+    res=$(grep '"event":"result"' "$out/pretrain.jsonl" | while read -r l; do
+      m=$(echo "$l" | grep -o '"method":"[^"]*"' | cut -d'"' -f4)
+      b=$(echo "$l" | grep -o '"val_ppl_before":[0-9.]*' | cut -d: -f2)
+      a=$(echo "$l" | grep -o '"val_ppl_after":[0-9.]*' | cut -d: -f2)
+      printf '%s: validation perplexity %.2f -> %.2f; ' "$m" "$b" "$a"
+    done)
+    log "PASS pretrain demo on $dev, bf16 ($((SECONDS - start)) s): $res"
+  else
+    log "FAIL pretrain demo on $dev (see $out/pretrain-stderr.txt)"; tail -5 "$out/pretrain-stderr.txt" | tee -a "$out/summary.txt"; status=1
+  fi
+  start=$SECONDS
+  if "$GPU_BIN/eval" --device "$dev" --model "$out/pretrain-run/blockllm/final" --ppl data/fortunes/c4-validation.00000-of-00001.json.gz \
+      --seq-len 64 > "$out/eval.txt" 2>&1; then
+    log "PASS eval --ppl on $dev ($((SECONDS - start)) s): $(grep -m1 'c4-validation' "$out/eval.txt" | tr -s ' │|' ' ')"
+  else
+    log "FAIL eval on $dev (see $out/eval.txt)"; tail -5 "$out/eval.txt" | tee -a "$out/summary.txt"; status=1
+  fi
+  start=$SECONDS
+  if "$GPU_BIN/finetune" --device "$dev" --progress=false > "$out/finetune.txt" 2> "$out/finetune-stderr.txt"; then
+    log "PASS finetune demo on $dev ($((SECONDS - start)) s)"; tail -8 "$out/finetune.txt" | tee -a "$out/summary.txt"
+  else
+    log "FAIL finetune demo on $dev (see $out/finetune-stderr.txt)"; tail -5 "$out/finetune-stderr.txt" | tee -a "$out/summary.txt"; status=1
   fi
 fi
 exit $status

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/blockllm/blockllm-go/hf/nn"
+	"github.com/blockllm/blockllm-go/torch"
 )
 
 // AdamW is full AdamW over every parameter of a model: the same numbers as
@@ -44,6 +45,11 @@ func (o *AdamW) Trainable() []*nn.Param { return o.params }
 // Step updates every parameter that has a gradient and frees the gradients.
 func (o *AdamW) Step(lr float64) error {
 	return catch(func() error { return o.adam.stepParams(o.params, lr, nil) })
+}
+
+// updateInBackward is Step's update of one tensor (TrainConfig.StepInBackward).
+func (o *AdamW) updateInBackward(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64) {
+	o.adam.updateOne(s, p, g, lr, 0)
 }
 
 // ObserveLoss does nothing for AdamW.

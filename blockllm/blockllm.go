@@ -446,18 +446,26 @@ func (o *BlockLLM) Step(lr float64) error {
 	if o.trainable == nil && o.due {
 		return fmt.Errorf("blockllm: Step before the first Prepare")
 	}
-	err := catch(func() error {
-		return o.adam.stepParams(o.trainable, lr, func(p *nn.Param) float64 {
-			if p.Head {
-				return 0
-			}
-			return o.cfg.MaskFraction
-		})
-	})
+	err := catch(func() error { return o.adam.stepParams(o.trainable, lr, o.maskFor) })
 	if err == nil {
 		o.steps++
 	}
 	return err
+}
+
+// maskFor is the fraction of p's coordinates updated (0: all): MaskFraction, but task
+// heads are always dense.
+func (o *BlockLLM) maskFor(p *nn.Param) float64 {
+	if p.Head {
+		return 0
+	}
+	return o.cfg.MaskFraction
+}
+
+// updateInBackward is Step's update of one tensor of the block (StepInBackward); Step,
+// called after backward, then finds no gradient and only counts the step.
+func (o *BlockLLM) updateInBackward(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64) {
+	o.adam.updateOne(s, p, g, lr, o.maskFor(p))
 }
 
 // ObserveLoss records the loss of the step just taken and, every CheckEvery losses,

@@ -262,6 +262,34 @@ func (a *adamState) initDense(p *nn.Param, mo *moments) {
 	}
 }
 
+// fused reports whether stepParams updates p in its multi-tensor call (AdamConfig.Fused:
+// dense, without a master copy).
+func (a *adamState) fused(p *nn.Param, frac float64) bool {
+	return a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p)
+}
+
+// updateOne is stepParams's update of one tensor from its gradient g: through the
+// multi-tensor call (libtorch's fused kernel where it applies, in place, with no
+// temporaries) when fused, else update.
+func (a *adamState) updateOne(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr, frac float64) {
+	if !a.fused(p, frac) {
+		a.update(s, p, g, lr, frac)
+		return
+	}
+	mo := a.ensure(p)
+	a.initDense(p, mo)
+	mo.step++
+	c := a.cfg
+	torch.AdamWStepMulti([]*torch.Tensor{p.T}, []*torch.Tensor{g}, []*torch.Tensor{mo.m}, []*torch.Tensor{mo.v},
+		[]int64{mo.step}, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, true)
+}
+
+// inBackward is an optimizer that can update one trainable tensor from its complete
+// gradient during backward (TrainConfig.StepInBackward), as its Step would.
+type inBackward interface {
+	updateInBackward(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64)
+}
+
 // stepParams updates every parameter of ps that has a gradient and frees the
 // gradients. maskFor gives each parameter's mask fraction (nil: dense). With
 // AdamConfig.Fused the dense parameters without master copies are updated in one
@@ -280,7 +308,7 @@ func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Para
 			if maskFor != nil {
 				frac = maskFor(p)
 			}
-			if a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p) {
+			if a.fused(p, frac) {
 				mo := a.ensure(p)
 				a.initDense(p, mo)
 				mo.step++

@@ -30,6 +30,14 @@ type TrainConfig struct {
 	Schedule Schedule
 	// MaxGradNorm clips the global 2-norm of the trainable gradients; 0 means no clipping.
 	MaxGradNorm float64
+	// StepInBackward updates each trainable tensor during backward, as soon as its
+	// gradient is complete (torch.GradSink), and frees that gradient at once: no step
+	// holds every trainable gradient. The updates are those of the optimizer's Step
+	// (per tensor; AdamW and BlockLLM). It needs GradAccum 1 and no clipping (both need
+	// every gradient first), and the model's parameter hook (BlockLLM's selection pass
+	// uses it only in Prepare). The loss is checked before backward: a non-finite loss
+	// returns ErrNonFinite with the weights untouched.
+	StepInBackward bool
 
 	// EvalEvery runs Eval every that many steps (and after the last); 0 never.
 	EvalEvery int
@@ -164,6 +172,15 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 	if err := cfg.Schedule.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.StepInBackward {
+		if _, ok := opt.(inBackward); !ok {
+			return nil, fmt.Errorf("blockllm: %s cannot update in backward (StepInBackward: AdamW and BlockLLM can)", opt.Name())
+		}
+		if cfg.GradAccum > 1 || cfg.MaxGradNorm > 0 {
+			return nil, fmt.Errorf("blockllm: updating in backward needs every gradient only once: no gradient accumulation (%d) and no clipping (%g)",
+				cfg.GradAccum, cfg.MaxGradNorm)
+		}
+	}
 	return &Trainer{model: model, opt: opt, data: data, cfg: cfg}, nil
 }
 
@@ -214,6 +231,9 @@ func (t *Trainer) Step() (StepStats, error) {
 			}
 		}
 		trainable := t.opt.Trainable()
+		if t.cfg.StepInBackward {
+			defer t.installSinks(trainable, st.LR)()
+		}
 		for i, b := range batches {
 			err := torch.WithScope(func(ms *torch.Scope) error {
 				out, err := t.model.Forward(ms, b, true)
@@ -229,6 +249,12 @@ func (t *Trainer) Step() (StepStats, error) {
 				}
 				if !l.RequiresGrad() {
 					return fmt.Errorf("blockllm: step %d: the loss does not depend on any trainable parameter (%d trainable)", st.Step, len(trainable))
+				}
+				if t.cfg.StepInBackward {
+					// the updates happen in backward: check the loss first
+					if v := l.Item(); math.IsNaN(v) || math.IsInf(v, 0) {
+						return fmt.Errorf("%w %v at step %d (nothing updated)", ErrNonFinite, v, st.Step)
+					}
 				}
 				l.Backward()
 				st.Loss += l.Item() // read after backward is queued: no wait between the two
@@ -284,6 +310,34 @@ func (t *Trainer) Step() (StepStats, error) {
 	st.Memory.Current, st.Memory.Peak = torch.MemStats(dev)
 	t.peak = max(t.peak, st.Memory.Peak)
 	return st, nil
+}
+
+// installSinks makes the forward passes use, for each trainable tensor, a gradient sink
+// that runs the optimizer's update of that tensor in backward (StepInBackward). The
+// returned function removes the hook and the sinks.
+func (t *Trainer) installSinks(trainable []*nn.Param, lr float64) func() {
+	ib := t.opt.(inBackward)
+	on := map[*nn.Param]bool{}
+	for _, p := range trainable {
+		on[p] = true
+	}
+	sc := torch.NewScope()
+	sinks := map[*nn.Param]*torch.Tensor{}
+	t.model.SetHook(func(_ *torch.Scope, p *nn.Param) *torch.Tensor {
+		if !on[p] || !torch.GradEnabled() {
+			return p.T // a recomputed layer's no-grad forward: its recompute makes the sink
+		}
+		if x := sinks[p]; x != nil {
+			return x // one sink per tensor: its gradient summed over every use
+		}
+		x := torch.GradSink(sc.In(p.T), func(s *torch.Scope, g *torch.Tensor) { ib.updateInBackward(s, p, g, lr) })
+		sinks[p] = x
+		return x
+	})
+	return func() {
+		t.model.SetHook(nil)
+		sc.Close()
+	}
 }
 
 // clipGrads scales grads in place so that their global 2-norm is at most maxNorm, as

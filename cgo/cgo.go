@@ -669,6 +669,19 @@ func Checkpoint(id int64, x, token unsafe.Pointer) (unsafe.Pointer, error) {
 	return unsafe.Pointer(out), err
 }
 
+// GradSink returns w as a view whose gradient backward hands to registered function id
+// (the checkpoint registry) instead of accumulating it.
+func GradSink(id int64, w unsafe.Pointer) (unsafe.Pointer, error) {
+	var err error
+	installCkpt.Do(func() { err = check(C.bt_install_checkpoint()) })
+	if err != nil {
+		return nil, err
+	}
+	var out C.bt_tensor
+	err = check(C.bt_grad_sink(C.int64_t(id), C.bt_tensor(w), &out))
+	return unsafe.Pointer(out), err
+}
+
 // cArray copies handles into a C array the caller frees.
 func cArray(hs []unsafe.Pointer) *C.bt_tensor {
 	arr := (*[1 << 20]C.bt_tensor)(C.malloc(C.size_t(len(hs)) * C.size_t(unsafe.Sizeof(C.bt_tensor(nil)))))[:len(hs):len(hs)]

@@ -40,3 +40,26 @@ func Checkpoint(x, token *Tensor, f func(s *Scope, x *Tensor) *Tensor) *Tensor {
 	h, err := cgo.Checkpoint(id, x.h, token.h)
 	return wrap1("checkpoint", rs, h, err)
 }
+
+// GradSink returns w (which must require grad) as a view whose gradient, summed over
+// every use of the view in the forward pass, is handed to f during backward (with grad
+// disabled) instead of being accumulated into w's .grad: f can update w in place (an
+// optimizer step in backward), and the gradient is freed when f returns. f runs after
+// every use of the view has run its backward. The result lands in w's scope (use
+// scope.In for a stored tensor); f stays registered until that scope closes, so
+// backward must run before. A panic in f fails the backward with its message.
+func GradSink(w *Tensor, f func(s *Scope, g *Tensor)) *Tensor {
+	rs := resultScope("grad_sink", w)
+	id := cgo.RegisterCheckpoint(func(gh unsafe.Pointer) (unsafe.Pointer, error) {
+		s := NewScope()
+		defer s.Close()
+		err := Try(func() { f(s, &Tensor{h: gh, owner: s, alias: true}) })
+		if err != nil {
+			return nil, fmt.Errorf("%v", err)
+		}
+		return cgo.Unary(cgo.OpAlias, gh) // the shim wants a tensor back; it is dropped
+	})
+	rs.OnClose(func() { cgo.UnregisterCheckpoint(id) })
+	h, err := cgo.GradSink(id, w.h)
+	return wrap1("grad_sink", rs, h, err)
+}

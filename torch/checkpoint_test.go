@@ -126,3 +126,44 @@ func TestGradEnabledInCheckpoint(t *testing.T) {
 	assert.Equal(t, []float64{2, 2, 2}, x.Grad().Float64s())
 	assert.True(t, torch.GradEnabled())
 }
+
+// TestGradSink: the function receives the gradient summed over every use of the view,
+// w gets no .grad, and an in-place update there is visible after backward.
+func TestGradSink(t *testing.T) {
+	g := torch.NewGenerator(3, torch.CPU)
+	defer g.Close()
+	s := torch.NewScope()
+	defer s.Close()
+	x := s.Randn([]int64{4, 3}, torch.F64, testDevice, g)
+	w0 := s.Randn([]int64{3, 2}, torch.F64, testDevice, g)
+	loss := func(w *torch.Tensor) *torch.Tensor {
+		return x.Matmul(w).Tanh().Sum().Add(w.Square().Sum()) // two uses of w
+	}
+	// plain: the gradient as autograd accumulates it
+	wp := w0.Clone().SetRequiresGrad(true)
+	loss(wp).Backward()
+	want := wp.Grad().Float64s()
+
+	w := w0.Clone().SetRequiresGrad(true)
+	calls := 0
+	var got []float64
+	sink := torch.GradSink(w, func(_ *torch.Scope, gr *torch.Tensor) {
+		calls++
+		got = gr.Float64s()
+		assert.False(t, torch.GradEnabled(), "the function runs without grad")
+		w.AddInPlace(gr, -1) // an optimizer step, in place
+	})
+	loss(sink).Backward()
+	assert.Equal(t, 1, calls, "one call with the summed gradient")
+	near(t, want, got, 1e-12, "gradient")
+	assert.Nil(t, w.Grad(), "no .grad accumulated")
+	w0v, wv := w0.Float64s(), w.Float64s()
+	for i := range wv {
+		assert.InDelta(t, w0v[i]-want[i], wv[i], 1e-12, "updated in place")
+	}
+
+	bad := torch.GradSink(w0.Clone().SetRequiresGrad(true), func(*torch.Scope, *torch.Tensor) { panic("boom") })
+	err := torch.Try(func() { loss(bad).Backward() })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "boom")
+}

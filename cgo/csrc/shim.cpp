@@ -252,6 +252,26 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
   }
 };
 
+// GradSink(id, w) returns w as a view. Its backward hands w's whole gradient (summed
+// over every use of the view) to the callback's function id, with grad disabled, and
+// gives w no gradient: an optimizer can update w in place there, during backward, and
+// the gradient is freed as soon as the function returns. The function runs after every
+// node that used the view has run its backward.
+struct GradSink : public torch::autograd::Function<GradSink> {
+  static at::Tensor forward(AutogradContext* ctx, int64_t id, at::Tensor w) {
+    ctx->saved_data["id"] = id;
+    return w.view_as(w);
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto& g = grads[0];
+    if (g.defined()) {
+      torch::NoGradGuard ng;
+      call_checkpoint_fn(ctx->saved_data["id"].toInt(), g);
+    }
+    return {at::Tensor(), at::Tensor()};
+  }
+};
+
 at::Tensor math_sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const c10::optional<at::Tensor>& mask, double dropout, bool causal, double scale) {
   auto scores = at::matmul(q, k.transpose(-2, -1)).mul(scale);
@@ -1160,6 +1180,13 @@ const char* bt_norm_probe(bt_tensor w, bt_tensor token, bt_tensor buf, int64_t s
     TORCH_CHECK(slot >= 0 && slot < T(buf).size(0), "norm probe: slot ", slot, " outside buffer of ",
                 T(buf).size(0));
     *out = wrap(NormProbe::apply(T(w), T(token), T(buf), slot));
+  })
+}
+
+const char* bt_grad_sink(int64_t id, bt_tensor w, bt_tensor* out) {
+  BT_TRY({
+    TORCH_CHECK(T(w).requires_grad(), "grad sink: the tensor must require grad");
+    *out = wrap(GradSink::apply(id, T(w)));
   })
 }
 

@@ -142,6 +142,7 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_grad_reset, (bt_tensor t, int set_to_none), (t, set_to_none)) \
   X(bt_norm_probe, (bt_tensor w, bt_tensor token, bt_tensor buf, int64_t slot, bt_tensor* out), (w, token, buf, slot, out)) \
   X(bt_set_checkpoint_callback, (bt_checkpoint_fn fn), (fn)) \
+  X(bt_grad_sink, (int64_t id, bt_tensor w, bt_tensor* out), (id, w, out)) \
   X(bt_checkpoint, (int64_t id, bt_tensor x, bt_tensor token, bt_tensor* out), (id, x, token, out))
 
 #endif

@@ -93,6 +93,7 @@ type options struct {
 	seed                         uint64
 	stateF32, masterF32, fused   bool
 	recomputeMLP, initOnDevice   bool
+	stepInBackward               bool
 	recompute, noFusedSDPA       bool
 	probeKeep                    bool
 	lossChunk                    int
@@ -125,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
 	fs.BoolVar(&o.initOnDevice, "init-on-device", true, "draw the random weights on --device (fast on a GPU; false: on the CPU, the same values on every device)")
 	fs.IntVar(&o.padMLP, "pad-mlp", 0, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same function; 16-byte-aligned rows for GPU kernels)")
+	fs.BoolVar(&o.stepInBackward, "step-in-backward", false, "update each trainable tensor during backward, as soon as its gradient is complete (no step holds every gradient)")
 	fs.BoolVar(&o.recomputeMLP, "recompute-mlp", false, "recompute only the MLPs in backward (keeps their input, not gate and up)")
 	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss (fused with the LM head) over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
@@ -223,7 +225,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	total := o.warmup + o.steps
-	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr})
+	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr, StepInBackward: o.stepInBackward})
 	if err != nil {
 		return err
 	}
@@ -243,6 +245,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		name string
 	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
 		{o.recomputeMLP && !o.recompute, "recompute-mlp"}, {o.padMLP > 1, fmt.Sprintf("pad-mlp=%d", o.padMLP)},
+		{o.stepInBackward, "step-in-backward"},
 		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
 		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)},
 		{o.probeKeep, "probe-keep-activations"}} {

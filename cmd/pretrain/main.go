@@ -96,6 +96,7 @@ type options struct {
 	progress                                 bool
 	fused                                    bool
 	recompute, recomputeMLP, fusedAdam       bool
+	stepInBackward                           bool
 	lossChunk, padMLP                        int
 }
 
@@ -149,6 +150,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the training loss fused with the LM head, this many positions at a time (0: whole logits)")
 	fs.IntVar(&o.padMLP, "pad-mlp", -1, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same\n"+
 		"function; aligned rows for GPU matrix kernels); -1: 64 on CUDA, off on the CPU; 0: off")
+	fs.BoolVar(&o.stepInBackward, "step-in-backward", false, "update each trainable tensor during backward, as soon as its gradient is\n"+
+		"complete (AdamW and BlockLLM; needs --grad-clip 0 and --grad-accum 1)")
 	fs.BoolVar(&o.fusedAdam, "fused-adamw", true, "update the tensors in one multi-tensor AdamW call where libtorch has the fused kernel\n"+
 		"(CUDA 2.1+, CPU 2.4+) and the moments have the weights' dtype; elsewhere the same per-tensor math")
 	fs.Uint64Var(&o.seed, "seed", 42, "random seed (initialisation, BAdam/LISA choices)")
@@ -163,6 +166,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.lossChunk < 0 || o.padMLP < -1 {
 		return nil, fmt.Errorf("--loss-chunk must not be negative and --pad-mlp not below -1")
+	}
+	if o.stepInBackward && (o.clip > 0 || o.gradAccum > 1) {
+		return nil, fmt.Errorf("--step-in-backward needs --grad-clip 0 and --grad-accum 1 (clipping and accumulation need every gradient first)")
 	}
 	demo := o.data == ""
 	def := func(v *int, demoV, realV int) {
@@ -630,12 +636,13 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, dev torch.Dev
 	}
 	logs := &eval.LogCollector{Forward: jsonOut, Extra: map[string]any{"method": mc.Method}}
 	cfg := blockllm.TrainConfig{
-		Steps:       o.steps,
-		GradAccum:   o.gradAccum,
-		LR:          o.lr,
-		Schedule:    sched,
-		MaxGradNorm: o.clip,
-		EvalEvery:   o.evalEvery,
+		Steps:          o.steps,
+		GradAccum:      o.gradAccum,
+		LR:             o.lr,
+		Schedule:       sched,
+		MaxGradNorm:    o.clip,
+		StepInBackward: o.stepInBackward,
+		EvalEvery:      o.evalEvery,
 		Eval: func(step int) (map[string]float64, error) {
 			ppl, err := valPPL()
 			if err != nil {

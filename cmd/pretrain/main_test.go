@@ -125,7 +125,8 @@ func TestOwnDataAndConfig(t *testing.T) {
 	out, _, err := runArgs(t, "--model", filepath.Join(dir, "config.json"), "--tokenizer", tinyTok,
 		"--data", filepath.Join(dir, "c4-train.*.json"), "--val-fraction", "0.1", "--method", "adamw,blockllm",
 		"--steps", "12", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4", "--lr", "1e-2", "--json",
-		"--recompute-mlp", "--loss-chunk", "8", "--pad-mlp", "48") // the memory/speed options (width 64 -> 96)
+		"--recompute-mlp", "--loss-chunk", "8", "--pad-mlp", "48", // the memory/speed options (width 64 -> 96)
+		"--step-in-backward", "--grad-clip", "0")
 	require.NoError(t, err)
 	res := map[string]map[string]any{}
 	for _, ev := range events(t, out) {
@@ -162,6 +163,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"--device", "cuda:x"}, "--device"},
 		{[]string{"--loss-chunk", "-2"}, "--loss-chunk must not be negative"},
 		{[]string{"--pad-mlp", "-3"}, "--pad-mlp not below -1"},
+		{[]string{"--step-in-backward"}, "--step-in-backward needs --grad-clip 0"},
 	}
 	for _, c := range cases {
 		_, _, err := runArgs(t, c.args...)

@@ -268,6 +268,14 @@ func (a *adamState) fused(p *nn.Param, frac float64) bool {
 	return a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p)
 }
 
+// denseStep readies p's dense moments for the multi-tensor call and counts its step.
+func (a *adamState) denseStep(p *nn.Param) *moments {
+	mo := a.ensure(p)
+	a.initDense(p, mo)
+	mo.step++
+	return mo
+}
+
 // updateOne is stepParams's update of one tensor from its gradient g: through the
 // multi-tensor call (libtorch's fused kernel where it applies, in place, with no
 // temporaries) when fused, else update.
@@ -276,9 +284,7 @@ func (a *adamState) updateOne(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr, 
 		a.update(s, p, g, lr, frac)
 		return
 	}
-	mo := a.ensure(p)
-	a.initDense(p, mo)
-	mo.step++
+	mo := a.denseStep(p)
 	c := a.cfg
 	torch.AdamWStepMulti([]*torch.Tensor{p.T}, []*torch.Tensor{g}, []*torch.Tensor{mo.m}, []*torch.Tensor{mo.v},
 		[]int64{mo.step}, lr, c.Beta1, c.Beta2, c.Eps, c.WeightDecay, true)
@@ -309,9 +315,7 @@ func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Para
 				frac = maskFor(p)
 			}
 			if a.fused(p, frac) {
-				mo := a.ensure(p)
-				a.initDense(p, mo)
-				mo.step++
+				mo := a.denseStep(p)
 				fp, fg, fm, fv = append(fp, p.T), append(fg, g), append(fm, mo.m), append(fv, mo.v)
 				fsteps = append(fsteps, mo.step)
 				done = append(done, p)

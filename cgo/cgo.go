@@ -654,31 +654,37 @@ func NormProbe(w, token, buf unsafe.Pointer, slot int64) (unsafe.Pointer, error)
 	return unsafe.Pointer(out), err
 }
 
-var installCkpt sync.Once
+var (
+	installCkpt    sync.Once
+	installCkptErr error
+)
+
+// installCallback hands the shim, once, the Go function that runs registered functions
+// (Checkpoint's recompute and GradSink's gradient consumer).
+func installCallback() error {
+	installCkpt.Do(func() { installCkptErr = check(C.bt_install_checkpoint()) })
+	return installCkptErr
+}
 
 // Checkpoint applies registered function id to x without recording its activations;
 // backward recomputes it (token: a scalar that requires grad).
 func Checkpoint(id int64, x, token unsafe.Pointer) (unsafe.Pointer, error) {
-	var err error
-	installCkpt.Do(func() { err = check(C.bt_install_checkpoint()) })
-	if err != nil {
+	if err := installCallback(); err != nil {
 		return nil, err
 	}
 	var out C.bt_tensor
-	err = check(C.bt_checkpoint(C.int64_t(id), C.bt_tensor(x), C.bt_tensor(token), &out))
+	err := check(C.bt_checkpoint(C.int64_t(id), C.bt_tensor(x), C.bt_tensor(token), &out))
 	return unsafe.Pointer(out), err
 }
 
 // GradSink returns w as a view whose gradient backward hands to registered function id
 // (the checkpoint registry) instead of accumulating it.
 func GradSink(id int64, w unsafe.Pointer) (unsafe.Pointer, error) {
-	var err error
-	installCkpt.Do(func() { err = check(C.bt_install_checkpoint()) })
-	if err != nil {
+	if err := installCallback(); err != nil {
 		return nil, err
 	}
 	var out C.bt_tensor
-	err = check(C.bt_grad_sink(C.int64_t(id), C.bt_tensor(w), &out))
+	err := check(C.bt_grad_sink(C.int64_t(id), C.bt_tensor(w), &out))
 	return unsafe.Pointer(out), err
 }
 

@@ -10,10 +10,11 @@
 # Where the libtorch has no CUDA, the same steps run on the CPU at small sizes (a dry run
 # of this script). Results go to ${OUT:-build/gpu-out}.
 # Knobs: GPU_BIN (where the binaries are, default build/gpu), CMDS=1 (also run the
-# pretrain, eval and finetune commands' demos on the device, from $GPU_BIN), BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with
-# --recompute), BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST and BENCH_MEM
-# (the flags of the two tuned BlockLLM rows: for speed, and for memory; empty skips the
-# row), BENCH_FLAGS (added to every bench run), SKIP_TESTS=1,
+# pretrain, eval and finetune commands' demos on the device, from $GPU_BIN),
+# BENCH_MODELS ("model:batch ..."), BENCH_RECOMPUTE (rows also run with --recompute),
+# BENCH_7B=1 (adds llama-7b, batch 4, s=0.95), BENCH_BEST and BENCH_MEM (the flags of the
+# two tuned BlockLLM rows: for speed, and for memory; empty skips the row), BENCH_FLAGS
+# (added to every bench run), SKIP_TESTS=1,
 # TEST_TIMEOUT_S (per test package, default 240), BUDGET_S (skip the remaining bench rows
 # once the script has run this long; 0 = no limit), TORCH_REF=0 (skip the same-machine
 # torch AdamW reference, scripts/torch_reference.py, run where python3 has torch and

@@ -17,17 +17,26 @@ import (
 func Checkpoint(x, token *Tensor, f func(s *Scope, x *Tensor) *Tensor) *Tensor {
 	rs := resultScope("checkpoint", x, token)
 	token.check("checkpoint")
+	id := register(rs, "checkpoint", f)
+	h, err := cgo.Checkpoint(id, x.h, token.h)
+	return wrap1("checkpoint", rs, h, err)
+}
+
+// register makes f callable from the shim (the checkpoint registry) until rs closes:
+// the shim passes a tensor, f runs in a scope of its own, and its result goes back as a
+// fresh handle the shim takes over.
+func register(rs *Scope, op string, f func(s *Scope, x *Tensor) *Tensor) int64 {
 	id := cgo.RegisterCheckpoint(func(xh unsafe.Pointer) (out unsafe.Pointer, err error) {
 		s := NewScope()
 		defer s.Close()
 		err = Try(func() {
 			r := f(s, &Tensor{h: xh, owner: s, alias: true})
 			if r == nil || !r.Valid() {
-				panic(&Error{Op: "checkpoint", Msg: "function returned no tensor"})
+				panic(&Error{Op: op, Msg: "function returned no tensor"})
 			}
-			h, e := cgo.Unary(cgo.OpAlias, r.h) // a fresh handle the shim takes over
+			h, e := cgo.Unary(cgo.OpAlias, r.h)
 			if e != nil {
-				fail("checkpoint", e)
+				fail(op, e)
 			}
 			out = h
 		})
@@ -37,8 +46,7 @@ func Checkpoint(x, token *Tensor, f func(s *Scope, x *Tensor) *Tensor) *Tensor {
 		return out, nil
 	})
 	rs.OnClose(func() { cgo.UnregisterCheckpoint(id) })
-	h, err := cgo.Checkpoint(id, x.h, token.h)
-	return wrap1("checkpoint", rs, h, err)
+	return id
 }
 
 // GradSink returns w (which must require grad) as a view whose gradient, summed over
@@ -50,16 +58,10 @@ func Checkpoint(x, token *Tensor, f func(s *Scope, x *Tensor) *Tensor) *Tensor {
 // backward must run before. A panic in f fails the backward with its message.
 func GradSink(w *Tensor, f func(s *Scope, g *Tensor)) *Tensor {
 	rs := resultScope("grad_sink", w)
-	id := cgo.RegisterCheckpoint(func(gh unsafe.Pointer) (unsafe.Pointer, error) {
-		s := NewScope()
-		defer s.Close()
-		err := Try(func() { f(s, &Tensor{h: gh, owner: s, alias: true}) })
-		if err != nil {
-			return nil, fmt.Errorf("%v", err)
-		}
-		return cgo.Unary(cgo.OpAlias, gh) // the shim wants a tensor back; it is dropped
+	id := register(rs, "grad_sink", func(s *Scope, g *Tensor) *Tensor {
+		f(s, g)
+		return g // the shim wants a tensor back; it drops it
 	})
-	rs.OnClose(func() { cgo.UnregisterCheckpoint(id) })
 	h, err := cgo.GradSink(id, w.h)
 	return wrap1("grad_sink", rs, h, err)
 }

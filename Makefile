@@ -21,16 +21,16 @@ env:
 	@bash scripts/find-libtorch.sh > $(ENVFILE).tmp || { rm -f $(ENVFILE).tmp; exit 1; }
 	@if cmp -s $(ENVFILE).tmp $(ENVFILE); then rm $(ENVFILE).tmp; else mv $(ENVFILE).tmp $(ENVFILE); fi
 
-$(ENVFILE): env
+# (The env file is not included into this Makefile: make would try to remake it before
+# `deps` has installed libtorch and print find-libtorch's error on a fresh machine.)
+$(ENVFILE):
+	@$(MAKE) --no-print-directory env
 
 shim: deps env
 	@$(MAKE) --no-print-directory $(SHIM)
 
--include $(ENVFILE)
-
 $(SHIM): cgo/csrc/shim.cpp cgo/csrc/shim.h $(ENVFILE)
 	@mkdir -p build/lib
-	@echo "shim: building $(SHIM) against libtorch $(TORCH_VERSION) ($(TORCH_SOURCE))"
 	@CXX=$(CXX) bash scripts/build-shim.sh $(ENVFILE) $(SHIM).tmp
 	@mv $(SHIM).tmp $(SHIM)
 

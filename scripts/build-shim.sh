@@ -18,5 +18,6 @@ if [ "$TORCH_CUDA" = 1 ]; then libs+=(-ltorch_cuda -lc10_cuda); defs=(-DBT_CUDA)
 cmd=("${CXX:-g++}" -O2 -std="$TORCH_CXXSTD" -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI="$TORCH_ABI" "${defs[@]}"
   "${incs[@]}" cgo/csrc/shim.cpp -o "$2" -L"$TORCH_LIBDIR" -Wl,--no-as-needed "${libs[@]}" -Wl,--as-needed
   -Wl,-rpath,"$TORCH_LIBDIR")
+echo "shim: building $2 against libtorch $TORCH_VERSION ($TORCH_SOURCE)"
 echo "${cmd[*]}"
 "${cmd[@]}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finds a libtorch to build the shim against, in this order:
 #   1. $LIBTORCH (a libtorch distribution: $LIBTORCH/include, $LIBTORCH/lib)
-#   2. a Python `torch` install (python3 -c 'import torch'), unless BLOCKLLM_NO_PYTHON_TORCH=1
+#   2. a Python `torch` install with its C++ headers and libraries (scripts/lib/python-torch.sh),
+#      unless BLOCKLLM_NO_PYTHON_TORCH=1
 #   3. Debian's libtorch-dev (/usr/include/torch, /usr/lib/<multiarch>/libtorch.so)
 # Prints what it found on stderr and KEY=VALUE lines for make on stdout:
 #   TORCH_ROOT TORCH_INCLUDES TORCH_LIBDIR TORCH_VERSION TORCH_CUDA TORCH_ABI TORCH_CXXSTD TORCH_SOURCE TORCH_STAMP
@@ -10,6 +11,7 @@ set -euo pipefail
 
 say() { echo "find-libtorch: $*" >&2; }
 fail() { echo "find-libtorch: error: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib/python-torch.sh"
 
 root="" incs="" libdir="" abi="" source=""
 
@@ -18,10 +20,8 @@ if [ -n "${LIBTORCH:-}" ]; then
     fail "LIBTORCH=$LIBTORCH has no include/ and lib/ directories; point it at an unpacked libtorch (the folder holding include/ and lib/)"
   root="$LIBTORCH"; incs="$LIBTORCH/include $LIBTORCH/include/torch/csrc/api/include"; libdir="$LIBTORCH/lib"
   source="LIBTORCH"
-elif [ "${BLOCKLLM_NO_PYTHON_TORCH:-0}" != 1 ] && command -v python3 >/dev/null 2>&1 &&
-     py=$(cd / && python3 -c 'import os, torch; print(os.path.dirname(torch.__file__)); print(int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null); then
-  # (run from / so that this repository's Go package directory torch/ is not imported)
-  root=$(echo "$py" | sed -n 1p); abi=$(echo "$py" | sed -n 2p)
+elif py=$(python_torch); then
+  root=$(echo "$py" | sed -n 1p); abi=$(echo "$py" | sed -n 3p)
   incs="$root/include $root/include/torch/csrc/api/include"; libdir="$root/lib"
   source="python torch"
 elif [ -f /usr/include/torch/csrc/api/include/torch/version.h ]; then

@@ -8,9 +8,11 @@
 #   libsvm-tools          LIBSVM's svm-train/svm-predict, used by the SVM comparison tests
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/python-torch.sh"
 
 pkgs=(g++ make libopenblas0-pthread libsvm-tools)
-if [ -z "${LIBTORCH:-}" ] && ! python3 -c 'import torch' >/dev/null 2>&1; then pkgs+=(libtorch-dev); fi
+# libtorch-dev unless $LIBTORCH or a real Python torch (headers and libraries) will be used
+if [ -z "${LIBTORCH:-}" ] && ! python_torch >/dev/null; then pkgs+=(libtorch-dev); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

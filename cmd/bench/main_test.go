@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -112,4 +113,14 @@ func TestTorchReferencePresets(t *testing.T) {
 		assert.Equal(t, want, strings.Join(r[2:], " "), r[1])
 		assert.Equal(t, 32000, c.VocabSize)
 	}
+}
+
+// TestJSONFields: the bench line keeps its fields (golden field set in
+// testdata/jsonfields/bench.json).
+func TestJSONFields(t *testing.T) {
+	cfg := filepath.Join("..", "..", "testdata", "hf", "llama-tiny", "config.json")
+	var out, errb bytes.Buffer
+	require.NoError(t, runTrain([]string{"--model", cfg, "--batch-size", "2", "--seq-len", "16", "--steps", "1", "--warmup", "0",
+		"--threads", "2", "--method", "blockllm", "--fused-adamw"}, &out, &errb), errb.String())
+	clitest.CheckFields(t, "bench", out.String())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval"
 	"github.com/blockllm/blockllm-go/hf/config"
@@ -163,4 +164,20 @@ func TestGLUEScoreLlama(t *testing.T) {
 	evs := events(t, out)
 	require.Len(t, evs, 2)
 	assert.Equal(t, 400.0, evs[0]["n"])
+}
+
+// TestJSONFields: the JSON lines of --ppl and --task keep their fields (golden field
+// sets in testdata/jsonfields/eval.json).
+func TestJSONFields(t *testing.T) {
+	dir := tinyLlamaDir(t)
+	txt := filepath.Join(t.TempDir(), "a.txt")
+	require.NoError(t, os.WriteFile(txt, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
+	out1, err := runArgs(t, "--model", dir, "--ppl", txt, "--seq-len", "32", "--json")
+	require.NoError(t, err)
+	gdir, cleanup, err := data.DemoGLUEDir()
+	require.NoError(t, err)
+	defer cleanup()
+	out2, err := runArgs(t, "--model", tinyRoberta, "--task", "sst2", "--data", gdir, "--json")
+	require.NoError(t, err)
+	clitest.CheckFields(t, "eval", out1+out2)
 }

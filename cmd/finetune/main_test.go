@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/hf/llama"
@@ -221,4 +222,13 @@ func TestLlamaClassifier(t *testing.T) {
 	require.NoError(t, err)
 	defer r.Close()
 	assert.Equal(t, 1, r.NumLabels())
+}
+
+// TestJSONFields: the JSON lines keep their fields (golden field sets in
+// testdata/jsonfields/finetune.json).
+func TestJSONFields(t *testing.T) {
+	out, _, err := runArgs(t, "--json", "--max-train", "16", "--max-eval", "8", "--batch-size", "8", "--epochs", "1",
+		"--patience", "1", "--method", "blockllm,adamw,badam,lisa", "--switch-every", "1")
+	require.NoError(t, err)
+	clitest.CheckFields(t, "finetune", out)
 }

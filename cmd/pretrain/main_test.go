@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/hf/llama"
 )
 
@@ -171,4 +172,14 @@ func TestErrors(t *testing.T) {
 			assert.Contains(t, err.Error(), c.want, "%v", c.args)
 		}
 	}
+}
+
+// TestJSONFields: the JSON lines of every method keep their fields (golden field sets in
+// testdata/jsonfields/pretrain.json).
+func TestJSONFields(t *testing.T) {
+	out, _, err := runArgs(t, "--json", "--steps", "4", "--seq-len", "16", "--batch-size", "2", "--eval-blocks", "2",
+		"--eval-every", "2", "--checkpoint-every", "2", "--patience", "1", "--grad-clip", "1",
+		"--method", "blockllm,adamw,badam,lisa", "--switch-every", "2", "--out", t.TempDir())
+	require.NoError(t, err)
+	clitest.CheckFields(t, "pretrain", out)
 }

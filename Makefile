@@ -50,7 +50,7 @@ demo: shim
 	$(GO) run ./cmd/finetune
 	$(GO) run ./cmd/pretrain
 
-# GPU checks: see scripts/gpu-check.sh and DESIGN.md ("GPU"). gpu-binaries builds the
+# GPU checks: see scripts/gpu-check.sh and docs/DESIGN.md ("GPU"). gpu-binaries builds the
 # test and bench binaries that the script runs (so it also works where Go is absent).
 test-gpu:
 	bash scripts/gpu-check.sh

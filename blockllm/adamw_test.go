@@ -84,8 +84,8 @@ func TestAdamWGolden(t *testing.T) {
 				require.True(t, ok, name)
 				b, err := src.Data(name)
 				require.NoError(t, err)
-				dt, ok := fromST(info.DType)
-				require.True(t, ok)
+				dt, err := nn.ToTorch(info.DType)
+				require.NoError(t, err)
 				return s.FromBytes(b, info.Shape, dt).ToDevice(dt, testDevice)
 			}
 			ps := nn.NewParams("golden")

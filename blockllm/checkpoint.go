@@ -3,7 +3,6 @@ package blockllm
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -104,37 +103,6 @@ func pruneCheckpoints(root string, keep int) error {
 	return nil
 }
 
-var toST = map[torch.DType]safetensors.DType{
-	torch.F32: safetensors.F32, torch.BF16: safetensors.BF16, torch.F16: safetensors.F16,
-	torch.F64: safetensors.F64, torch.I64: safetensors.I64, torch.I32: safetensors.I32,
-	torch.U8: safetensors.U8, torch.I8: safetensors.I8, torch.Bool: safetensors.BOOL,
-}
-
-func fromST(d safetensors.DType) (torch.DType, bool) {
-	for k, v := range toST {
-		if v == d {
-			return k, true
-		}
-	}
-	return 0, false
-}
-
-// stTensor describes t for safetensors, streaming its bytes when written.
-func stTensor(name string, t *torch.Tensor) (safetensors.Tensor, error) {
-	dt, ok := toST[t.DType()]
-	if !ok {
-		return safetensors.Tensor{}, fmt.Errorf("blockllm: tensor %q has dtype %v, which safetensors cannot hold", name, t.DType())
-	}
-	return safetensors.Tensor{Name: name, DType: dt, Shape: t.Shape(), DataFunc: func(w io.Writer) error {
-		var b []byte
-		if err := torch.Try(func() { b = t.Bytes() }); err != nil {
-			return err
-		}
-		_, err := w.Write(b)
-		return err
-	}}, nil
-}
-
 // SaveCheckpoint writes a checkpoint of the current state to dir atomically: the files
 // are assembled in a temporary sibling directory that is then renamed to dir (an
 // existing dir is replaced).
@@ -156,7 +124,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	err = catch(func() error {
 		var ts []safetensors.Tensor
 		for _, p := range t.model.Parameters() {
-			x, err := stTensor(p.Name, p.T)
+			x, err := nn.SafetensorsTensor(p.Name, p.T, 0)
 			if err != nil {
 				return err
 			}
@@ -171,7 +139,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 		}
 		ts = ts[:0]
 		for name, x := range ost.Tensors {
-			y, err := stTensor(name, x)
+			y, err := nn.SafetensorsTensor(name, x, 0)
 			if err != nil {
 				return err
 			}
@@ -262,13 +230,13 @@ func (t *Trainer) Resume(dir string) error {
 	if len(cs.Generators) != len(t.cfg.Generators) {
 		return fmt.Errorf("blockllm: resume: checkpoint has %d generator states, the trainer %d generators", len(cs.Generators), len(t.cfg.Generators))
 	}
-	if err := LoadWeights(dir, t.model.Parameters()); err != nil {
-		return err
+	if err := nn.CopyParams(dir, t.model.Parameters()); err != nil {
+		return fmt.Errorf("blockllm: resume: %w", err)
 	}
 	err = torch.WithScope(func(s *torch.Scope) error {
-		ts, err := readTensors(s, filepath.Join(dir, OptimizerFile))
+		ts, err := nn.ReadTensors(s, filepath.Join(dir, OptimizerFile))
 		if err != nil {
-			return err
+			return fmt.Errorf("blockllm: resume: %w", err)
 		}
 		return t.opt.LoadState(&State{Tensors: ts, Meta: cs.Optimizer})
 	})
@@ -286,75 +254,5 @@ func (t *Trainer) Resume(dir string) error {
 	t.step, t.losses, t.tokens, t.evals = cs.Step, cs.Losses, cs.Tokens, cs.Evals
 	t.lastCkpt = dir
 	t.applied = false
-	return nil
-}
-
-// readTensors loads every tensor of a safetensors file into s (on the CPU).
-func readTensors(s *torch.Scope, path string) (map[string]*torch.Tensor, error) {
-	f, err := safetensors.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("blockllm: %w", err)
-	}
-	defer f.Close()
-	out := map[string]*torch.Tensor{}
-	for _, name := range f.Names() {
-		info, _ := f.Info(name)
-		dt, ok := fromST(info.DType)
-		if !ok {
-			return nil, fmt.Errorf("blockllm: %s: tensor %q has unsupported dtype %v", path, name, info.DType)
-		}
-		data, err := f.Data(name)
-		if err != nil {
-			return nil, fmt.Errorf("blockllm: %w", err)
-		}
-		var x *torch.Tensor
-		if err := torch.Try(func() { x = s.FromBytes(data, info.Shape, dt) }); err != nil {
-			return nil, fmt.Errorf("blockllm: %s: tensor %q: %w", path, name, err)
-		}
-		out[name] = x
-	}
-	return out, nil
-}
-
-// LoadWeights copies the weights of a model directory (model.safetensors, or shards
-// with model.safetensors.index.json) into the parameters of the same names, one tensor
-// at a time. Every parameter must be present with its shape and dtype, and no other
-// tensor.
-func LoadWeights(dir string, params []*nn.Param) error {
-	src, err := safetensors.OpenModel(dir)
-	if err != nil {
-		return fmt.Errorf("blockllm: %w", err)
-	}
-	defer src.Close()
-	want := map[string]bool{}
-	for _, p := range params {
-		want[p.Name] = true
-		info, ok := src.Info(p.Name)
-		if !ok {
-			return fmt.Errorf("blockllm: %s lacks parameter %q", dir, p.Name)
-		}
-		dt, ok := fromST(info.DType)
-		if !ok || dt != p.T.DType() || fmt.Sprint(info.Shape) != fmt.Sprint(p.T.Shape()) {
-			return fmt.Errorf("blockllm: %s: %q is %v %v, the model's is %v %v", dir, p.Name,
-				info.DType, info.Shape, p.T.DType(), p.T.Shape())
-		}
-		data, err := src.Data(p.Name)
-		if err != nil {
-			return fmt.Errorf("blockllm: %w", err)
-		}
-		err = torch.WithScope(func(s *torch.Scope) error {
-			x := s.FromBytes(data, info.Shape, dt)
-			torch.NoGrad(func() { p.T.CopyFrom(x) })
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("blockllm: %s: %q: %w", dir, p.Name, err)
-		}
-	}
-	for _, name := range src.Names() {
-		if !want[name] {
-			return fmt.Errorf("blockllm: %s has tensor %q, which the model lacks", dir, name)
-		}
-	}
 	return nil
 }

@@ -18,7 +18,9 @@
 // Every optimizer implements Optimizer; the Trainer drives one with gradient
 // accumulation, global-norm clipping, learning-rate schedules, evaluation, atomic
 // checkpoints (model, optimizer and selection state, data position, RNG state), resume,
-// clean interruption, a progress line and JSON-lines logs, and memory accounting.
+// clean interruption and memory accounting, and reports typed events (StepEvent,
+// SelectionEvent, EvalEvent, ...) to observers; the commands' progress bars and JSON
+// lines are observers. MethodConfig and NewOptimizer build any method by name.
 //
 // Errors returned by this package are prefixed with "blockllm:". Ops that fail inside
 // libtorch panic with *torch.Error; the public entry points (constructors, Prepare,

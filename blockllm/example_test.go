@@ -37,7 +37,11 @@ func Example() {
 		Schedule:      blockllm.Schedule{Kind: blockllm.Cosine, Warmup: 100, MinRatio: 0.1},
 		CheckpointDir: "runs/example", CheckpointEvery: 100,
 		SaveExtra: cfg.Save, // config.json next to the weights
-		Progress:  os.Stderr,
+		Observers: []blockllm.Observer{blockllm.ObserverFunc(func(e blockllm.Event) {
+			if st, ok := e.(*blockllm.StepEvent); ok && st.Step%10 == 0 {
+				fmt.Fprintf(os.Stderr, "step %d: loss %.4f\n", st.Step, st.Loss)
+			}
+		})},
 	}, resume)
 	if err != nil {
 		fmt.Println(err)

@@ -23,21 +23,7 @@ type Memory struct {
 // String formats the account with binary units.
 func (m Memory) String() string {
 	return fmt.Sprintf("weights %s, grads %s, optimizer %s, peak %s",
-		FormatBytes(m.Weights), FormatBytes(m.Gradients), FormatBytes(m.OptimizerState), FormatBytes(m.Peak))
-}
-
-// FormatBytes writes n with a binary unit: "512 B", "1.5 KiB", "12.0 MiB", "2.57 GiB".
-func FormatBytes(n int64) string {
-	f := float64(n)
-	switch {
-	case n < 1<<10 && n > -1<<10:
-		return fmt.Sprintf("%d B", n)
-	case n < 1<<20 && n > -1<<20:
-		return fmt.Sprintf("%.1f KiB", f/(1<<10))
-	case n < 1<<30 && n > -1<<30:
-		return fmt.Sprintf("%.1f MiB", f/(1<<20))
-	}
-	return fmt.Sprintf("%.2f GiB", f/(1<<30))
+		torch.FormatBytes(m.Weights), torch.FormatBytes(m.Gradients), torch.FormatBytes(m.OptimizerState), torch.FormatBytes(m.Peak))
 }
 
 // MeasureMemory accounts for model's weights, the gradients its parameters hold now,

@@ -2,14 +2,10 @@ package blockllm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
@@ -60,13 +56,9 @@ type TrainConfig struct {
 	// Generators are torch generators whose state checkpoints save and restore.
 	Generators []*torch.Generator
 
-	// Progress receives a progress bar (step, loss, lr, tokens/s, memory); nil: none.
-	Progress io.Writer
-	// Log receives JSON lines: "step", "selection", "eval", "checkpoint" and "summary"
-	// events; nil: none.
-	Log io.Writer
-	// LogEvery writes a "step" line every that many steps; 0 means 1.
-	LogEvery int
+	// Observers receive the run's events (see Event): a progress bar, a JSON-lines
+	// writer, a test.
+	Observers []Observer
 }
 
 // Status says how a run ended.
@@ -114,6 +106,12 @@ type Result struct {
 	Evals      []EvalRecord
 	Checkpoint string // the last checkpoint written, or ""
 	Memory     Memory // at the last step, with the run's peak
+	// OptimizerBytes is the largest optimizer state held after a step of this run, and
+	// PeakBytes the largest allocator peak seen (the figures of the result tables).
+	OptimizerBytes int64
+	PeakBytes      int64
+	// Selections counts the BlockLLM selections made in this run.
+	Selections int
 	// TokensPerSec is the throughput of this run (tokens / wall time of its steps).
 	TokensPerSec float64
 	Elapsed      time.Duration
@@ -139,9 +137,11 @@ type Trainer struct {
 	applied  bool
 	peak     int64
 
-	runTokens int64
-	runTime   time.Duration
-	evals     []EvalRecord
+	runTokens  int64
+	runTime    time.Duration
+	evals      []EvalRecord
+	maxOpt     int64
+	selections int
 }
 
 // NewTrainer checks the configuration and returns a trainer at step 0.
@@ -152,9 +152,6 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 	if cfg.GradAccum == 0 {
 		cfg.GradAccum = 1
 	}
-	if cfg.LogEvery == 0 {
-		cfg.LogEvery = 1
-	}
 	switch {
 	case cfg.Steps < 1:
 		return nil, fmt.Errorf("blockllm: steps %d must be positive", cfg.Steps)
@@ -164,8 +161,8 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 		return nil, fmt.Errorf("blockllm: learning rate %g must be positive and finite", cfg.LR)
 	case cfg.MaxGradNorm < 0:
 		return nil, fmt.Errorf("blockllm: negative gradient clip %g", cfg.MaxGradNorm)
-	case cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 || cfg.KeepCheckpoints < 0 || cfg.LogEvery < 0:
-		return nil, fmt.Errorf("blockllm: negative eval, checkpoint, keep or log interval")
+	case cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 || cfg.KeepCheckpoints < 0:
+		return nil, fmt.Errorf("blockllm: negative eval, checkpoint or keep interval")
 	case cfg.EvalEvery > 0 && cfg.Eval == nil:
 		return nil, fmt.Errorf("blockllm: eval interval %d set without an Eval function", cfg.EvalEvery)
 	}
@@ -309,6 +306,10 @@ func (t *Trainer) Step() (StepStats, error) {
 	st.Memory.OptimizerState = t.opt.StateBytes()
 	st.Memory.Current, st.Memory.Peak = torch.MemStats(dev)
 	t.peak = max(t.peak, st.Memory.Peak)
+	t.maxOpt = max(t.maxOpt, st.Memory.OptimizerState)
+	if st.Selection != nil {
+		t.selections++
+	}
 	return st, nil
 }
 
@@ -365,45 +366,33 @@ func clipGrads(grads []*torch.Tensor, maxNorm float64) float64 {
 // Run trains until Steps steps are done or ctx is cancelled. On cancellation it
 // finishes the current step, writes a checkpoint (when CheckpointDir is set) and
 // returns Status Interrupted with a nil error. A non-finite loss stops the run with an
-// error naming the last good checkpoint.
+// error naming the last good checkpoint. The observers see a StartEvent, then per step
+// a SelectionEvent (when the step began with a new selection) and a StepEvent, the
+// EvalEvents and CheckpointEvents, and last a SummaryEvent or an ErrorEvent.
 func (t *Trainer) Run(ctx context.Context) (*Result, error) {
-	res := &Result{}
-	var bar *progressbar.ProgressBar
-	if t.cfg.Progress != nil {
-		bar = progressbar.NewOptions(t.cfg.Steps, progressbar.OptionSetWriter(t.cfg.Progress),
-			progressbar.OptionSetWidth(20), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetPredictTime(true))
-		_ = bar.Set(t.step)
-	}
 	start := time.Now()
-	finish := func(status Status) (*Result, error) {
-		res.Status = status
-		res.Step = t.step
-		res.Losses = t.Losses()
-		res.Evals = t.evals
-		res.Checkpoint = t.lastCkpt
-		res.Elapsed = time.Since(start)
+	t.emit(&StartEvent{Method: t.opt.Name(), Step: t.step, Steps: t.cfg.Steps})
+	res := &Result{}
+	fill := func(status Status) {
+		res.Status, res.Step, res.Losses, res.Checkpoint = status, t.step, t.Losses(), t.lastCkpt
+		res.Evals, res.Elapsed = t.evals, time.Since(start)
 		if t.runTime > 0 {
 			res.TokensPerSec = float64(t.runTokens) / t.runTime.Seconds()
 		}
 		res.Memory.Peak = max(res.Memory.Peak, t.peak)
-		if bar != nil {
-			_ = bar.Finish()
-			fmt.Fprintf(t.cfg.Progress, "\n%s after %d steps: loss %.4f, %.0f tokens/s; %s\n", status, t.step,
-				lastOrNaN(t.losses), res.TokensPerSec, res.Memory)
-		}
-		t.logJSON(map[string]any{"event": "summary", "status": status.String(), "step": t.step,
-			"loss": lastOr(t.losses), "tokens_per_s": res.TokensPerSec, "memory": res.Memory,
-			"checkpoint": res.Checkpoint, "elapsed_s": res.Elapsed.Seconds()})
+		res.OptimizerBytes = max(t.maxOpt, res.Memory.OptimizerState)
+		res.PeakBytes = res.Memory.Peak
+		res.Selections = t.selections
+	}
+	finish := func(status Status) (*Result, error) {
+		fill(status)
+		t.emit(&SummaryEvent{Status: status, Step: t.step, Loss: lastOrNaN(t.losses), TokensPerSec: res.TokensPerSec,
+			Memory: res.Memory, Checkpoint: res.Checkpoint, Elapsed: res.Elapsed})
 		return res, nil
 	}
 	fail := func(err error) (*Result, error) {
-		res.Status, res.Step, res.Losses, res.Checkpoint = Failed, t.step, t.Losses(), t.lastCkpt
-		res.Evals, res.Elapsed = t.evals, time.Since(start)
-		if bar != nil {
-			fmt.Fprintln(t.cfg.Progress)
-		}
-		t.logJSON(map[string]any{"event": "error", "step": t.step, "error": err.Error(), "checkpoint": t.lastCkpt})
+		fill(Failed)
+		t.emit(&ErrorEvent{Step: t.step, Err: err, Checkpoint: t.lastCkpt})
 		return res, err
 	}
 	for t.step < t.cfg.Steps {
@@ -426,24 +415,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		}
 		res.Memory = st.Memory
 		if st.Selection != nil {
-			t.logJSON(map[string]any{"event": "selection", "step": st.Step, "selection": st.Selection, "memory": st.Memory})
-			if bar != nil {
-				x := st.Selection
-				_ = bar.Clear()
-				fmt.Fprintf(t.cfg.Progress, "selection %d at step %d: %d tensors, %d of %d eligible elements (budget %d), %d new, %d left, %s of state freed; %s\n",
-					x.Index, st.Step, len(x.Names), x.Elements, x.Eligible, x.Budget, x.Entered, x.Left, FormatBytes(x.Freed), st.Memory)
-			}
+			t.emit(&SelectionEvent{Step: st.Step, Selection: *st.Selection, Memory: st.Memory})
 		}
-		if t.step%t.cfg.LogEvery == 0 || t.step == t.cfg.Steps {
-			t.logJSON(map[string]any{"event": "step", "step": st.Step, "loss": st.Loss, "lr": st.LR,
-				"grad_norm": st.GradNorm, "tokens": st.Tokens, "ms": float64(st.Duration.Microseconds()) / 1000,
-				"tokens_per_s": float64(st.Tokens) / st.Duration.Seconds(), "memory": st.Memory})
-		}
-		if bar != nil {
-			bar.Describe(fmt.Sprintf("loss %.4f lr %.2e %.0f tok/s opt %s peak %s", st.Loss, st.LR,
-				float64(t.runTokens)/t.runTime.Seconds(), FormatBytes(st.Memory.OptimizerState), FormatBytes(st.Memory.Peak)))
-			_ = bar.Set(t.step)
-		}
+		t.emit(&StepEvent{StepStats: st, RunTokensPerSec: float64(t.runTokens) / t.runTime.Seconds()})
 		if t.cfg.EvalEvery > 0 && (t.step%t.cfg.EvalEvery == 0 || t.step == t.cfg.Steps) {
 			if err := t.evaluate(); err != nil {
 				return fail(err)
@@ -467,6 +441,12 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 	return finish(Completed)
 }
 
+func (t *Trainer) emit(e Event) {
+	for _, o := range t.cfg.Observers {
+		o.Observe(e)
+	}
+}
+
 func (t *Trainer) evaluate() error {
 	var m map[string]float64
 	var err error
@@ -477,7 +457,7 @@ func (t *Trainer) evaluate() error {
 		return fmt.Errorf("blockllm: evaluation at step %d: %w", t.step, err)
 	}
 	t.evals = append(t.evals, EvalRecord{Step: t.step, Metrics: m})
-	t.logJSON(map[string]any{"event": "eval", "step": t.step, "metrics": m})
+	t.emit(&EvalEvent{Step: t.step, Metrics: m})
 	return nil
 }
 
@@ -494,32 +474,13 @@ func (t *Trainer) checkpointIfSet() error {
 	if err := t.SaveCheckpoint(dir); err != nil {
 		return err
 	}
-	t.logJSON(map[string]any{"event": "checkpoint", "step": t.step, "path": dir})
+	t.emit(&CheckpointEvent{Step: t.step, Path: dir})
 	return pruneCheckpoints(t.cfg.CheckpointDir, t.cfg.KeepCheckpoints)
-}
-
-func (t *Trainer) logJSON(v map[string]any) {
-	if t.cfg.Log == nil {
-		return
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(map[string]any{"event": "error", "error": err.Error()})
-	}
-	_, _ = t.cfg.Log.Write(append(b, '\n'))
 }
 
 func lastOrNaN(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
-	}
-	return xs[len(xs)-1]
-}
-
-// lastOr is the last loss, or nil (JSON null) when there is none.
-func lastOr(xs []float64) any {
-	if len(xs) == 0 {
-		return nil
 	}
 	return xs[len(xs)-1]
 }

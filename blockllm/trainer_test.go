@@ -177,8 +177,8 @@ func TestNonFinite(t *testing.T) {
 	o := newOpt(t, "blockllm", m)
 	defer o.Close()
 	dir := t.TempDir()
-	var log bytes.Buffer
-	cfg := TrainConfig{Steps: 10, LR: 1e-3, CheckpointDir: dir, CheckpointEvery: 2, Log: &log}
+	var rec recorder
+	cfg := TrainConfig{Steps: 10, LR: 1e-3, CheckpointDir: dir, CheckpointEvery: 2, Observers: []Observer{&rec}}
 	res, err := Train(context.Background(), m, o, &nanData{fixedData: newFixedData(64, 2, 8, 3, 1), at: 3}, cfg, "")
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrNonFinite))
@@ -186,8 +186,12 @@ func TestNonFinite(t *testing.T) {
 	assert.ErrorContains(t, err, "last good checkpoint: "+filepath.Join(dir, "step-00000002"))
 	assert.Equal(t, 3, res.Step)
 	assert.Equal(t, Failed, res.Status)
-	assert.Contains(t, log.String(), `"event":"error"`)
-	assert.Contains(t, log.String(), "non-finite loss")
+	require.NotEmpty(t, rec.events)
+	last, ok := rec.events[len(rec.events)-1].(*ErrorEvent)
+	require.True(t, ok, "the run ends with an ErrorEvent")
+	assert.ErrorIs(t, last.Err, ErrNonFinite)
+	assert.Equal(t, 3, last.Step)
+	assert.Equal(t, filepath.Join(dir, "step-00000002"), last.Checkpoint)
 	latest, err := LatestCheckpoint(dir)
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(dir, "step-00000002"), latest)
@@ -239,12 +243,8 @@ func TestLRReachesOptimizer(t *testing.T) {
 	assert.NotEqual(t, w0, paramBytes(m))
 }
 
-func TestFormatBytes(t *testing.T) {
-	assert.Equal(t, "512 B", FormatBytes(512))
-	assert.Equal(t, "1.5 KiB", FormatBytes(1536))
-	assert.Equal(t, "12.0 MiB", FormatBytes(12<<20))
-	assert.Equal(t, "2.50 GiB", FormatBytes(5<<29))
-	assert.Contains(t, Memory{Weights: 2048, Peak: 3 << 20}.String(), "weights 2.0 KiB, grads 0 B, optimizer 0 B, peak 3.0 MiB")
+func TestMemoryString(t *testing.T) {
+	assert.Contains(t, Memory{Weights: 2048, Peak: 3 << 20}.String(), "weights 2.00 KiB, grads 0 B, optimizer 0 B, peak 3.0 MiB")
 }
 
 func TestClipGrads(t *testing.T) {
@@ -291,10 +291,10 @@ func TestCheckpointsAndLog(t *testing.T) {
 	o := newOpt(t, "blockllm", m)
 	defer o.Close()
 	dir := t.TempDir()
-	var log, prog bytes.Buffer
+	var rec recorder
 	evals := 0
 	cfg := TrainConfig{Steps: 7, LR: 1e-2, CheckpointDir: dir, CheckpointEvery: 2, KeepCheckpoints: 2,
-		Log: &log, Progress: &prog, EvalEvery: 3,
+		Observers: []Observer{&rec}, EvalEvery: 3,
 		Eval: func(step int) (map[string]float64, error) {
 			evals++
 			return map[string]float64{"x": float64(step)}, nil
@@ -316,25 +316,55 @@ func TestCheckpointsAndLog(t *testing.T) {
 	}
 	assert.Equal(t, filepath.Join(dir, "step-00000007"), res.Checkpoint)
 	events := map[string]int{}
-	sc := bufio.NewScanner(&log)
-	for sc.Scan() {
-		var v map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &v), sc.Text())
-		events[v["event"].(string)]++
-		if v["event"] == "selection" {
-			mem := v["memory"].(map[string]any)
-			assert.Positive(t, mem["optimizer_state_bytes"].(float64))
-			assert.Positive(t, mem["weights_bytes"].(float64))
+	for i, e := range rec.events {
+		switch e := e.(type) {
+		case *StartEvent:
+			assert.Equal(t, 0, i, "the start comes first")
+			assert.Equal(t, StartEvent{Method: "blockllm", Step: 0, Steps: 7}, *e)
+			events["start"]++
+		case *StepEvent:
+			events["step"]++
+			assert.Equal(t, events["step"], e.Step)
+			assert.Positive(t, e.RunTokensPerSec)
+		case *SelectionEvent:
+			events["selection"]++
+			assert.Positive(t, e.Memory.OptimizerState)
+			assert.Positive(t, e.Memory.Weights)
+			assert.NotEmpty(t, e.Selection.Names)
+			next, ok := rec.events[i+1].(*StepEvent)
+			require.True(t, ok, "a selection is followed by its step")
+			assert.Equal(t, e.Step, next.Step)
+		case *EvalEvent:
+			events["eval"]++
+			assert.Equal(t, float64(e.Step), e.Metrics["x"])
+		case *CheckpointEvent:
+			events["checkpoint"]++
+			assert.Equal(t, checkpointPath(dir, e.Step), e.Path)
+		case *SummaryEvent:
+			events["summary"]++
+			assert.Equal(t, len(rec.events)-1, i, "the summary comes last")
+			assert.Equal(t, Completed, e.Status)
+			assert.Equal(t, 7, e.Step)
+			assert.Equal(t, res.Losses[6], e.Loss)
+		default:
+			t.Errorf("unexpected event %T", e)
 		}
 	}
+	assert.Equal(t, 1, events["start"])
 	assert.Equal(t, 7, events["step"])
 	assert.Equal(t, 3, events["eval"])
 	assert.Equal(t, 4, events["checkpoint"])
 	assert.Equal(t, 1, events["summary"])
 	assert.Positive(t, events["selection"])
-	assert.Contains(t, prog.String(), "loss")
-	assert.Contains(t, prog.String(), "selection 1 at step 1:")
-	assert.Contains(t, prog.String(), "completed after 7 steps")
+	assert.Equal(t, events["selection"], res.Selections)
+	maxOpt := int64(0)
+	for _, e := range rec.events {
+		if st, ok := e.(*StepEvent); ok {
+			maxOpt = max(maxOpt, st.Memory.OptimizerState)
+		}
+	}
+	assert.Equal(t, maxOpt, res.OptimizerBytes)
+	assert.GreaterOrEqual(t, res.PeakBytes, res.Memory.Current)
 
 	// resume refuses another method and a corrupt state file
 	ao := newOpt(t, "adamw", m)
@@ -428,7 +458,12 @@ func helperMain() int {
 	defer stop()
 	tr, o := helperSetup(helperTB{}, dir)
 	defer o.Close()
-	tr.cfg.Log = os.Stdout // JSON lines tell the parent how far training got
+	// a line per step tells the parent how far training got
+	tr.cfg.Observers = []Observer{ObserverFunc(func(e Event) {
+		if st, ok := e.(*StepEvent); ok {
+			fmt.Printf("step %d\n", st.Step)
+		}
+	})}
 	if last, _ := LatestCheckpoint(dir); last != "" {
 		if err := tr.Resume(last); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -465,7 +500,7 @@ func TestSIGINTResume(t *testing.T) {
 		steps, sent := 0, false
 		for sc.Scan() {
 			last = sc.Text()
-			if strings.Contains(last, `"event":"step"`) {
+			if strings.HasPrefix(last, "step ") {
 				steps++
 			}
 			if interrupt && !sent && steps == 2 { // interrupt mid-run, during step 3
@@ -542,3 +577,8 @@ func secondStepPeak(t *testing.T, m nn.Model, o Optimizer, data Data, cfg TrainC
 	_, p := torch.MemStats(torch.CPU)
 	return p - cur
 }
+
+// recorder is an Observer that keeps every event.
+type recorder struct{ events []Event }
+
+func (r *recorder) Observe(e Event) { r.events = append(r.events, e) }

@@ -204,7 +204,7 @@ func CUDADeviceCount() (int, error) {
 func CUDASynchronize(device int) error { return check(C.bt_cuda_synchronize(C.int(device))) }
 
 // SetGradEnabled sets the calling OS thread's grad mode and returns the previous one.
-// The caller must hold runtime.LockOSThread across the region (see DESIGN.md).
+// The caller must hold runtime.LockOSThread across the region (see docs/DESIGN.md, "The C boundary").
 func SetGradEnabled(on bool) (bool, error) {
 	var prev C.int
 	err := check(C.bt_set_grad_enabled(b2i(on), &prev))

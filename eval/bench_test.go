@@ -1,11 +1,6 @@
 package eval
 
-import (
-	"testing"
-
-	"github.com/blockllm/blockllm-go/data"
-	"github.com/blockllm/blockllm-go/eval/glue"
-)
+import "testing"
 
 // BenchmarkBlocksNLL measures validation-perplexity throughput of the tiny
 // llama (tokens per second are reported).
@@ -23,21 +18,4 @@ func BenchmarkBlocksNLL(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(ids))/b.Elapsed().Seconds(), "tokens/s")
-}
-
-// BenchmarkEncodeGLUE measures tokenization of the demo training set (3,222
-// sentences) with truncation.
-func BenchmarkEncodeGLUE(b *testing.B) {
-	tok := loadTok(b)
-	ds, err := glue.LoadFS(data.DemoGLUE(), data.DemoGLUETask, "train")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for range b.N {
-		if _, err := EncodeGLUE(tok, ds, 128); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*ds.Len())/b.Elapsed().Seconds(), "examples/s")
 }

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,130 +33,6 @@ func demoDev(t *testing.T) *glue.Dataset {
 	return ds
 }
 
-func TestEncodeGLUESingleAndTruncation(t *testing.T) {
-	tok := loadTok(t)
-	ds := demoDev(t)
-	full, err := EncodeGLUE(tok, ds, 0)
-	require.NoError(t, err)
-	cut, err := EncodeGLUE(tok, ds, 16)
-	require.NoError(t, err)
-	require.Len(t, full, ds.Len())
-	longer := 0
-	for i := range full {
-		e, c := full[i].IDs, cut[i].IDs
-		assert.Equal(t, 0, e[0], "starts with <s>")
-		assert.Equal(t, 2, e[len(e)-1], "ends with </s>")
-		assert.LessOrEqual(t, len(c), 16)
-		assert.Equal(t, 2, c[len(c)-1], "truncation keeps </s>")
-		if len(e) > 16 {
-			longer++
-			assert.Equal(t, e[:15], c[:15])
-		} else {
-			assert.Equal(t, e, c)
-		}
-		assert.Equal(t, ds.Examples[i].Label, full[i].Label)
-	}
-	assert.Greater(t, longer, 10, "the demo has sentences longer than 16 tokens")
-	// The tokenizer's own settings are restored.
-	assert.Nil(t, tok.Truncation())
-	assert.Nil(t, tok.Padding())
-}
-
-func TestEncodeGLUEPairs(t *testing.T) {
-	tok := loadTok(t)
-	ds, err := glue.Load("glue/testdata/jsonl", "rte", "train")
-	require.NoError(t, err)
-	ex, err := EncodeGLUE(tok, ds, 20)
-	require.NoError(t, err)
-	for i, e := range ex {
-		assert.LessOrEqual(t, len(e.IDs), 20)
-		// RoBERTa pairs: <s> A </s></s> B </s>: three </s> tokens.
-		n := 0
-		for _, id := range e.IDs {
-			if id == 2 {
-				n++
-			}
-		}
-		assert.Equal(t, 3, n, "example %d: %v", i, e.IDs)
-	}
-}
-
-func TestCollate(t *testing.T) {
-	ex := []Encoded{{IDs: []int{0, 5, 6, 2}, Label: 1}, {IDs: []int{0, 7, 2}, Label: 0}}
-	require.NoError(t, torch.WithScope(func(s *torch.Scope) error {
-		b, err := Collate(s, ex, 1, false, true, torch.CPU)
-		require.NoError(t, err)
-		assert.Equal(t, []int64{2, 4}, b.InputIDs.Shape())
-		assert.Equal(t, []int64{0, 5, 6, 2, 0, 7, 2, 1}, b.InputIDs.Int64s())
-		assert.Equal(t, []int64{1, 1, 1, 1, 1, 1, 1, 0}, b.AttentionMask.Int64s())
-		assert.Equal(t, torch.I64, b.Labels.DType())
-		assert.Equal(t, []int64{1, 0}, b.Labels.Int64s())
-		r, err := Collate(s, []Encoded{{IDs: []int{0, 2}, Label: 3.5}}, 1, true, true, torch.CPU)
-		require.NoError(t, err)
-		assert.Equal(t, torch.F32, r.Labels.DType())
-		assert.Equal(t, []float64{3.5}, r.Labels.Float64s())
-		n, err := Collate(s, ex, 1, false, false, torch.CPU)
-		require.NoError(t, err)
-		assert.Nil(t, n.Labels)
-		_, err = Collate(s, nil, 1, false, false, torch.CPU)
-		assert.Error(t, err)
-		return nil
-	}))
-}
-
-func TestGLUEDataEpochsAndResume(t *testing.T) {
-	ex := make([]Encoded, 10)
-	for i := range ex {
-		ex[i] = Encoded{IDs: []int{0, 100 + i, 2}, Label: float64(i % 2)}
-	}
-	d, err := NewGLUEData(ex, 4, 1, false, 5, torch.CPU)
-	require.NoError(t, err)
-	assert.Equal(t, 3, d.StepsPerEpoch())
-	s := torch.NewScope()
-	defer s.Close()
-	next := func(d *GLUEData) []int64 {
-		b, err := d.Next(s)
-		require.NoError(t, err)
-		ids := b.InputIDs.Int64s()
-		var out []int64
-		for i := 1; i < len(ids); i += 3 {
-			out = append(out, ids[i])
-		}
-		return out
-	}
-	var epoch0, epoch1 []int64
-	sizes := []int{}
-	for range 3 {
-		b := next(d)
-		sizes = append(sizes, len(b))
-		epoch0 = append(epoch0, b...)
-	}
-	assert.Equal(t, []int{4, 4, 2}, sizes)
-	assert.ElementsMatch(t, []int64{100, 101, 102, 103, 104, 105, 106, 107, 108, 109}, epoch0)
-	first := next(d)
-	assert.Equal(t, 1, d.Epoch())
-	st, err := d.State()
-	require.NoError(t, err)
-	epoch1 = append(epoch1, first...)
-	rest := [][]int64{next(d), next(d)}
-	epoch1 = append(append(epoch1, rest[0]...), rest[1]...)
-	assert.ElementsMatch(t, epoch0, epoch1)
-	assert.NotEqual(t, epoch0, epoch1, "each epoch is reshuffled")
-
-	// A fresh source restored from the state continues identically.
-	d2, err := NewGLUEData(ex, 4, 1, false, 5, torch.CPU)
-	require.NoError(t, err)
-	require.NoError(t, d2.Restore(st))
-	assert.Equal(t, rest[0], next(d2))
-	assert.Equal(t, rest[1], next(d2))
-
-	assert.Error(t, d2.Restore(json.RawMessage(`{"epoch":0,"pos":3,"examples":11}`)))
-	_, err = NewGLUEData([]Encoded{{IDs: []int{0}, Label: -1}}, 2, 1, false, 0, torch.CPU)
-	assert.ErrorContains(t, err, "example 0 has label -1")
-	_, err = NewGLUEData(ex, 0, 1, false, 0, torch.CPU)
-	assert.Error(t, err)
-}
-
 // TestPredictMatchesUnpadded: batched prediction (sorted by length, padded)
 // equals the argmax of each example run alone, in the original order, and
 // ScoreGLUE scores it.
@@ -168,7 +43,7 @@ func TestPredictMatchesUnpadded(t *testing.T) {
 	tok := loadTok(t)
 	ds := demoDev(t)
 	ds.Examples = ds.Examples[:24]
-	ex, err := EncodeGLUE(tok, ds, 32)
+	ex, err := glue.Encode(tok, ds, 32)
 	require.NoError(t, err)
 	pred, err := Predict(m, ex, 7, tok.PAD())
 	require.NoError(t, err)
@@ -176,7 +51,7 @@ func TestPredictMatchesUnpadded(t *testing.T) {
 	classes := map[float64]bool{}
 	for _, e := range ex {
 		require.NoError(t, torch.WithScope(func(s *torch.Scope) error {
-			b, err := Collate(s, []Encoded{e}, tok.PAD(), false, false, torch.CPU)
+			b, err := glue.Collate(s, []glue.Encoded{e}, tok.PAD(), false, false, torch.CPU)
 			require.NoError(t, err)
 			out, err := m.Forward(s, b, false)
 			require.NoError(t, err)
@@ -208,12 +83,12 @@ func TestPredictRegression(t *testing.T) {
 	m, err := roberta.Load(robertaDir, roberta.Options{NumLabels: 1, Seed: 1})
 	require.NoError(t, err)
 	defer m.Close()
-	ex := []Encoded{{IDs: []int{0, 10, 11, 2}}, {IDs: []int{0, 12, 2}}}
+	ex := []glue.Encoded{{IDs: []int{0, 10, 11, 2}}, {IDs: []int{0, 12, 2}}}
 	pred, err := Predict(m, ex, 0, 1)
 	require.NoError(t, err)
 	var direct []float64
 	require.NoError(t, torch.WithScope(func(s *torch.Scope) error {
-		b, _ := Collate(s, ex[1:], 1, false, false, torch.CPU)
+		b, _ := glue.Collate(s, ex[1:], 1, false, false, torch.CPU)
 		out, err := m.Forward(s, b, false)
 		direct = out.Logits.Float64s()
 		return err
@@ -221,23 +96,4 @@ func TestPredictRegression(t *testing.T) {
 	assert.InDelta(t, direct[0], pred[1], 1e-5)
 	assert.NotEqual(t, pred[0], pred[1])
 	var _ nn.Model = m
-}
-
-func TestParseTasks(t *testing.T) {
-	ts, err := ParseTasks("all")
-	require.NoError(t, err)
-	var names []string
-	for _, x := range ts {
-		names = append(names, x.Name)
-	}
-	assert.Equal(t, PaperTasks, names)
-	ts, err = ParseTasks("SST-2, all,wnli, sst2")
-	require.NoError(t, err)
-	require.Len(t, ts, 9)
-	assert.Equal(t, "sst2", ts[0].Name)
-	assert.Equal(t, "wnli", ts[8].Name)
-	_, err = ParseTasks("sst3")
-	assert.ErrorContains(t, err, "eval: glue:")
-	_, err = ParseTasks(",")
-	assert.ErrorContains(t, err, "no GLUE task")
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU checks (DESIGN.md, "GPU"). Rebuilds the shim against this machine's CUDA libtorch
+# GPU checks (docs/DESIGN.md, "GPU"). Rebuilds the shim against this machine's CUDA libtorch
 # (found by scripts/find-libtorch.sh: $LIBTORCH, a Python torch, or Debian's), runs the
 # torch, hf and blockllm tests with BLOCKLLM_DEVICE=cuda, then cmd/bench per model and
 # method, and prints the ratios against the authors' H100 figures (issue 7).

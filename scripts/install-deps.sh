@@ -6,6 +6,9 @@
 #   libopenblas0-pthread  a fast BLAS behind Debian's libtorch (the generic libblas is ~30x slower)
 #   g++ make              to build the shim
 #   libsvm-tools          LIBSVM's svm-train/svm-predict, used by the SVM comparison tests
+#
+#   scripts/install-deps.sh --print-packages   lists the packages it requires here, one per
+#                                               line, and changes nothing
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/python-torch.sh"
@@ -13,6 +16,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 pkgs=(g++ make libopenblas0-pthread libsvm-tools)
 # libtorch-dev unless $LIBTORCH or a real Python torch (headers and libraries) will be used
 if [ -z "${LIBTORCH:-}" ] && ! python_torch >/dev/null; then pkgs+=(libtorch-dev); fi
+
+if [ "${1:-}" = --print-packages ]; then printf '%s\n' "${pkgs[@]}"; exit 0; fi
 
 missing=()
 for p in "${pkgs[@]}"; do

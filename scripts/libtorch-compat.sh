@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the test suite against another Debian release's libtorch (CPU), to check the
-# shim's version guards (DESIGN.md: 1.13 through 2.x) without a GPU:
+# shim's version guards (docs/DESIGN.md: 1.13 through 2.x) without a GPU:
 #   scripts/libtorch-compat.sh trixie     # libtorch 2.6
 #   scripts/libtorch-compat.sh sid        # the newest Debian has (2.14 on 2026-11-27)
 # As root: debootstraps a minimal chroot of that release (once) under

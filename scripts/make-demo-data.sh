@@ -19,7 +19,7 @@ if [ ! -f "$src/computers" ] || [ ! -f "$src/fortunes" ]; then
 	exit 1
 fi
 
-go run ./data/internal/mkdemo -src "$src" -out data
+go run ./scripts/mkdemo -src "$src" -out data
 
 copyright=/usr/share/doc/fortunes/copyright
 if [ -f "$copyright" ]; then

@@ -1,7 +1,7 @@
 /*
  * blockllm-go libtorch shim: a plain C API over ATen/autograd.
  *
- * Conventions (see DESIGN.md, "The C boundary"):
+ * Conventions (see docs/DESIGN.md, "The C boundary"):
  *   - every function returns const char*: NULL on success, else a malloc'd error
  *     message that the caller frees with free();
  *   - results go through out-parameters; tensors are opaque handles (bt_tensor)

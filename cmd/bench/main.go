@@ -18,8 +18,8 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/blockllm/blockllm-go/blockllm"
+	"github.com/blockllm/blockllm-go/cmd/internal/cli"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/torch"
@@ -44,20 +45,13 @@ var subcommands = map[string]func(args []string) error{
 func main() {
 	if len(os.Args) > 1 {
 		if run, ok := subcommands[os.Args[1]]; ok {
-			if err := run(os.Args[2:]); err != nil {
-				fmt.Fprintln(os.Stderr, "bench "+os.Args[1]+":", err)
-				os.Exit(1)
-			}
-			return
+			name := os.Args[1]
+			cli.Main("bench "+name, func(_ context.Context, args []string, _, _ io.Writer) error { return run(args[1:]) })
 		}
 	}
-	if err := runTrain(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	cli.Main("bench", func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+		return runTrain(args, stdout, stderr)
+	})
 }
 
 // Line is bench's output record (one JSON line per run).
@@ -85,18 +79,17 @@ type Line struct {
 }
 
 type options struct {
-	method, model, dtype, device string
+	cli.Runtime
+	cli.Memory
+	method, model                string
 	batch, seqLen, steps, warmup int
-	threads                      int
 	sparsity, lr, mask           float64
-	patience, probeRows, padMLP  int
+	patience, probeRows          int
 	seed                         uint64
-	stateF32, masterF32, fused   bool
-	recomputeMLP, initOnDevice   bool
-	stepInBackward               bool
-	recompute, noFusedSDPA       bool
+	stateF32, masterF32          bool
+	initOnDevice                 bool
+	noFusedSDPA                  bool
 	probeKeep                    bool
-	lossChunk                    int
 	compare                      string
 }
 
@@ -108,11 +101,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.model, "model", "llama-20m", "Llama preset ("+strings.Join(config.LlamaPresets(), ", ")+") or a config.json path or model directory")
 	fs.IntVar(&o.batch, "batch-size", 8, "sequences per step")
 	fs.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
-	fs.StringVar(&o.dtype, "dtype", "f32", "weight dtype: f32, bf16 or f16")
-	fs.StringVar(&o.device, "device", "cpu", "cpu, cuda or cuda:N")
+	o.Runtime.Register(fs, "f32", "weight dtype: f32, bf16 or f16")
+	o.Memory.Register(fs, cli.Memory{}, "0: off")
 	fs.IntVar(&o.steps, "steps", 10, "timed steps")
 	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps first")
-	fs.IntVar(&o.threads, "threads", 0, "intra-op CPU threads (0: all cores)")
 	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity")
 	fs.Float64Var(&o.mask, "mask", 0, "BlockLLM within-tensor mask fraction (0: dense)")
 	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
@@ -122,13 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights and the tokens")
 	fs.BoolVar(&o.stateF32, "state-f32", false, "keep Adam moments in float32 for bf16/f16 weights")
 	fs.BoolVar(&o.masterF32, "master-f32", false, "float32 master copies (and moments) of the updated tensors for bf16/f16 weights")
-	fs.BoolVar(&o.fused, "fused-adamw", false, "update all dense tensors in one multi-tensor AdamW call (libtorch's fused kernel: CUDA with 2.1+, CPU with 2.4+)")
-	fs.BoolVar(&o.recompute, "recompute", false, "recompute decoder-layer activations in backward (gradient checkpointing)")
 	fs.BoolVar(&o.initOnDevice, "init-on-device", true, "draw the random weights on --device (fast on a GPU; false: on the CPU, the same values on every device)")
-	fs.IntVar(&o.padMLP, "pad-mlp", 0, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same function; 16-byte-aligned rows for GPU kernels)")
-	fs.BoolVar(&o.stepInBackward, "step-in-backward", false, "update each trainable tensor during backward, as soon as its gradient is complete (no step holds every gradient)")
-	fs.BoolVar(&o.recomputeMLP, "recompute-mlp", false, "recompute only the MLPs in backward (keeps their input, not gate and up)")
-	fs.IntVar(&o.lossChunk, "loss-chunk", 0, "compute the loss (fused with the LM head) over chunks of this many positions (0: whole logits)")
 	fs.BoolVar(&o.noFusedSDPA, "no-fused-sdpa", false, "use the math attention path even where fused SDPA is available")
 	fs.StringVar(&o.compare, "compare", "", "reference JSON lines (bench's format): print ratios against the matching row to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -137,9 +123,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (subcommands: %s)", fs.Arg(0), strings.Join(subcommandNames(), ", "))
 	}
-	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 || o.lossChunk < 0 || o.padMLP < 0 {
+	if o.batch < 1 || o.seqLen < 1 || o.steps < 1 || o.warmup < 0 || o.LossChunk < 0 || o.PadMLP < 0 {
 		return nil, fmt.Errorf("--batch-size, --seq-len and --steps must be positive, --warmup, --loss-chunk and --pad-mlp not negative")
 	}
+	if err := o.Memory.Validate(0, 1); err != nil {
+		return nil, err
+	}
+	ms, err := blockllm.ParseMethods(o.method)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("--method: %w", err)
+	case len(ms) != 1:
+		return nil, fmt.Errorf("--method %s: bench times one method per run", o.method)
+	}
+	o.method = ms[0]
 	return o, nil
 }
 
@@ -165,19 +162,11 @@ func loadConfig(name string) (*config.LlamaConfig, error) {
 	return config.LoadLlama(name)
 }
 
-func newOptimizer(o *options, m *llama.Model) (blockllm.Optimizer, error) {
-	adam := blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.fused}
-	switch o.method {
-	case "adamw":
-		return blockllm.NewAdamW(m, adam)
-	case "blockllm":
-		return blockllm.NewBlockLLM(m, blockllm.BlockLLMConfig{Adam: adam, Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience, ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep})
-	case "badam":
-		return blockllm.NewBAdam(m, blockllm.BAdamConfig{Adam: adam})
-	case "lisa":
-		return blockllm.NewLISA(m, blockllm.LISAConfig{Adam: adam, Seed: o.seed})
-	}
-	return nil, fmt.Errorf("unknown --method %q (want adamw, blockllm, badam or lisa)", o.method)
+func methodConfig(o *options) blockllm.MethodConfig {
+	return blockllm.MethodConfig{Method: o.method, Seed: o.seed,
+		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW},
+		BlockLLM: blockllm.BlockLLMConfig{Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience,
+			ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}}
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
@@ -185,26 +174,20 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := torch.Init(); err != nil {
-		return err
-	}
-	dt, err := torch.ParseDType(o.dtype)
+	dev, err := o.Runtime.Setup()
 	if err != nil {
 		return err
 	}
-	dev, err := torch.ParseDevice(o.device)
+	dt, err := torch.ParseDType(o.DType)
 	if err != nil {
-		return err
-	}
-	if o.threads > 0 || dev == torch.CPU {
-		torch.SetNumThreads(o.threads)
+		return fmt.Errorf("--dtype: %w", err)
 	}
 	cfg, err := loadConfig(o.model)
 	if err != nil {
 		return err
 	}
-	lo := llama.Options{DType: dt, Device: dev, FusedSDPA: !o.noFusedSDPA, Recompute: o.recompute,
-		RecomputeMLP: o.recomputeMLP, LossChunk: o.lossChunk, InitOnDevice: o.initOnDevice, PadMLP: o.padMLP}
+	lo := o.Memory.LlamaOptions(dev, dt, !o.noFusedSDPA)
+	lo.InitOnDevice = o.initOnDevice
 	model, err := llama.New(cfg, lo, o.seed)
 	if err != nil && lo.InitOnDevice && dev != torch.CPU {
 		fmt.Fprintf(stderr, "bench: drawing the weights on %v failed (%v); drawing them on the CPU\n", dev, err)
@@ -215,9 +198,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer model.Close()
-	opt, err := newOptimizer(o, model)
+	opt, err := blockllm.NewOptimizer(model, methodConfig(o))
 	if err != nil {
-		return err
+		return fmt.Errorf("--method: %w", err)
 	}
 	defer opt.Close()
 	data, err := blockllm.NewRandomTokens(cfg.VocabSize, o.batch, o.seqLen, o.seed, dev)
@@ -225,16 +208,22 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	total := o.warmup + o.steps
-	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr, StepInBackward: o.stepInBackward})
+	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr, StepInBackward: o.StepInBackward})
 	if err != nil {
 		return err
 	}
-	torch.Synchronize(dev)
-	torch.ResetPeakMemory(dev)
 	line := Line{Method: opt.Name(), Model: o.model, BatchSize: o.batch, SeqLen: o.seqLen, DType: dt.String(),
-		Device: dev.String(), Steps: o.steps, Torch: torch.Version()}
-	if dev == torch.CPU {
-		line.Threads = torch.NumThreads()
+		Device: dev.String(), Steps: o.steps}
+	err = torch.Try(func() {
+		torch.Synchronize(dev)
+		torch.ResetPeakMemory(dev)
+		line.Torch = torch.Version()
+		if dev == torch.CPU {
+			line.Threads = torch.NumThreads()
+		}
+	})
+	if err != nil {
+		return err
 	}
 	if o.method == "blockllm" {
 		line.Sparsity = o.sparsity
@@ -243,12 +232,17 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}, {o.fused, "fused-adamw"}, {o.recompute, "recompute"},
-		{o.recomputeMLP && !o.recompute, "recompute-mlp"}, {o.padMLP > 1, fmt.Sprintf("pad-mlp=%d", o.padMLP)},
-		{o.stepInBackward, "step-in-backward"},
-		{o.lossChunk > 0, fmt.Sprintf("loss-chunk=%d", o.lossChunk)}, {o.noFusedSDPA, "no-fused-sdpa"},
-		{o.mask > 0, fmt.Sprintf("mask=%g", o.mask)}, {o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)},
-		{o.probeKeep, "probe-keep-activations"}} {
+	}{{o.stateF32, "state-f32"}, {o.masterF32, "master-f32"}} {
+		if f.on {
+			flags = append(flags, f.name)
+		}
+	}
+	flags = append(flags, o.Memory.Names()...)
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{o.noFusedSDPA, "no-fused-sdpa"}, {o.mask > 0, fmt.Sprintf("mask=%g", o.mask)},
+		{o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)}, {o.probeKeep, "probe-keep-activations"}} {
 		if f.on {
 			flags = append(flags, f.name)
 		}
@@ -261,7 +255,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		torch.Synchronize(dev)
+		if err := torch.Try(func() { torch.Synchronize(dev) }); err != nil {
+			return err
+		}
 		el := time.Since(start)
 		if i >= o.warmup {
 			ms = append(ms, float64(el.Microseconds())/1000)
@@ -274,7 +270,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		line.Loss = st.Loss
 		runtime.KeepAlive(st)
 	}
-	_, line.PeakMemoryBytes = torch.MemStats(dev)
+	if err := torch.Try(func() { _, line.PeakMemoryBytes = torch.MemStats(dev) }); err != nil {
+		return err
+	}
 	line.MsPerStep = median(ms)
 	line.TokensPerS = float64(o.batch*o.seqLen) / (line.MsPerStep / 1000)
 	b, err := json.Marshal(line)

@@ -64,7 +64,9 @@ func TestBenchLine(t *testing.T) {
 func TestBenchFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := runTrain([]string{"--method", "sgd", "--model", "llama-tiny", "--steps", "1", "--batch-size", "1", "--seq-len", "4"}, &out, &errb)
-	assert.ErrorContains(t, err, `unknown --method "sgd"`)
+	assert.ErrorContains(t, err, `--method: blockllm: unknown method "sgd"`)
+	err = runTrain([]string{"--method", "adamw,lisa"}, &out, &errb)
+	assert.ErrorContains(t, err, "one method")
 	err = runTrain([]string{"--model", "nope"}, &out, &errb)
 	assert.ErrorContains(t, err, "neither a preset")
 	err = runTrain([]string{"--batch-size", "0"}, &out, &errb)

@@ -13,18 +13,18 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/cli"
 	"github.com/blockllm/blockllm-go/eval"
 	"github.com/blockllm/blockllm-go/eval/c4"
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/eval/metrics"
+	"github.com/blockllm/blockllm-go/eval/report"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/nn"
@@ -33,35 +33,20 @@ import (
 	"github.com/blockllm/blockllm-go/torch"
 )
 
-func main() {
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "eval:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("eval", run) }
 
 type options struct {
+	cli.Runtime
 	model, tokenizer, ppl, task, data, split string
 	seqLen, stride, batch, maxLen            int
 	maxTokens                                int
-	device, dtype                            string
-	threads                                  int
 	json, fused                              bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage:\n  eval --model DIR --ppl FILES [--seq-len N --stride N --max-tokens N]\n"+
-			"  eval --model DIR --task TASK --data DIR [--split validation --max-len N]\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet("eval", "Usage:\n  eval --model DIR --ppl FILES [--seq-len N --stride N --max-tokens N]\n"+
+		"  eval --model DIR --task TASK --data DIR [--split validation --max-len N]\n", stderr)
 	fs.StringVar(&o.model, "model", "", "Hugging Face checkpoint `DIR` (Llama for --ppl, RoBERTa classifier for --task)")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory)")
 	fs.StringVar(&o.ppl, "ppl", "", "measure perplexity on these comma-separated files, directories or globs (C4 JSON lines or text)")
@@ -73,16 +58,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.split, "split", "validation", "GLUE split to score (MNLI: validation scores matched and mismatched)")
 	fs.IntVar(&o.maxLen, "max-len", 128, "GLUE: truncate inputs to this many tokens")
 	fs.IntVar(&o.batch, "batch-size", 8, "sequences per forward pass")
-	fs.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or cuda:N")
-	fs.StringVar(&o.dtype, "dtype", "", "weight dtype: f32 or bf16 (default: the checkpoint's)")
+	o.Runtime.Register(fs, "", "weight dtype: f32 or bf16 (default: the checkpoint's)")
 	fs.BoolVar(&o.fused, "fused-sdpa", true, "use libtorch's fused attention where available")
-	fs.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch (0: all cores)")
 	fs.BoolVar(&o.json, "json", false, "write the results as JSON lines instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	if err := cli.NoArgs(fs); err != nil {
+		return nil, err
 	}
 	switch {
 	case o.model == "":
@@ -98,22 +81,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+func run(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	dev, err := eval.Setup(o.threads, o.device)
+	dev, err := o.Runtime.Setup()
 	if err != nil {
 		return err
 	}
 	var dt torch.DType
-	if o.dtype != "" {
-		if dt, err = torch.ParseDType(o.dtype); err != nil {
+	if o.DType != "" {
+		if dt, err = torch.ParseDType(o.DType); err != nil {
 			return fmt.Errorf("--dtype: %w", err)
 		}
 	}
-	tok, err := loadTokenizer(o)
+	tok, _, err := cli.LoadTokenizer(o.tokenizer, o.model, "")
 	if err != nil {
 		return err
 	}
@@ -131,21 +114,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--task needs a RoBERTa or Llama sequence classifier; %s has model_type %q", o.model, mt)
 	}
 	return runGLUE(o, mt, tok, dev, dt, stdout, stderr)
-}
-
-func loadTokenizer(o *options) (*tokenizer.Tokenizer, error) {
-	path := o.tokenizer
-	if path == "" {
-		path = o.model
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, "tokenizer.json")
-	}
-	t, err := tokenizer.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w (pass --tokenizer FILE, a Hugging Face tokenizer.json)", err)
-	}
-	return t, nil
 }
 
 func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
@@ -171,19 +139,13 @@ func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DTy
 	if stride > win {
 		return fmt.Errorf("--stride %d exceeds the window (--seq-len %d)", stride, win)
 	}
-	var pats []string
-	for _, p := range strings.Split(o.ppl, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			pats = append(pats, p)
-		}
-	}
-	r, err := c4.Open(pats, nil)
+	r, err := c4.Open(cli.SplitList(o.ppl), nil)
 	if err != nil {
 		return err
 	}
 	files := r.Files()
 	r.Close()
-	var rows []eval.PPLRow
+	var rows []report.PPLRow
 	for _, f := range files {
 		ids, err := fileTokens(f, tok, o.maxTokens)
 		if err != nil {
@@ -196,9 +158,9 @@ func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DTy
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		rows = append(rows, eval.PPLRow{Name: f, NLL: n})
+		rows = append(rows, report.PPLRow{Name: f, NLL: n})
 		if o.json {
-			if err := writeJSON(stdout, map[string]any{"event": "ppl", "file": f, "tokens": n.Tokens, "nll_sum": n.Sum,
+			if err := cli.WriteJSON(stdout, map[string]any{"event": "ppl", "file": f, "tokens": n.Tokens, "nll_sum": n.Sum,
 				"mean_nll": n.Mean(), "ppl": n.Perplexity(), "seq_len": win, "stride": stride}); err != nil {
 				return err
 			}
@@ -209,11 +171,11 @@ func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DTy
 		for _, r := range rows {
 			total.Add(r.NLL)
 		}
-		return writeJSON(stdout, map[string]any{"event": "ppl_total", "tokens": total.Tokens, "mean_nll": total.Mean(),
+		return cli.WriteJSON(stdout, map[string]any{"event": "ppl_total", "tokens": total.Tokens, "mean_nll": total.Mean(),
 			"ppl": total.Perplexity(), "seq_len": win, "stride": stride, "model": o.model})
 	}
 	fmt.Fprintf(stdout, "Perplexity of %s (window %d, stride %d):\n", o.model, win, stride)
-	return eval.WritePPLTable(stdout, rows)
+	return report.WritePPLTable(stdout, rows)
 }
 
 // fileTokens reads the documents of one file and tokenizes them one by one
@@ -283,11 +245,11 @@ func loadClassifier(o *options, mt string, dev torch.Device, dt torch.DType) (gl
 }
 
 func runGLUE(o *options, mt string, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
-	tasks, err := eval.ParseTasks(o.task)
+	tasks, err := glue.ParseTasks(o.task)
 	if err != nil {
 		return fmt.Errorf("--task: %w", err)
 	}
-	row := eval.GLUERow{Method: o.model}
+	row := report.GLUERow{Method: o.model}
 	for _, t := range tasks {
 		m, fresh, modelPad, err := loadClassifier(o, mt, dev, dt)
 		if err != nil {
@@ -311,7 +273,7 @@ func runGLUE(o *options, mt string, tok *tokenizer.Tokenizer, dev torch.Device, 
 				m.Close()
 				return err
 			}
-			ex, err := eval.EncodeGLUE(tok, ds, o.maxLen)
+			ex, err := glue.Encode(tok, ds, o.maxLen)
 			if err != nil {
 				m.Close()
 				return err
@@ -327,7 +289,7 @@ func runGLUE(o *options, mt string, tok *tokenizer.Tokenizer, dev torch.Device, 
 			}
 			row.Scores = append(row.Scores, sc)
 			if o.json {
-				if err := writeJSON(stdout, map[string]any{"event": "glue", "task": sc.Task, "split": ds.Split,
+				if err := cli.WriteJSON(stdout, map[string]any{"event": "glue", "task": sc.Task, "split": ds.Split,
 					"score": sc.Score, "metrics": sc.Metrics, "n": sc.N, "model": o.model}); err != nil {
 					m.Close()
 					return err
@@ -343,7 +305,7 @@ func runGLUE(o *options, mt string, tok *tokenizer.Tokenizer, dev torch.Device, 
 		if err != nil {
 			return err
 		}
-		return writeJSON(stdout, map[string]any{"event": "glue_average", "average": avg, "model": o.model})
+		return cli.WriteJSON(stdout, map[string]any{"event": "glue_average", "average": avg, "model": o.model})
 	}
-	return eval.WriteGLUETable(stdout, []eval.GLUERow{row})
+	return report.WriteGLUETable(stdout, []report.GLUERow{row})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ const (
 func runArgs(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	err := run(append([]string{"--threads", "2"}, args...), &out, &errb)
+	err := run(context.Background(), append([]string{"--threads", "2"}, args...), &out, &errb)
 	return out.String(), err
 }
 

@@ -21,22 +21,20 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/blockllm/blockllm-go/blockllm"
+	"github.com/blockllm/blockllm-go/cmd/internal/cli"
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval"
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/eval/metrics"
+	"github.com/blockllm/blockllm-go/eval/report"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/nn"
@@ -45,18 +43,7 @@ import (
 	"github.com/blockllm/blockllm-go/torch"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "finetune:", err)
-		os.Exit(1)
-	}
-}
+func main() { cli.Main("finetune", run) }
 
 // demoConfig is the tiny RoBERTa of the demo (vocabulary of the embedded
 // roberta-tiny tokenizer; 128 positions + the pad offset).
@@ -81,40 +68,32 @@ const demoConfig = `{
 }`
 
 type options struct {
-	model, tokenizer, task, data, methods string
-	sparsity                              float64
-	patience                              int
-	eligible                              string
-	lr, warmupRatio, weightDecay, clip    float64
-	epochs, batch, evalBatch, maxLen      int
-	seed                                  uint64
-	device, dtype, out, plot              string
-	json                                  bool
-	threads                               int
-	switchEvery, lisaLayers               int
-	maxTrain, maxEval                     int
-	progress                              bool
+	cli.Runtime
+	cli.Output
+	cli.Methods
+	cli.Memory
+	model, tokenizer, task, data       string
+	lr, warmupRatio, weightDecay, clip float64
+	epochs, batch, evalBatch, maxLen   int
+	seed                               uint64
+	out                                string
+	maxTrain, maxEval                  int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("finetune", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: finetune [flags]\n\n"+
-			"Fine-tunes RoBERTa on GLUE with BlockLLM and baselines and prints the result table.\n"+
-			"With no flags: a demo on embedded data with a tiny model (a few minutes on 2 CPU cores).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet("finetune", "Usage: finetune [flags]\n\n"+
+		"Fine-tunes RoBERTa on GLUE with BlockLLM and baselines and prints the result table.\n"+
+		"With no flags: a demo on embedded data with a tiny model (a few minutes on 2 CPU cores).\n", stderr)
+	o.Runtime.Register(fs, "f32", "weight dtype: f32 or bf16")
+	o.Output.Register(fs)
+	o.Methods.Register(fs, "0: 0.95 for a checkpoint, 0.5 for the demo model", "0: 100 for a checkpoint, 20 for the demo model",
+		"empty: all but embeddings for a checkpoint, '.*' (all) for the demo model")
+	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
 	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli)")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout); empty: the embedded demo task (sst2 only)")
-	fs.StringVar(&o.methods, "method", "blockllm,adamw", "training methods, a comma list of blockllm, adamw, badam, lisa")
-	fs.Float64Var(&o.sparsity, "sparsity", 0, "BlockLLM sparsity: the fraction of eligible parameters left frozen (0: 0.95 for a checkpoint, 0.5 for the demo model)")
-	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience m: the loss window of the reselection trigger (0: 100 for a checkpoint, 20 for the demo model)")
-	fs.StringVar(&o.eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names\n"+
-		"(empty: all but embeddings for a checkpoint, '.*' (all) for the demo model)")
 	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (0: 1e-3 for the demo model, 2e-5 for a checkpoint)")
 	fs.Float64Var(&o.warmupRatio, "warmup-ratio", 0.06, "fraction of the steps with linear warmup (then linear decay to 0)")
 	fs.Float64Var(&o.weightDecay, "weight-decay", 0, "AdamW decoupled weight decay")
@@ -124,28 +103,24 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.evalBatch, "eval-batch-size", 64, "evaluation batch size")
 	fs.IntVar(&o.maxLen, "max-len", 128, "truncate inputs to this many tokens (special tokens included)")
 	fs.Uint64Var(&o.seed, "seed", 42, "random seed (initialisation of new weights, data order, BAdam/LISA choices)")
-	fs.StringVar(&o.device, "device", "cpu", "device: cpu, cuda or cuda:N")
-	fs.StringVar(&o.dtype, "dtype", "f32", "weight dtype: f32 or bf16")
 	fs.StringVar(&o.out, "out", "", "save each fine-tuned model in Hugging Face layout under `DIR`/<task>/<method>")
-	fs.BoolVar(&o.json, "json", false, "write JSON lines (training steps, evaluations, results) to stdout instead of the table")
-	fs.StringVar(&o.plot, "plot", "", "write a PNG of the training loss curves to `FILE`")
-	fs.IntVar(&o.threads, "threads", 0, "CPU threads for libtorch (0: all cores)")
-	fs.IntVar(&o.switchEvery, "switch-every", 0, "BAdam/LISA: steps between block switches (0: their defaults, 100 and 50)")
-	fs.IntVar(&o.lisaLayers, "lisa-layers", 0, "LISA: layers trained at a time (0: 2)")
 	fs.IntVar(&o.maxTrain, "max-train", 0, "use only the first N training examples of each task (0: all)")
 	fs.IntVar(&o.maxEval, "max-eval", 0, "evaluate on only the first N validation examples (0: all)")
-	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	if err := cli.NoArgs(fs); err != nil {
+		return nil, err
+	}
+	if err := o.Methods.Validate(); err != nil {
+		return nil, err
+	}
+	if err := o.Memory.Validate(o.clip, 1); err != nil {
+		return nil, err
 	}
 	switch {
-	case o.sparsity < 0 || o.sparsity >= 1:
-		return nil, fmt.Errorf("--sparsity %g outside [0, 1)", o.sparsity)
-	case o.patience < 0:
-		return nil, fmt.Errorf("--patience %d must be positive", o.patience)
+	case o.LossChunk > 0:
+		return nil, fmt.Errorf("--loss-chunk applies to causal-LM training (the LM head); sequence classifiers have none")
 	case o.lr < 0 || math.IsNaN(o.lr):
 		return nil, fmt.Errorf("--lr %g must be positive", o.lr)
 	case o.epochs < 0:
@@ -167,8 +142,8 @@ type job struct {
 	task  glue.Task
 	train *glue.Dataset
 	evals []*glue.Dataset // validation sets (MNLI: matched and mismatched)
-	trEnc []eval.Encoded
-	evEnc [][]eval.Encoded
+	trEnc []glue.Encoded
+	evEnc [][]glue.Encoded
 }
 
 // outcome is the result of one (task, method) run.
@@ -185,20 +160,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dev, err := eval.Setup(o.threads, o.device)
+	dev, err := o.Runtime.Setup()
 	if err != nil {
 		return err
 	}
-	dt, err := eval.ParseTrainDType(o.dtype)
+	dt, err := o.TrainDType()
 	if err != nil {
 		return err
-	}
-	methods, err := eval.ParseMethods(o.methods)
-	if err != nil {
-		return fmt.Errorf("--method: %w", err)
 	}
 	info := stdout // human-readable notes
-	if o.json {
+	if o.JSON {
 		info = stderr
 	}
 	demoModel, demoData := o.model == "", o.data == ""
@@ -220,17 +191,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.epochs == 0 {
 		o.epochs = int(auto(2, 3))
 	}
-	if o.sparsity == 0 {
-		o.sparsity = auto(0.5, blockllm.DefaultSparsity)
+	if o.Sparsity == 0 {
+		o.Sparsity = auto(0.5, blockllm.DefaultSparsity)
 	}
-	if o.patience == 0 {
-		o.patience = int(auto(20, blockllm.DefaultPatience))
+	if o.Patience == 0 {
+		o.Patience = int(auto(20, blockllm.DefaultPatience))
 	}
-	if o.eligible == "" && demoModel {
-		o.eligible = ".*"
+	if o.Eligible == "" && demoModel {
+		o.Eligible = ".*"
 	}
-
-	tok, tokJSON, err := loadTokenizer(o)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed)
+	if err != nil {
+		return err
+	}
+	demoTok := ""
+	if demoModel {
+		demoTok = data.RobertaTinyTokenizer
+	}
+	tok, tokJSON, err := cli.LoadTokenizer(o.tokenizer, o.model, demoTok)
 	if err != nil {
 		return err
 	}
@@ -255,27 +233,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	var jsonOut io.Writer
-	if o.json {
+	if o.JSON {
 		jsonOut = stdout
 	}
-	rows := make([]eval.GLUERow, len(methods))
-	var curves []eval.Curve
+	rows := make([]report.GLUERow, len(methods))
+	var curves []report.Curve
 	interrupted := false
 methods:
-	for mi, method := range methods {
-		mc := eval.MethodConfig{Method: method, Adam: blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32},
-			Sparsity: o.sparsity, Patience: o.patience, Eligible: splitList(o.eligible), SwitchEvery: o.switchEvery, LISALayers: o.lisaLayers, Seed: o.seed}
-		rows[mi].Method = eval.MethodLabel(mc)
+	for mi, mc := range methods {
+		rows[mi].Method = mc.Label()
 		for _, j := range jobs {
 			fmt.Fprintf(info, "finetune: %s on %s: %d epochs of %d steps, lr %g\n", rows[mi].Method, j.task.Name,
 				o.epochs, (len(j.trEnc)+o.batch-1)/o.batch, o.lr)
 			var epochInfo io.Writer
-			if !o.json {
+			if !o.JSON {
 				epochInfo = info
 			}
 			res, err := runOne(ctx, o, mc, j, dev, dt, tok, tokJSON, jsonOut, epochInfo, stderr)
 			if err != nil {
-				return fmt.Errorf("%s on %s: %w", method, j.task.Name, err)
+				return fmt.Errorf("%s on %s: %w", mc.Method, j.task.Name, err)
 			}
 			rows[mi].Scores = append(rows[mi].Scores, res.scores...)
 			rows[mi].OptimizerBytes = max(rows[mi].OptimizerBytes, res.optMax)
@@ -283,13 +259,13 @@ methods:
 			rows[mi].Elapsed += res.elapsed
 			for _, s := range res.scores {
 				fmt.Fprintf(info, "finetune: %s: %s (optimizer state %s, peak %s, %s)\n", rows[mi].Method,
-					s.String(), eval.FormatBytes(res.optMax), eval.FormatBytes(res.peak), res.elapsed.Round(time.Millisecond))
+					s.String(), torch.FormatBytes(res.optMax), torch.FormatBytes(res.peak), res.elapsed.Round(time.Millisecond))
 			}
 			label := rows[mi].Method
 			if len(jobs) > 1 {
 				label += " " + j.task.Name
 			}
-			curves = append(curves, eval.LossCurve(label, res.losses))
+			curves = append(curves, report.LossCurve(label, res.losses))
 			if ctx.Err() != nil {
 				interrupted = true
 				rows = rows[:mi+1]
@@ -297,50 +273,27 @@ methods:
 			}
 		}
 	}
-	if o.plot != "" {
-		title := "training loss"
-		if demoData {
-			title += " (demo data)"
-		}
-		if err := eval.PlotCurves(o.plot, curves, eval.PlotOptions{Title: title, Smooth: 10}); err != nil {
-			return err
-		}
-		fmt.Fprintf(info, "finetune: wrote %s\n", o.plot)
+	if err := o.PlotLosses("finetune", curves, demoData, info); err != nil {
+		return err
 	}
-	if o.json {
-		for _, r := range rows {
-			avg, _ := metrics.Average(r.Scores)
-			if err := writeJSON(stdout, map[string]any{"event": "result", "method": r.Method, "scores": r.Scores,
-				"average": avg, "optimizer_state_bytes": r.OptimizerBytes, "peak_bytes": r.PeakBytes,
-				"elapsed_s": r.Elapsed.Seconds(), "demo": demoModel || demoData}); err != nil {
-				return err
-			}
-		}
-	} else {
-		fmt.Fprintln(stdout)
-		if demoModel || demoData {
-			fmt.Fprintln(stdout, "Validation results (DEMO data and model, not GLUE numbers):")
-		} else {
-			fmt.Fprintln(stdout, "Validation results:")
-		}
-		if err := eval.WriteGLUETable(stdout, rows); err != nil {
-			return err
-		}
+	var lines []map[string]any
+	for _, r := range rows {
+		avg, _ := metrics.Average(r.Scores)
+		lines = append(lines, map[string]any{"event": "result", "method": r.Method, "scores": r.Scores,
+			"average": avg, "optimizer_state_bytes": r.OptimizerBytes, "peak_bytes": r.PeakBytes,
+			"elapsed_s": r.Elapsed.Seconds(), "demo": demoModel || demoData})
+	}
+	title := "Validation results:"
+	if demoModel || demoData {
+		title = "Validation results (DEMO data and model, not GLUE numbers):"
+	}
+	if err := o.WriteResults(stdout, lines, title, func(w io.Writer) error { return report.WriteGLUETable(w, rows) }); err != nil {
+		return err
 	}
 	if interrupted {
-		return fmt.Errorf("interrupted: the table shows the runs so far (the last one stopped early)")
+		return cli.Interrupted(ctx, "the table shows the runs so far (the last one stopped early)")
 	}
 	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func demoNote(model, data bool) string {
@@ -357,7 +310,7 @@ func demoNote(model, data bool) string {
 }
 
 func parseTasks(s string, demoData bool) ([]glue.Task, error) {
-	out, err := eval.ParseTasks(s)
+	out, err := glue.ParseTasks(s)
 	if err != nil {
 		return nil, fmt.Errorf("--task: %w", err)
 	}
@@ -369,35 +322,6 @@ func parseTasks(s string, demoData bool) ([]glue.Task, error) {
 		}
 	}
 	return out, nil
-}
-
-// loadTokenizer returns the tokenizer and its tokenizer.json bytes (to save
-// with the fine-tuned model).
-func loadTokenizer(o *options) (*tokenizer.Tokenizer, []byte, error) {
-	path := o.tokenizer
-	if path == "" && o.model != "" {
-		path = o.model
-	}
-	if path == "" {
-		b, err := data.Tokenizer(data.RobertaTinyTokenizer)
-		if err != nil {
-			return nil, nil, err
-		}
-		t, err := tokenizer.FromJSON(b)
-		return t, b, err
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		path = filepath.Join(path, "tokenizer.json")
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tokenizer: %w (pass --tokenizer FILE; slow tokenizers are not supported: save a fast tokenizer.json with transformers)", err)
-	}
-	t, err := tokenizer.FromJSON(b)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tokenizer %s: %w", path, err)
-	}
-	return t, b, nil
 }
 
 func loadSplit(o *options, task, split string) (*glue.Dataset, error) {
@@ -436,11 +360,11 @@ func loadJob(o *options, t glue.Task, tok *tokenizer.Tokenizer) (*job, error) {
 		}
 		j.evals = append(j.evals, ev)
 	}
-	if j.trEnc, err = eval.EncodeGLUE(tok, j.train, o.maxLen); err != nil {
+	if j.trEnc, err = glue.Encode(tok, j.train, o.maxLen); err != nil {
 		return nil, err
 	}
 	for _, ev := range j.evals {
-		enc, err := eval.EncodeGLUE(tok, ev, o.maxLen)
+		enc, err := glue.Encode(tok, ev, o.maxLen)
 		if err != nil {
 			return nil, err
 		}
@@ -466,7 +390,16 @@ type limits struct {
 // newModel loads the checkpoint (RoBERTa, or Llama with a score head; a new head when
 // the label count differs) or builds the demo model.
 func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab int) (classifier, limits, error) {
+	robertaOnly := func() error {
+		if o.Recompute || o.RecomputeMLP || o.PadMLP > 0 {
+			return fmt.Errorf("--recompute, --recompute-mlp and --pad-mlp apply to Llama models; this is a RoBERTa")
+		}
+		return nil
+	}
 	if o.model == "" {
+		if err := robertaOnly(); err != nil {
+			return nil, limits{}, err
+		}
 		c, err := config.ParseRoberta([]byte(demoConfig))
 		if err != nil {
 			return nil, limits{}, err
@@ -491,7 +424,7 @@ func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab i
 		if t.Regression() {
 			labels = []string{"score"}
 		}
-		m, err := llama.LoadClassifier(o.model, llama.Options{DType: dt, Device: dev}, labels, o.seed)
+		m, err := llama.LoadClassifier(o.model, o.Memory.LlamaOptions(dev, dt, false), labels, o.seed)
 		if err != nil {
 			return nil, limits{}, err
 		}
@@ -509,6 +442,9 @@ func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab i
 		}
 		return m, l, nil
 	case "roberta", "":
+		if err := robertaOnly(); err != nil {
+			return nil, limits{}, err
+		}
 		m, err := roberta.Load(o.model, roberta.Options{DType: dt, Device: dev, NumLabels: t.NumLabels, Seed: o.seed})
 		if err != nil {
 			return nil, limits{}, err
@@ -535,10 +471,12 @@ func setLabels(c *config.RobertaConfig, t glue.Task) {
 	c.ProblemType = config.SingleLabelClassification
 }
 
-func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev torch.Device, dt torch.DType,
+func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, dev torch.Device, dt torch.DType,
 	tok *tokenizer.Tokenizer, tokJSON []byte, jsonOut, infoW, stderr io.Writer) (*outcome, error) {
 	start := time.Now()
-	torch.ManualSeed(o.seed)
+	if err := torch.Try(func() { torch.ManualSeed(o.seed) }); err != nil {
+		return nil, err
+	}
 	m, lim, err := newModel(o, j.task, dev, dt, tok.VocabSize())
 	if err != nil {
 		return nil, err
@@ -553,7 +491,7 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 	if lim.maxLen > 0 && o.maxLen > lim.maxLen {
 		return nil, fmt.Errorf("--max-len %d exceeds the model's %d positions", o.maxLen, lim.maxLen)
 	}
-	opt, err := eval.NewOptimizer(m, mc)
+	opt, err := blockllm.NewOptimizer(m, mc)
 	if err != nil {
 		return nil, err
 	}
@@ -562,7 +500,7 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 	if pad < 0 {
 		pad = lim.pad
 	}
-	d, err := eval.NewGLUEData(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev)
+	d, err := glue.NewBatches(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -587,28 +525,36 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 			for _, sc := range last {
 				parts = append(parts, sc.String())
 			}
-			fmt.Fprintf(infoW, "\nfinetune: %s, epoch %d (step %d): %s\n", eval.MethodLabel(mc), step/d.StepsPerEpoch(), step, strings.Join(parts, "; "))
+			fmt.Fprintf(infoW, "\nfinetune: %s, epoch %d (step %d): %s\n", mc.Label(), step/d.StepsPerEpoch(), step, strings.Join(parts, "; "))
 		}
 		return out, nil
 	}
-	logs := &eval.LogCollector{Forward: jsonOut, Extra: map[string]any{"task": j.task.Name, "method": mc.Method}}
 	cfg := blockllm.TrainConfig{
-		Steps:       steps,
-		LR:          o.lr,
-		Schedule:    blockllm.Schedule{Kind: blockllm.Linear, Warmup: int(o.warmupRatio * float64(steps))},
-		MaxGradNorm: o.clip,
-		EvalEvery:   d.StepsPerEpoch(),
-		Eval:        evalFn,
-		Log:         logs,
-		LogEvery:    1,
+		Steps:          steps,
+		LR:             o.lr,
+		Schedule:       blockllm.Schedule{Kind: blockllm.Linear, Warmup: int(o.warmupRatio * float64(steps))},
+		MaxGradNorm:    o.clip,
+		StepInBackward: o.StepInBackward,
+		EvalEvery:      d.StepsPerEpoch(),
+		Eval:           evalFn,
 	}
-	if o.progress {
-		cfg.Progress = stderr
+	var jsonLines *cli.JSONLines
+	if jsonOut != nil {
+		jsonLines = &cli.JSONLines{W: jsonOut, Extra: map[string]any{"task": j.task.Name, "method": mc.Method}}
+		cfg.Observers = append(cfg.Observers, jsonLines)
 	}
-	torch.ResetPeakMemory(dev)
+	if o.Progress {
+		cfg.Observers = append(cfg.Observers, &cli.Progress{W: stderr})
+	}
+	if err := torch.Try(func() { torch.ResetPeakMemory(dev) }); err != nil {
+		return nil, err
+	}
 	res, err := blockllm.Train(ctx, m, opt, d, cfg, "")
 	if err != nil {
 		return nil, err
+	}
+	if jsonLines != nil && jsonLines.Err() != nil {
+		return nil, jsonLines.Err()
 	}
 	if res.Status == blockllm.Interrupted || len(last) == 0 {
 		// Interrupted before the first evaluation: evaluate what there is.
@@ -623,14 +569,11 @@ func runOne(ctx context.Context, o *options, mc eval.MethodConfig, j *job, dev t
 		if err := m.Save(dir); err != nil {
 			return nil, err
 		}
-		if _, err := os.Stat(filepath.Join(dir, "tokenizer.json")); os.IsNotExist(err) {
-			if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tokJSON, 0o644); err != nil {
-				return nil, err
-			}
+		if err := cli.WriteTokenizer(dir, tokJSON); err != nil {
+			return nil, err
 		}
 		fmt.Fprintf(stderr, "finetune: saved %s\n", dir)
 	}
 	return &outcome{scores: append([]metrics.TaskScore(nil), last...), losses: res.Losses,
-		optMax: max(logs.MaxOptimizerBytes(), res.Memory.OptimizerState),
-		peak:   max(logs.MaxPeakBytes(), res.Memory.Peak), elapsed: time.Since(start)}, nil
+		optMax: res.OptimizerBytes, peak: res.PeakBytes, elapsed: time.Since(start)}, nil
 }

@@ -2,10 +2,14 @@
 // QQP, MNLI, QNLI, RTE, WNLI) from the original GLUE distribution (TSV files
 // in CoLA/, SST-2/, ... directories) or from Hugging Face "glue" dataset
 // layouts (parquet shards or JSON lines), maps labels to Hugging Face's
-// integer ids, and scores predictions with package metrics.
+// integer ids, and scores predictions with package metrics. It also turns the
+// examples into model inputs: Encode tokenizes them (pairs, truncation), Collate
+// pads them into batches, and Batches is the shuffled, resumable training source
+// (a blockllm.Data) over the encoded examples.
 //
-// Reading is pure Go. Errors are prefixed "glue:" and name the file and line
-// (TSV, JSON lines) or row (parquet) at fault.
+// Reading and encoding are pure Go; Collate and Batches make torch tensors.
+// Errors are prefixed "glue:" and name the file and line (TSV, JSON lines) or
+// row (parquet) at fault.
 package glue
 
 import (

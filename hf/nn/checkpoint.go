@@ -246,32 +246,114 @@ func (p *Params) SaveParams(dir string, dt torch.DType, maxShardBytes int64) err
 	}
 	var ts []safetensors.Tensor
 	for _, q := range p.list {
-		q := q
-		sdt := dt
-		if sdt == 0 {
-			sdt = q.T.DType()
-		}
-		st, err := FromTorch(sdt)
+		st, err := SafetensorsTensor(q.Name, q.T, dt)
 		if err != nil {
 			return err
 		}
-		ts = append(ts, safetensors.Tensor{Name: q.Name, DType: st, Shape: q.T.Shape(), DataFunc: func(w io.Writer) error {
-			var b []byte
-			err := torch.Try(func() {
-				s := torch.NewScope()
-				defer s.Close()
-				b = s.In(q.T).ToDevice(sdt, torch.CPU).Bytes()
-			})
-			if err != nil {
-				return err
-			}
-			_, err = w.Write(b)
-			return err
-		}})
+		ts = append(ts, st)
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	_, err := safetensors.SaveSharded(dir, ts, maxShardBytes, map[string]string{"format": "pt"})
 	return err
+}
+
+// SafetensorsTensor describes t for the safetensors writers under name, in dtype dt (0:
+// t's own dtype). Its bytes are produced when the file is written: t is converted and
+// moved to the CPU one tensor at a time, so a checkpoint never holds a second copy of
+// every tensor. t must stay alive until then.
+func SafetensorsTensor(name string, t *torch.Tensor, dt torch.DType) (safetensors.Tensor, error) {
+	if dt == 0 {
+		dt = t.DType()
+	}
+	st, err := FromTorch(dt)
+	if err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("nn: tensor %q: %w", name, err)
+	}
+	return safetensors.Tensor{Name: name, DType: st, Shape: t.Shape(), DataFunc: func(w io.Writer) error {
+		var b []byte
+		err := torch.Try(func() {
+			s := torch.NewScope()
+			defer s.Close()
+			b = s.In(t).ToDevice(dt, torch.CPU).Bytes()
+		})
+		if err != nil {
+			return fmt.Errorf("nn: tensor %q: %w", name, err)
+		}
+		_, err = w.Write(b)
+		return err
+	}}, nil
+}
+
+// ReadTensors loads every tensor of a safetensors file into s, on the CPU, in the
+// file's dtypes.
+func ReadTensors(s *torch.Scope, path string) (map[string]*torch.Tensor, error) {
+	f, err := safetensors.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("nn: %w", err)
+	}
+	defer f.Close()
+	out := map[string]*torch.Tensor{}
+	for _, name := range f.Names() {
+		info, _ := f.Info(name)
+		dt, err := ToTorch(info.DType)
+		if err != nil {
+			return nil, fmt.Errorf("nn: %s: tensor %q: %w", path, name, err)
+		}
+		data, err := f.Data(name)
+		if err != nil {
+			return nil, fmt.Errorf("nn: %w", err)
+		}
+		var x *torch.Tensor
+		if err := torch.Try(func() { x = s.FromBytes(data, info.Shape, dt) }); err != nil {
+			return nil, fmt.Errorf("nn: %s: tensor %q: %w", path, name, err)
+		}
+		out[name] = x
+	}
+	return out, nil
+}
+
+// CopyParams copies the weights of a model directory (model.safetensors, or shards with
+// model.safetensors.index.json) into the existing parameters of the same names, one
+// tensor at a time. Every parameter must be present with its shape and dtype, and no
+// other tensor: this is for a model's own checkpoints (resume), not for loading a
+// checkpoint of another dtype (LoadParams converts).
+func CopyParams(dir string, params []*Param) error {
+	src, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return fmt.Errorf("nn: %w", err)
+	}
+	defer src.Close()
+	want := map[string]bool{}
+	for _, p := range params {
+		want[p.Name] = true
+		info, ok := src.Info(p.Name)
+		if !ok {
+			return fmt.Errorf("nn: %s lacks parameter %q", dir, p.Name)
+		}
+		dt, err := ToTorch(info.DType)
+		if err != nil || dt != p.T.DType() || fmt.Sprint(info.Shape) != fmt.Sprint(p.T.Shape()) {
+			return fmt.Errorf("nn: %s: %q is %v %v, the model's is %v %v", dir, p.Name,
+				info.DType, info.Shape, p.T.DType(), p.T.Shape())
+		}
+		data, err := src.Data(p.Name)
+		if err != nil {
+			return fmt.Errorf("nn: %w", err)
+		}
+		err = torch.WithScope(func(s *torch.Scope) error {
+			x := s.FromBytes(data, info.Shape, dt)
+			torch.NoGrad(func() { p.T.CopyFrom(x) })
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("nn: %s: %q: %w", dir, p.Name, err)
+		}
+	}
+	for _, name := range src.Names() {
+		if !want[name] {
+			return fmt.Errorf("nn: %s has tensor %q, which the model lacks", dir, name)
+		}
+	}
+	return nil
 }
 
 // TokenizerFiles are the files Save copies from a model's source directory.

@@ -1,4 +1,4 @@
-package eval
+package report
 
 import (
 	"fmt"
@@ -48,13 +48,13 @@ type PlotOptions struct {
 // points are left out.
 func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 	if len(curves) == 0 {
-		return fmt.Errorf("eval: plot %s: no curves", path)
+		return fmt.Errorf("report: plot %s: no curves", path)
 	}
 	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
 	switch ext {
 	case "png", "svg", "pdf", "jpg", "jpeg", "eps", "tif", "tiff":
 	default:
-		return fmt.Errorf("eval: plot %s: unsupported image extension %q (use .png, .svg or .pdf)", path, filepath.Ext(path))
+		return fmt.Errorf("report: plot %s: unsupported image extension %q (use .png, .svg or .pdf)", path, filepath.Ext(path))
 	}
 	p := plot.New()
 	p.Title.Text = o.Title
@@ -68,7 +68,7 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 	var args []any
 	for _, c := range curves {
 		if len(c.X) != len(c.Y) {
-			return fmt.Errorf("eval: plot %s: curve %q has %d x and %d y values", path, c.Label, len(c.X), len(c.Y))
+			return fmt.Errorf("report: plot %s: curve %q has %d x and %d y values", path, c.Label, len(c.X), len(c.Y))
 		}
 		y := c.Y
 		if o.Smooth > 1 {
@@ -82,12 +82,12 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 			xy = append(xy, plotter.XY{X: c.X[i], Y: y[i]})
 		}
 		if len(xy) == 0 {
-			return fmt.Errorf("eval: plot %s: curve %q has no finite points", path, c.Label)
+			return fmt.Errorf("report: plot %s: curve %q has no finite points", path, c.Label)
 		}
 		args = append(args, c.Label, xy)
 	}
 	if err := plotutil.AddLines(p, args...); err != nil {
-		return fmt.Errorf("eval: plot %s: %w", path, err)
+		return fmt.Errorf("report: plot %s: %w", path, err)
 	}
 	p.Legend.Top = true
 	w, h := o.Width, o.Height
@@ -98,7 +98,7 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 		h = 5
 	}
 	if err := p.Save(vg.Length(w)*vg.Inch, vg.Length(h)*vg.Inch, path); err != nil {
-		return fmt.Errorf("eval: plot: %w", err)
+		return fmt.Errorf("report: plot: %w", err)
 	}
 	return nil
 }

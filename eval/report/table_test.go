@@ -1,4 +1,4 @@
-package eval
+package report
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blockllm/blockllm-go/eval"
 	"github.com/blockllm/blockllm-go/eval/metrics"
 )
 
@@ -75,14 +76,6 @@ func TestPretrainTable(t *testing.T) {
 	assert.Equal(t, "-", lines[2][3])
 }
 
-func TestFormatBytes(t *testing.T) {
-	assert.Equal(t, "0 B", FormatBytes(0))
-	assert.Equal(t, "1023 B", FormatBytes(1023))
-	assert.Equal(t, "1.50 KiB", FormatBytes(1536))
-	assert.Equal(t, "37.2 MiB", FormatBytes(39007000))
-	assert.Equal(t, "1.25 GiB", FormatBytes(5<<28))
-}
-
 func TestPlotCurvesPNG(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "loss.png")
@@ -114,7 +107,7 @@ func TestPlotCurvesPNG(t *testing.T) {
 
 func TestPPLTable(t *testing.T) {
 	var buf bytes.Buffer
-	rows := []PPLRow{{Name: "a.txt", NLL: NLL{Sum: 20, Tokens: 10}}, {Name: "b.json.gz", NLL: NLL{Sum: 10, Tokens: 10}}}
+	rows := []PPLRow{{Name: "a.txt", NLL: eval.NLL{Sum: 20, Tokens: 10}}, {Name: "b.json.gz", NLL: eval.NLL{Sum: 10, Tokens: 10}}}
 	require.NoError(t, WritePPLTable(&buf, rows))
 	var lines [][]string
 	for _, l := range strings.Split(buf.String(), "\n") {

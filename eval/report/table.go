@@ -1,4 +1,10 @@
-package eval
+// Package report writes the results of the commands: tables in the layout of the GaLore
+// and BlockLLM papers (WriteGLUETable, WritePretrainTable, WritePPLTable, with
+// tablewriter) and curves (PlotCurves, with gonum/plot). It is the one library package
+// that imports table and plotting packages.
+//
+// Errors are prefixed "report:".
+package report
 
 import (
 	"fmt"
@@ -9,7 +15,9 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/tw"
 
+	"github.com/blockllm/blockllm-go/eval"
 	"github.com/blockllm/blockllm-go/eval/metrics"
+	"github.com/blockllm/blockllm-go/torch"
 )
 
 // GLUERow is one line of a GLUE result table: a method (or model) and its
@@ -100,11 +108,11 @@ func WriteGLUETable(w io.Writer, rows []GLUERow) error {
 		if withAvg {
 			avg, err := metrics.Average(r.Scores)
 			if err != nil {
-				return fmt.Errorf("eval: %s: %w", r.Method, err)
+				return fmt.Errorf("report: %s: %w", r.Method, err)
 			}
 			row = append(row, fmtScore(avg))
 		}
-		row = append(row, FormatBytes(r.OptimizerBytes), FormatBytes(r.PeakBytes))
+		row = append(row, torch.FormatBytes(r.OptimizerBytes), torch.FormatBytes(r.PeakBytes))
 		if header[len(header)-1] == "Time" {
 			row = append(row, formatDuration(r.Elapsed))
 		}
@@ -138,7 +146,7 @@ func WritePretrainTable(w io.Writer, rows []PretrainRow) error {
 	var cells [][]string
 	for _, r := range rows {
 		cells = append(cells, []string{r.Method, fmt.Sprint(r.Steps), humanCount(r.Tokens),
-			fmtPPL(r.PPLBefore), fmtPPL(r.PPLAfter), FormatBytes(r.OptimizerBytes), FormatBytes(r.PeakBytes),
+			fmtPPL(r.PPLBefore), fmtPPL(r.PPLAfter), torch.FormatBytes(r.OptimizerBytes), torch.FormatBytes(r.PeakBytes),
 			formatDuration(r.Elapsed)})
 	}
 	return render(w, PretrainHeader, cells)
@@ -146,8 +154,8 @@ func WritePretrainTable(w io.Writer, rows []PretrainRow) error {
 
 // PPLRow is one line of a perplexity table: a text source and its result.
 type PPLRow struct {
-	Name string `json:"name"`
-	NLL  NLL    `json:"nll"`
+	Name string   `json:"name"`
+	NLL  eval.NLL `json:"nll"`
 }
 
 // PPLHeader is the header of WritePPLTable.
@@ -158,7 +166,7 @@ var PPLHeader = []string{"Text", "Tokens", "Mean NLL", "Perplexity"}
 // over all their tokens.
 func WritePPLTable(w io.Writer, rows []PPLRow) error {
 	var cells [][]string
-	var total NLL
+	var total eval.NLL
 	for _, r := range rows {
 		total.Add(r.NLL)
 		cells = append(cells, []string{r.Name, fmt.Sprint(r.NLL.Tokens), fmt.Sprintf("%.4f", r.NLL.Mean()), fmtPPL(r.NLL.Perplexity())})
@@ -185,11 +193,11 @@ func render(w io.Writer, header []string, rows [][]string) error {
 	t.Header(hs...)
 	for _, r := range rows {
 		if err := t.Append(r); err != nil {
-			return fmt.Errorf("eval: table: %w", err)
+			return fmt.Errorf("report: table: %w", err)
 		}
 	}
 	if err := t.Render(); err != nil {
-		return fmt.Errorf("eval: table: %w", err)
+		return fmt.Errorf("report: table: %w", err)
 	}
 	return nil
 }
@@ -209,21 +217,6 @@ func fmtPPL(v float64) string {
 		return fmt.Sprintf("%.3g", v)
 	}
 	return fmt.Sprintf("%.2f", v)
-}
-
-// FormatBytes formats a byte count with a binary unit ("0 B", "512 B",
-// "1.50 KiB", "37.2 MiB", "1.25 GiB").
-func FormatBytes(b int64) string {
-	const k = 1024
-	switch {
-	case b < k:
-		return fmt.Sprintf("%d B", b)
-	case b < k*k:
-		return fmt.Sprintf("%.2f KiB", float64(b)/k)
-	case b < k*k*k:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(k*k))
-	}
-	return fmt.Sprintf("%.2f GiB", float64(b)/(k*k*k))
 }
 
 func humanCount(n int64) string {

@@ -1,0 +1,67 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// Runtime holds the --device, --dtype and --threads flags.
+type Runtime struct {
+	Device  string
+	DType   string
+	Threads int
+}
+
+// Register defines the flags on fs; dtypeDefault and dtypeHelp describe --dtype.
+func (r *Runtime) Register(fs *flag.FlagSet, dtypeDefault, dtypeHelp string) {
+	fs.StringVar(&r.Device, "device", "cpu", "device: cpu, cuda or cuda:N")
+	fs.StringVar(&r.DType, "dtype", dtypeDefault, dtypeHelp)
+	fs.IntVar(&r.Threads, "threads", 0, "CPU threads for libtorch (0: all cores)")
+}
+
+// Setup loads the shim (its error says what to build), sets the intra-op thread
+// count (0: all cores; libtorch's own default can be a single thread) and checks that
+// a CUDA device is usable when one is asked for.
+func (r *Runtime) Setup() (torch.Device, error) { return Setup(r.Threads, r.Device) }
+
+// Setup is Runtime.Setup for the given flag values.
+func Setup(threads int, device string) (torch.Device, error) {
+	if err := torch.Init(); err != nil {
+		return torch.Device{}, err
+	}
+	if threads < 0 {
+		return torch.Device{}, fmt.Errorf("--threads %d must not be negative (0: all cores)", threads)
+	}
+	dev, err := torch.ParseDevice(device)
+	if err != nil {
+		return torch.Device{}, fmt.Errorf("--device: %w", err)
+	}
+	missing := false
+	if err := torch.Try(func() {
+		torch.SetNumThreads(threads)
+		missing = dev.IsCUDA() && (!torch.CUDAAvailable() || dev.Index >= torch.CUDADeviceCount())
+	}); err != nil {
+		return dev, err
+	}
+	if missing {
+		return dev, fmt.Errorf("--device %s: this libtorch has no such CUDA device (rebuild the shim against a CUDA libtorch: make shim)", device)
+	}
+	return dev, nil
+}
+
+// TrainDType parses --dtype for training: f32 or bf16.
+func (r *Runtime) TrainDType() (torch.DType, error) { return ParseTrainDType(r.DType) }
+
+// ParseTrainDType accepts the training dtypes of the commands: f32 or bf16.
+func ParseTrainDType(s string) (torch.DType, error) {
+	dt, err := torch.ParseDType(s)
+	if err != nil {
+		return 0, fmt.Errorf("--dtype: %w", err)
+	}
+	if dt != torch.F32 && dt != torch.BF16 {
+		return 0, fmt.Errorf("--dtype %s: want f32 or bf16", s)
+	}
+	return dt, nil
+}

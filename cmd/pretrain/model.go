@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/tokenizer"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// demoConfig is the model of the demo run: a Llama of hidden size 128 with 4
+// layers (about 1M parameters) over the embedded fortunes tokenizer's 1024 ids.
+const demoConfig = `{
+  "architectures": ["LlamaForCausalLM"],
+  "model_type": "llama",
+  "vocab_size": 1024,
+  "hidden_size": 128,
+  "intermediate_size": 344,
+  "num_hidden_layers": 4,
+  "num_attention_heads": 4,
+  "max_position_embeddings": 1024,
+  "rms_norm_eps": 1e-06,
+  "rope_theta": 10000.0,
+  "initializer_range": 0.02,
+  "tie_word_embeddings": false,
+  "hidden_act": "silu",
+  "bos_token_id": 1,
+  "eos_token_id": 2
+}`
+
+// newModel builds the model: a preset or config.json (random init) or a
+// checkpoint directory (loaded).
+func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, info io.Writer) (*llama.Model, error) {
+	lo := o.Memory.LlamaOptions(dev, dt, o.fusedSDPA)
+	name := o.model
+	var c *config.LlamaConfig
+	if name == "" {
+		var err error
+		if c, err = config.ParseLlama([]byte(demoConfig)); err != nil {
+			return nil, err
+		}
+		return llama.New(c, lo, o.seed)
+	}
+	if st, err := os.Stat(name); err == nil {
+		dir := name
+		if !st.IsDir() {
+			dir = filepath.Dir(name)
+		}
+		if st.IsDir() && hasWeights(dir) {
+			return llama.Load(dir, lo)
+		}
+		if c, err = config.LoadLlama(name); err != nil {
+			return nil, err
+		}
+	} else {
+		p, perr := config.LlamaPreset(name)
+		if perr != nil {
+			return nil, fmt.Errorf("--model %s: not a file or directory, nor a preset (%s)", name, strings.Join(config.LlamaPresets(), ", "))
+		}
+		c = p
+		if v := tok.VocabSize(); v != c.VocabSize {
+			fmt.Fprintf(info, "pretrain: %s: vocab_size %d -> %d (the tokenizer's)\n", name, c.VocabSize, v)
+			c.VocabSize = v
+		}
+		bos, eos := tok.BOS(), tok.EOS()
+		if bos >= 0 {
+			c.BOSTokenID = &bos
+		}
+		if eos >= 0 {
+			c.EOSTokenIDs = []int{eos}
+		}
+	}
+	return llama.New(c, lo, o.seed)
+}
+
+// isCheckpoint reports whether --model names a directory with weights.
+func isCheckpoint(model string) bool {
+	st, err := os.Stat(model)
+	return err == nil && st.IsDir() && hasWeights(model)
+}
+
+func hasWeights(dir string) bool {
+	for _, f := range []string{"model.safetensors", "model.safetensors.index.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/blockllm/blockllm-go/blockllm"
+	"github.com/blockllm/blockllm-go/cmd/internal/cli"
+	"github.com/blockllm/blockllm-go/eval"
+	"github.com/blockllm/blockllm-go/eval/report"
+	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/torch"
+)
+
+// train runs one method: a fresh model (or the checkpoint's), its optimizer, the
+// training stream, validation perplexity before, during and after, checkpoints and the
+// final save. It returns the table row, the per-step losses and how the run ended.
+func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.PretrainRow, []float64, blockllm.Status, error) {
+	o := j.o
+	start := time.Now()
+	row := report.PretrainRow{Method: mc.Label(), PPLBefore: math.NaN(), PPLAfter: math.NaN()}
+	if err := torch.Try(func() { torch.ManualSeed(o.seed) }); err != nil {
+		return row, nil, 0, err
+	}
+	m, err := newModel(o, j.tok, j.dev, j.dt, j.info)
+	if err != nil {
+		return row, nil, 0, err
+	}
+	defer m.Close()
+	if v := j.tok.VocabSize(); v > m.Cfg.VocabSize {
+		return row, nil, 0, fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
+	}
+	if o.seqLen > m.Cfg.MaxPositionEmbeddings {
+		return row, nil, 0, fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.seqLen, m.Cfg.MaxPositionEmbeddings)
+	}
+	opt, err := blockllm.NewOptimizer(m, mc)
+	if err != nil {
+		return row, nil, 0, err
+	}
+	defer opt.Close()
+	d, closeData, err := j.trainData()
+	if err != nil {
+		return row, nil, 0, err
+	}
+	defer closeData()
+
+	valPPL := func() (float64, error) {
+		var n eval.NLL
+		var err error
+		torch.NoGrad(func() { n, err = eval.BlocksNLL(m, j.valBlocks, o.evalBatch) })
+		return n.Perplexity(), err
+	}
+	cfg := blockllm.TrainConfig{
+		Steps:          o.steps,
+		GradAccum:      o.gradAccum,
+		LR:             o.lr,
+		Schedule:       j.sched,
+		MaxGradNorm:    o.clip,
+		StepInBackward: o.StepInBackward,
+		EvalEvery:      o.evalEvery,
+		Eval: func(step int) (map[string]float64, error) {
+			ppl, err := valPPL()
+			if err != nil {
+				return nil, err
+			}
+			if !o.JSON {
+				fmt.Fprintf(j.info, "\npretrain: %s step %d: validation perplexity %.2f\n", row.Method, step, ppl)
+			}
+			return map[string]float64{"val_ppl": ppl, "val_loss": math.Log(ppl)}, nil
+		},
+		KeepCheckpoints: o.keep,
+		CheckpointEvery: o.checkpointEvery,
+	}
+	var jsonLines *cli.JSONLines
+	if j.jsonOut != nil {
+		jsonLines = &cli.JSONLines{W: j.jsonOut, Extra: map[string]any{"method": mc.Method}}
+		cfg.Observers = append(cfg.Observers, jsonLines)
+	}
+	if o.Progress {
+		cfg.Observers = append(cfg.Observers, &cli.Progress{W: j.stderr})
+	}
+	var methodDir string
+	if o.out != "" {
+		methodDir = filepath.Join(o.out, mc.Method)
+		cfg.CheckpointDir = filepath.Join(methodDir, "checkpoints")
+		cfg.SaveExtra = func(dir string) error { return saveExtra(m, j.tokJSON, dir) }
+	}
+	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
+	if err != nil {
+		return row, nil, 0, err
+	}
+	if o.resume != "" {
+		dir := o.resume
+		if dir == "latest" {
+			if dir, err = blockllm.LatestCheckpoint(cfg.CheckpointDir); err != nil {
+				return row, nil, 0, err
+			}
+		}
+		if dir == "" {
+			fmt.Fprintf(j.info, "pretrain: %s: no checkpoint under %s, starting from scratch\n", row.Method, cfg.CheckpointDir)
+		} else {
+			if err := tr.Resume(dir); err != nil {
+				return row, nil, 0, err
+			}
+			fmt.Fprintf(j.info, "pretrain: %s: resumed from %s at step %d\n", row.Method, dir, tr.StepCount())
+		}
+	}
+	before := tr.StepCount()
+	if row.PPLBefore, err = valPPL(); err != nil {
+		return row, nil, 0, err
+	}
+	fmt.Fprintf(j.info, "pretrain: %s: %d steps of %d sequences x %d tokens, lr %g; validation perplexity at step %d: %.2f\n",
+		row.Method, o.steps, o.gradAccum*o.batch, o.seqLen, o.lr, before, row.PPLBefore)
+	if err := torch.Try(func() { torch.ResetPeakMemory(j.dev) }); err != nil {
+		return row, nil, 0, err
+	}
+	res, err := tr.Run(ctx)
+	if err != nil {
+		return row, nil, 0, err
+	}
+	if jsonLines != nil && jsonLines.Err() != nil {
+		return row, nil, 0, jsonLines.Err()
+	}
+	row.Steps = res.Step
+	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen)
+	if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Step {
+		row.PPLAfter = res.Evals[n-1].Metrics["val_ppl"]
+	} else if row.PPLAfter, err = valPPL(); err != nil {
+		return row, nil, 0, err
+	}
+	row.OptimizerBytes = res.OptimizerBytes
+	row.PeakBytes = res.PeakBytes
+	if methodDir != "" && res.Status == blockllm.Completed {
+		final := filepath.Join(methodDir, "final")
+		if err := m.Save(final); err != nil {
+			return row, nil, 0, err
+		}
+		if err := cli.WriteTokenizer(final, j.tokJSON); err != nil {
+			return row, nil, 0, err
+		}
+		fmt.Fprintf(j.info, "pretrain: %s: saved %s\n", row.Method, final)
+	}
+	if res.Checkpoint != "" {
+		fmt.Fprintf(j.info, "pretrain: %s: last checkpoint %s\n", row.Method, res.Checkpoint)
+	}
+	row.Elapsed = time.Since(start)
+	return row, res.Losses, res.Status, nil
+}
+
+// saveExtra makes a checkpoint directory loadable as a Hugging Face model
+// (config.json and tokenizer.json next to model.safetensors).
+func saveExtra(m *llama.Model, tokJSON []byte, dir string) error {
+	c := *m.Cfg
+	c.DType = m.DType.String()
+	if err := c.Save(dir); err != nil {
+		return err
+	}
+	return cli.WriteTokenizer(dir, tokJSON)
+}

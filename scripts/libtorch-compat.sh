@@ -18,12 +18,14 @@ out=$PWD/build/compat-$rel
 mkdir -p "$out"
 log() { echo "libtorch-compat($rel): $*" | tee -a "$out/summary.txt"; }
 [ "$(id -u)" = 0 ] || { echo "libtorch-compat: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
+. scripts/lib/debian-mirror.sh
+mirror=$(debian_mirror) || exit 1
 
 # 1. the chroot
 if [ ! -x "$root/usr/bin/g++" ] || [ ! -e "$root/usr/include/torch/csrc/api/include/torch/version.h" ]; then
   command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
   mkdir -p "$root"
-  [ -x "$root/bin/bash" ] || debootstrap --variant=minbase "$rel" "$root" http://deb.debian.org/debian > "$out/debootstrap.txt" 2>&1 ||
+  [ -x "$root/bin/bash" ] || debootstrap --variant=minbase "$rel" "$root" "$mirror" > "$out/debootstrap.txt" 2>&1 ||
     { log "debootstrap failed (see $out/debootstrap.txt)"; exit 1; }
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   # a mirror snapshot older than its Release file's Valid-Until (seen for sid) is still what we want

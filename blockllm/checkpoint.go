@@ -32,17 +32,18 @@ const checkpointVersion = 1
 
 // checkpointState is StateFile's content.
 type checkpointState struct {
-	Version    int             `json:"version"`
-	Method     string          `json:"method"`
-	Step       int             `json:"step"`
-	Steps      int             `json:"steps"`
-	Tokens     int64           `json:"tokens"`
-	Losses     []float64       `json:"losses"`
-	Optimizer  json.RawMessage `json:"optimizer"`
-	Data       json.RawMessage `json:"data"`
-	Generators [][]byte        `json:"generators,omitempty"`
-	Evals      []EvalRecord    `json:"evals,omitempty"`
-	Saved      string          `json:"saved"`
+	Version    int               `json:"version"`
+	Method     string            `json:"method"`
+	Step       int               `json:"step"`
+	Steps      int               `json:"steps"`
+	Tokens     int64             `json:"tokens"`
+	Losses     []float64         `json:"losses"`
+	Optimizer  json.RawMessage   `json:"optimizer"`
+	Data       json.RawMessage   `json:"data"`
+	Generators [][]byte          `json:"generators,omitempty"`
+	Evals      []EvalRecord      `json:"evals,omitempty"`
+	Settings   map[string]string `json:"settings,omitempty"`
+	Saved      string            `json:"saved"`
 }
 
 func checkpointPath(root string, step int) string {
@@ -111,8 +112,13 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("blockllm: checkpoint: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+tmpMarker)
 	if err != nil {
+		return fmt.Errorf("blockllm: checkpoint: %w", err)
+	}
+	// MkdirTemp makes the directory private (0700); a checkpoint is ordinary output.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("blockllm: checkpoint: %w", err)
 	}
 	done := false
@@ -154,7 +160,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 		}
 		cs := checkpointState{Version: checkpointVersion, Method: t.opt.Name(), Step: t.step, Steps: t.cfg.Steps,
 			Tokens: t.tokens, Losses: t.losses, Optimizer: ost.Meta, Data: ds, Evals: t.evals,
-			Saved: time.Now().UTC().Format(time.RFC3339)}
+			Settings: t.cfg.Settings, Saved: time.Now().UTC().Format(time.RFC3339)}
 		for _, g := range t.cfg.Generators {
 			cs.Generators = append(cs.Generators, g.State())
 		}
@@ -227,6 +233,9 @@ func (t *Trainer) Resume(dir string) error {
 	if cs.Method != t.opt.Name() {
 		return fmt.Errorf("blockllm: resume: checkpoint %s was written by method %q, not %q", dir, cs.Method, t.opt.Name())
 	}
+	if err := CompareSettings(t.cfg.Settings, cs.Settings, t.cfg.AllowChanged); err != nil {
+		return fmt.Errorf("blockllm: resume from %s: %w", dir, err)
+	}
 	if len(cs.Generators) != len(t.cfg.Generators) {
 		return fmt.Errorf("blockllm: resume: checkpoint has %d generator states, the trainer %d generators", len(cs.Generators), len(t.cfg.Generators))
 	}
@@ -254,5 +263,81 @@ func (t *Trainer) Resume(dir string) error {
 	t.step, t.losses, t.tokens, t.evals = cs.Step, cs.Losses, cs.Tokens, cs.Evals
 	t.lastCkpt = dir
 	t.applied = false
+	if t.cfg.CheckpointDir != "" && sameDir(filepath.Dir(dir), t.cfg.CheckpointDir) {
+		if err := t.setAsideNewer(cs.Step); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// setAsideNewer moves the checkpoints newer than step out of the checkpoint directory
+// into "abandoned-<time>": resuming an older step starts a new timeline, and its
+// checkpoints must not be confused with (or pruned by the numbers of) the old one's.
+// Nothing is deleted.
+func (t *Trainer) setAsideNewer(step int) error {
+	steps, err := listCheckpoints(t.cfg.CheckpointDir)
+	if err != nil {
+		return err
+	}
+	var newer []int
+	for _, k := range steps {
+		if k > step {
+			newer = append(newer, k)
+		}
+	}
+	if len(newer) == 0 {
+		return nil
+	}
+	dst := filepath.Join(t.cfg.CheckpointDir, "abandoned-"+time.Now().UTC().Format("20060102T150405Z"))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("blockllm: resume: %w", err)
+	}
+	for _, k := range newer {
+		src := checkpointPath(t.cfg.CheckpointDir, k)
+		if err := os.Rename(src, filepath.Join(dst, filepath.Base(src))); err != nil {
+			return fmt.Errorf("blockllm: resume: setting aside %s: %w", src, err)
+		}
+	}
+	t.setAside, t.setAsideSteps = dst, newer
+	return nil
+}
+
+// SetAside reports the checkpoints Resume moved aside because they were newer than the
+// step resumed from (another timeline): the directory they are in now, and their steps.
+func (t *Trainer) SetAside() (string, []int) { return t.setAside, t.setAsideSteps }
+
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
+}
+
+// tmpMarker is in the names of the directories checkpoints are assembled in.
+const tmpMarker = ".tmp-"
+
+// RemoveStaleTemporaries deletes the temporary directories that interrupted checkpoint
+// writes left under root (".step-N.tmp-*", and their ".old" siblings), returning their
+// names. Call it only while no other process writes checkpoints there (a RunDir's lock
+// ensures that).
+func RemoveStaleTemporaries(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blockllm: %w", err)
+	}
+	var removed []string
+	for _, e := range ents {
+		n := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(n, ".step-") || !strings.Contains(n, tmpMarker) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(root, n)); err != nil {
+			return removed, fmt.Errorf("blockllm: removing a stale checkpoint temporary: %w", err)
+		}
+		removed = append(removed, n)
+	}
+	return removed, nil
 }

@@ -185,14 +185,6 @@ func TestFortunesTraining(t *testing.T) {
 	}
 }
 
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
-}
-
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // TestRobertaHeadAlwaysTrained: fine-tuning the RoBERTa fixture, the classification

@@ -14,6 +14,13 @@ import (
 // ErrNonFinite is wrapped by the error Train returns when a loss is NaN or Inf.
 var ErrNonFinite = errors.New("blockllm: non-finite loss")
 
+// ErrDiverged is wrapped by the error Run returns when the divergence guard stops a run
+// (TrainConfig.DivergeFactor, ZeroGradSteps).
+var ErrDiverged = errors.New("blockllm: training diverged")
+
+// divergeWindow is the number of steps whose mean loss the divergence guard compares.
+const divergeWindow = 10
+
 // TrainConfig configures a Trainer. Zero values mean the defaults noted.
 type TrainConfig struct {
 	// Steps is the number of optimizer steps (the schedule's length). Required.
@@ -26,6 +33,16 @@ type TrainConfig struct {
 	Schedule Schedule
 	// MaxGradNorm clips the global 2-norm of the trainable gradients; 0 means no clipping.
 	MaxGradNorm float64
+	// DivergeFactor > 0 stops the run with ErrDiverged when the mean loss of the last 10
+	// steps exceeds DivergeFactor times the mean of the first 10 steps of the run's
+	// history (a loss that explodes without reaching NaN). No checkpoint of the diverged
+	// state is written: the error names the last one written before.
+	DivergeFactor float64
+	// ZeroGradSteps > 0 stops the run with ErrDiverged when the global gradient norm is
+	// exactly zero for that many consecutive steps (a run that no longer learns, e.g. a
+	// saturated softmax after a huge learning rate). The norm is taken even without
+	// clipping; with StepInBackward it is not available and the check is off.
+	ZeroGradSteps int
 	// StepInBackward updates each trainable tensor during backward, as soon as its
 	// gradient is complete (torch.GradSink), and frees that gradient at once: no step
 	// holds every trainable gradient. The updates are those of the optimizer's Step
@@ -55,6 +72,12 @@ type TrainConfig struct {
 	MaxShardBytes int64
 	// Generators are torch generators whose state checkpoints save and restore.
 	Generators []*torch.Generator
+	// Settings describe the run (for a command, the flags that define it: learning
+	// rate, sequence length, batch, schedule, sparsity, ...). Checkpoints record them,
+	// and Resume refuses a checkpoint whose settings differ, except for the keys in
+	// AllowChanged ("*": any).
+	Settings     map[string]string
+	AllowChanged []string
 
 	// Observers receive the run's events (see Event): a progress bar, a JSON-lines
 	// writer, a test.
@@ -90,7 +113,7 @@ type StepStats struct {
 	Step     int           `json:"step"` // steps completed, this one included
 	Loss     float64       `json:"loss"`
 	LR       float64       `json:"lr"`
-	GradNorm float64       `json:"grad_norm,omitempty"` // before clipping; only when clipping
+	GradNorm float64       `json:"grad_norm,omitempty"` // before clipping; only when clipping or ZeroGradSteps is set
 	Tokens   int64         `json:"tokens"`
 	Duration time.Duration `json:"-"`
 	Memory   Memory        `json:"memory"`
@@ -142,6 +165,10 @@ type Trainer struct {
 	evals      []EvalRecord
 	maxOpt     int64
 	selections int
+	zeroGrads  int
+
+	setAside      string
+	setAsideSteps []int
 }
 
 // NewTrainer checks the configuration and returns a trainer at step 0.
@@ -161,6 +188,10 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 		return nil, fmt.Errorf("blockllm: learning rate %g must be positive and finite", cfg.LR)
 	case cfg.MaxGradNorm < 0:
 		return nil, fmt.Errorf("blockllm: negative gradient clip %g", cfg.MaxGradNorm)
+	case cfg.DivergeFactor < 0 || math.IsNaN(cfg.DivergeFactor) || (cfg.DivergeFactor > 0 && cfg.DivergeFactor <= 1):
+		return nil, fmt.Errorf("blockllm: divergence factor %g must be above 1 (0: off)", cfg.DivergeFactor)
+	case cfg.ZeroGradSteps < 0:
+		return nil, fmt.Errorf("blockllm: negative zero-gradient step count %d", cfg.ZeroGradSteps)
 	case cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 || cfg.KeepCheckpoints < 0:
 		return nil, fmt.Errorf("blockllm: negative eval, checkpoint or keep interval")
 	case cfg.EvalEvery > 0 && cfg.Eval == nil:
@@ -274,7 +305,7 @@ func (t *Trainer) Step() (StepStats, error) {
 				st.Memory.Gradients += g.NBytes()
 			}
 		}
-		if t.cfg.MaxGradNorm > 0 && len(grads) > 0 {
+		if (t.cfg.MaxGradNorm > 0 || t.cfg.ZeroGradSteps > 0) && len(grads) > 0 {
 			st.GradNorm = clipGrads(grads, t.cfg.MaxGradNorm)
 			if math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
 				for _, p := range trainable {
@@ -343,7 +374,8 @@ func (t *Trainer) installSinks(trainable []*nn.Param, lr float64) func() {
 
 // clipGrads scales grads in place so that their global 2-norm is at most maxNorm, as
 // torch.nn.utils.clip_grad_norm_ does (coefficient maxNorm / (norm + 1e-6), applied when
-// below 1), and returns the norm before clipping. Norms are taken in float32 or better.
+// below 1), and returns the norm before clipping; maxNorm 0 only measures. Norms are
+// taken in float32 or better.
 func clipGrads(grads []*torch.Tensor, maxNorm float64) float64 {
 	norms := make([]*torch.Tensor, len(grads))
 	for i, g := range grads {
@@ -355,7 +387,7 @@ func clipGrads(grads []*torch.Tensor, maxNorm float64) float64 {
 	}
 	total := torch.Stack(norms, 0).Norm(2).Item()
 	coef := maxNorm / (total + 1e-6)
-	if coef < 1 {
+	if maxNorm > 0 && coef < 1 {
 		for _, g := range grads {
 			g.MulScalarInPlace(coef)
 		}
@@ -413,6 +445,9 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 			}
 			return fail(err)
 		}
+		if err := t.checkDivergence(st); err != nil {
+			return fail(err)
+		}
 		res.Memory = st.Memory
 		if st.Selection != nil {
 			t.emit(&SelectionEvent{Step: st.Step, Selection: *st.Selection, Memory: st.Memory})
@@ -439,6 +474,42 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		return fail(err)
 	}
 	return finish(Completed)
+}
+
+// checkDivergence applies the divergence guard after step st.
+func (t *Trainer) checkDivergence(st StepStats) error {
+	last := t.lastCkpt
+	if last == "" {
+		last = "none written"
+	}
+	if t.cfg.ZeroGradSteps > 0 && !t.cfg.StepInBackward {
+		if st.GradNorm == 0 {
+			t.zeroGrads++
+		} else {
+			t.zeroGrads = 0
+		}
+		if t.zeroGrads >= t.cfg.ZeroGradSteps {
+			return fmt.Errorf("%w: the gradient norm was exactly 0 for %d steps (to step %d, loss %.4g): nothing trains any more "+
+				"(a learning rate far too large?); training stopped, last good checkpoint: %s", ErrDiverged, t.zeroGrads, st.Step, st.Loss, last)
+		}
+	}
+	if n := len(t.losses); t.cfg.DivergeFactor > 0 && n >= 2*divergeWindow {
+		first, recent := mean(t.losses[:divergeWindow]), mean(t.losses[n-divergeWindow:])
+		if first > 0 && recent > t.cfg.DivergeFactor*first {
+			return fmt.Errorf("%w: the mean loss of steps %d-%d, %.4g, is above %g times that of the first %d steps, %.4g "+
+				"(a learning rate too large?); training stopped, last good checkpoint: %s",
+				ErrDiverged, n-divergeWindow+1, n, recent, t.cfg.DivergeFactor, divergeWindow, first, last)
+		}
+	}
+	return nil
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 func (t *Trainer) emit(e Event) {

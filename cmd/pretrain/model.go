@@ -47,12 +47,16 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 		return llama.New(c, lo, o.seed)
 	}
 	if st, err := os.Stat(name); err == nil {
-		dir := name
-		if !st.IsDir() {
-			dir = filepath.Dir(name)
-		}
-		if st.IsDir() && hasWeights(dir) {
-			return llama.Load(dir, lo)
+		if st.IsDir() {
+			// A directory is a checkpoint to continue from: without loadable weights it is
+			// an error (never a silent random initialisation). A new model from its
+			// config is --model DIR/config.json.
+			m, err := llama.Load(name, lo)
+			if err != nil {
+				return nil, fmt.Errorf("--model %s: %w (to train a new model from this configuration, pass --model %s)",
+					name, err, filepath.Join(name, "config.json"))
+			}
+			return m, nil
 		}
 		if c, err = config.LoadLlama(name); err != nil {
 			return nil, err
@@ -78,17 +82,8 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 	return llama.New(c, lo, o.seed)
 }
 
-// isCheckpoint reports whether --model names a directory with weights.
+// isCheckpoint reports whether --model names a directory (a checkpoint to continue).
 func isCheckpoint(model string) bool {
 	st, err := os.Stat(model)
-	return err == nil && st.IsDir() && hasWeights(model)
-}
-
-func hasWeights(dir string) bool {
-	for _, f := range []string{"model.safetensors", "model.safetensors.index.json"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return true
-		}
-	}
-	return false
+	return err == nil && st.IsDir()
 }

@@ -86,6 +86,18 @@ func OpenModel(path string) (*Model, error) {
 				"model.save_pretrained(dir, safe_serialization=True)", p)}
 		}
 	}
+	if shards, _ := filepath.Glob(filepath.Join(path, "*.safetensors")); len(shards) > 0 {
+		names := make([]string, len(shards))
+		for i, s := range shards {
+			names[i] = filepath.Base(s)
+		}
+		if len(names) > 3 {
+			names = append(names[:3], "...")
+		}
+		return nil, &Error{Path: path, Msg: fmt.Sprintf("%d safetensors file(s) (%s) but no %s or %s: a sharded checkpoint needs "+
+			"its index, which maps every tensor to its shard (copy it from where the shards came from)",
+			len(shards), strings.Join(names, ", "), SingleFileName, IndexFileName)}
+	}
 	return nil, &Error{Path: path, Msg: fmt.Sprintf("no %s or %s in directory", SingleFileName, IndexFileName)}
 }
 

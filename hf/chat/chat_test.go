@@ -96,8 +96,8 @@ func TestTemplateSelection(t *testing.T) {
 	// chat_template.jinja wins over the config's template, as in transformers;
 	// additional_chat_templates/NAME.jinja adds named ones.
 	dir = writeFiles(t, map[string]string{
-		"tokenizer_config.json":                 `{"chat_template": "config", "bos_token": {"content": "<s>", "lstrip": false}}`,
-		"chat_template.jinja":                   "{{ bos_token }}file:{{ messages[0].content }}\n",
+		"tokenizer_config.json":               `{"chat_template": "config", "bos_token": {"content": "<s>", "lstrip": false}}`,
+		"chat_template.jinja":                 "{{ bos_token }}file:{{ messages[0].content }}\n",
 		"additional_chat_templates/rag.jinja": "rag",
 	})
 	tmpl, err := Load(dir, Options{})

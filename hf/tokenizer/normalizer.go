@@ -201,11 +201,11 @@ func lowerRune(b *nbuilder, r rune, sp span) {
 		b.addRune(r, sp)
 		return
 	}
-	if r == 'İ' { // the one unconditional multi-rune lowercase mapping
-		b.add("i\u0307", sp)
+	if s, ok := ucdLowerSpecial[r]; ok { // İ, the one unconditional multi-rune mapping
+		b.add(s, sp)
 		return
 	}
-	b.addRune(unicode.ToLower(r), sp)
+	b.addRune(ucdToLower(r), sp)
 }
 
 type lowercaseNormalizer struct{}

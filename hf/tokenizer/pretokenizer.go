@@ -158,14 +158,14 @@ func isLetter(r rune) bool {
 	if r < utf8.RuneSelf {
 		return (r|0x20) >= 'a' && (r|0x20) <= 'z'
 	}
-	return unicode.IsLetter(r)
+	return unicode.Is(ucdCatL, r)
 }
 
 func isNumber(r rune) bool {
 	if r < utf8.RuneSelf {
 		return r >= '0' && r <= '9'
 	}
-	return unicode.IsNumber(r)
+	return unicode.Is(ucdCatN, r)
 }
 
 // isWordChar is Rust regex's Unicode \w.
@@ -173,9 +173,9 @@ func isWordChar(r rune) bool {
 	if r < utf8.RuneSelf {
 		return r == '_' || isLetter(r) || (r >= '0' && r <= '9')
 	}
-	return unicode.IsLetter(r) || unicode.Is(unicode.M, r) || unicode.Is(unicode.Nd, r) ||
-		unicode.Is(unicode.Pc, r) || unicode.Is(unicode.Nl, r) ||
-		unicode.Is(unicode.Other_Alphabetic, r) || r == 0x200C || r == 0x200D
+	return unicode.Is(ucdCatL, r) || unicode.Is(ucdCatM, r) || unicode.Is(ucdCatNd, r) ||
+		unicode.Is(ucdCatPc, r) || unicode.Is(ucdCatNl, r) ||
+		unicode.Is(ucdPropOtherAlphabetic, r) || r == 0x200C || r == 0x200D
 }
 
 // isPunctuation is Rust's is_ascii_punctuation || Unicode P*.

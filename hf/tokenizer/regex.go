@@ -16,7 +16,6 @@ import (
 
 const (
 	uniSpaceClass = `\t-\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}`
-	uniWordClass  = `\p{L}\p{M}\p{Nd}\p{Pc}`
 	lookaheadWS   = `\s+(?!\S)|\s+`
 	wsGroupName   = "hftokws"
 )
@@ -57,10 +56,24 @@ func compileRegex(pattern string) (*gregex, error) {
 	return &gregex{src: pattern, re: re, wsIx: wsIx}, nil
 }
 
+// uniWordClass is the inside of a class for Oniguruma's Unicode \w, from the
+// generated Unicode tables (ucd.go).
+func uniWordClass() string {
+	var b strings.Builder
+	for _, c := range []string{"L", "M", "Nd", "Pc"} {
+		body, _ := ucdClassBodies(ucdCategories[c])
+		b.WriteString(body)
+	}
+	return b.String()
+}
+
 // translateRegex rewrites Oniguruma escapes into RE2 equivalents and rejects
-// look-around and other constructs RE2 lacks.
+// look-around and other constructs RE2 lacks. Unicode properties (\p{L},
+// \P{N}, \p{Han}...) and \d, \w become explicit ranges of the generated
+// Unicode 16 tables, since Go's regexp knows only Unicode 15.
 func translateRegex(p string) (string, error) {
 	var b strings.Builder
+	nd, _ := ucdClassBodies(ucdCategories["Nd"])
 	inClass := false
 	for i := 0; i < len(p); i++ {
 		c := p[i]
@@ -81,23 +94,35 @@ func translateRegex(p string) (string, error) {
 				}
 				b.WriteString("[^" + uniSpaceClass + "]")
 			case 'd':
-				b.WriteString(`\p{Nd}`)
+				if inClass {
+					b.WriteString(nd)
+				} else {
+					b.WriteString("[" + nd + "]")
+				}
 			case 'D':
 				if inClass {
 					return "", fmt.Errorf("regex %q: \\D inside a character class is not supported", p)
 				}
-				b.WriteString(`\P{Nd}`)
+				b.WriteString("[^" + nd + "]")
+			case 'p', 'P':
+				if tr, end, ok := translateProperty(p, i-1, inClass); ok {
+					b.WriteString(tr)
+					i = end
+				} else {
+					b.WriteByte('\\')
+					b.WriteByte(e)
+				}
 			case 'w':
 				if inClass {
-					b.WriteString(uniWordClass)
+					b.WriteString(uniWordClass())
 				} else {
-					b.WriteString("[" + uniWordClass + "]")
+					b.WriteString("[" + uniWordClass() + "]")
 				}
 			case 'W':
 				if inClass {
 					return "", fmt.Errorf("regex %q: \\W inside a character class is not supported", p)
 				}
-				b.WriteString("[^" + uniWordClass + "]")
+				b.WriteString("[^" + uniWordClass() + "]")
 			case 'h':
 				b.WriteString(`[0-9a-fA-F]`)
 			default:

@@ -28,6 +28,12 @@
 //
 // Offsets are byte offsets into the input string (Hugging Face's Python API
 // reports character offsets).
+//
+// Character classes of the pre-tokenizers (\p{L}, \p{N}, \p{P}, \p{S}, \p{M},
+// scripts, \d and \w in Split patterns; letters and digits of the ByteLevel,
+// Llama-3 and Digits splits; Lowercase) follow Unicode 16.0, as Hugging Face
+// tokenizers does, from generated tables (unicode16_tables.go, made by
+// scripts/gen-unicode-tables.sh); Go's unicode package is Unicode 15.0.
 package tokenizer
 
 import (

@@ -18,6 +18,10 @@ var ErrNonFinite = errors.New("blockllm: non-finite loss")
 // (TrainConfig.DivergeFactor, ZeroGradSteps).
 var ErrDiverged = errors.New("blockllm: training diverged")
 
+// MaxLR is the largest learning rate a Trainer accepts: above it, Adam's step size
+// (lr over the bias correction, up to 10 lr at the first step) leaves float32's range.
+const MaxLR = 1e30
+
 // divergeWindow is the number of steps whose mean loss the divergence guard compares.
 const divergeWindow = 10
 
@@ -186,6 +190,8 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 		return nil, fmt.Errorf("blockllm: gradient accumulation %d must be positive", cfg.GradAccum)
 	case !(cfg.LR > 0) || math.IsInf(cfg.LR, 0):
 		return nil, fmt.Errorf("blockllm: learning rate %g must be positive and finite", cfg.LR)
+	case cfg.LR > MaxLR:
+		return nil, fmt.Errorf("blockllm: learning rate %g is above %g: Adam's float32 step arithmetic would overflow", cfg.LR, MaxLR)
 	case cfg.MaxGradNorm < 0:
 		return nil, fmt.Errorf("blockllm: negative gradient clip %g", cfg.MaxGradNorm)
 	case cfg.DivergeFactor < 0 || math.IsNaN(cfg.DivergeFactor) || (cfg.DivergeFactor > 0 && cfg.DivergeFactor <= 1):

@@ -33,6 +33,12 @@ if [ ! -f "$base" ]; then
 fi
 rm -rf "$root" && mkdir -p "$root" && tar -C "$root" -xf "$base" || exit 1
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# this machine's own certificate authorities (a network that inspects TLS has one): the
+# same configuration as resolv.conf, not part of what the check is about
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || { log "update-ca-certificates failed in the chroot"; exit 1; }
+fi
 mkdir -p "$root/usr/local" && cp -a "$goroot" "$root/usr/local/go"
 
 # 2. a clean clone of the committed tree

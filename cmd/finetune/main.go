@@ -72,6 +72,7 @@ type options struct {
 	cli.Output
 	cli.Methods
 	cli.Memory
+	cli.RunFlags
 	model, tokenizer, task, data       string
 	lr, warmupRatio, weightDecay, clip float64
 	epochs, batch, evalBatch, maxLen   int
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Methods.Register(fs, "0: 0.95 for a checkpoint, 0.5 for the demo model", "0: 100 for a checkpoint, 20 for the demo model",
 		"empty: all but embeddings for a checkpoint, '.*' (all) for the demo model")
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
+	o.RunFlags.Register(fs, false)
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
 	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli)")
@@ -116,6 +118,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	if err := o.Memory.Validate(o.clip, 1); err != nil {
+		return nil, err
+	}
+	if err := o.RunFlags.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Overwrite && o.out == "" {
+		return nil, fmt.Errorf("--overwrite needs --out DIR")
+	}
+	if err := cli.CheckOutputFile("--plot", o.Plot, report.PlotExtensions...); err != nil {
 		return nil, err
 	}
 	switch {
@@ -215,6 +226,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tasks, err := parseTasks(o.task, demoData)
 	if err != nil {
 		return err
+	}
+	if o.out != "" {
+		rd, err := o.OpenOut(o.out, "finetune", cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task,
+			"data", o.data, "method", o.List, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen,
+			"seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible, "dtype", o.DType), false)
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
 	}
 	if demoModel || demoData {
 		fmt.Fprintln(info, "finetune: DEMO run —", demoNote(demoModel, demoData))
@@ -538,6 +558,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		EvalEvery:      d.StepsPerEpoch(),
 		Eval:           evalFn,
 	}
+	o.RunFlags.Apply(&cfg)
 	var jsonLines *cli.JSONLines
 	if jsonOut != nil {
 		jsonLines = &cli.JSONLines{W: jsonOut, Extra: map[string]any{"task": j.task.Name, "method": mc.Method}}

@@ -49,12 +49,13 @@ func dataSources(o *options) (train, val opener, err error) {
 // job is what the runs of every method share: the options, device and dtype, the
 // tokenizer, the data and the writers.
 type job struct {
-	o       *options
-	dev     torch.Device
-	dt      torch.DType
-	sched   blockllm.Schedule
-	tok     *tokenizer.Tokenizer
-	tokJSON []byte
+	o        *options
+	dev      torch.Device
+	dt       torch.DType
+	sched    blockllm.Schedule
+	tok      *tokenizer.Tokenizer
+	tokJSON  []byte
+	settings map[string]string
 
 	trainSrc  opener
 	valBlocks [][]int

@@ -40,6 +40,7 @@ type options struct {
 	cli.Output
 	cli.Methods
 	cli.Memory
+	cli.RunFlags
 	model, tokenizer, data, valData   string
 	valFraction                       float64
 	steps, seqLen, batch, gradAccum   int
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"empty: '.*' (all tensors) for a new model from a preset or config.json, whose embeddings must train;\n"+
 			"all but embeddings and LM head for a checkpoint")
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1, FusedAdamW: true}, "-1: 64 on CUDA, off on the CPU; 0: off")
+	o.RunFlags.Register(fs, true)
 	fs.StringVar(&o.model, "model", "", "`MODEL`: a preset ("+strings.Join(config.LlamaPresets(), ", ")+
 		"), a config.json, or a Hugging Face Llama checkpoint directory (continues training); empty: the demo's tiny Llama")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded); a preset's vocab_size becomes the tokenizer's")
@@ -97,6 +99,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if err := o.Memory.Validate(o.clip, o.gradAccum); err != nil {
 		return nil, err
+	}
+	if err := o.RunFlags.Validate(); err != nil {
+		return nil, err
+	}
+	if o.warmup < -1 {
+		return nil, fmt.Errorf("--warmup %d must not be negative (-1: 10%% of --steps)", o.warmup)
 	}
 	demo := o.data == ""
 	def := func(v *int, demoV, realV int) {
@@ -154,6 +162,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--checkpoint-every and --keep-checkpoints must not be negative")
 	case o.resume != "" && o.out == "" && o.resume == "latest":
 		return nil, fmt.Errorf("--resume latest needs --out DIR (where the checkpoints are)")
+	case o.Overwrite && o.out == "":
+		return nil, fmt.Errorf("--overwrite needs --out DIR")
+	}
+	if err := cli.CheckOutputFile("--plot", o.Plot, report.PlotExtensions...); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -175,6 +188,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--schedule: %w", err)
 	}
+	if err := checkModel(o.model); err != nil {
+		return err
+	}
 	eligible := o.Eligible
 	if eligible == "" && !isCheckpoint(o.model) {
 		o.Eligible = ".*" // a new model: its embeddings must train too
@@ -187,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.resume != "" && o.resume != "latest" && len(methods) > 1 {
 		return fmt.Errorf("--resume %s names one checkpoint; pass a single --method (or --resume latest)", o.resume)
 	}
-	j := &job{o: o, dev: dev, dt: dt, stderr: stderr, info: stdout,
+	j := &job{o: o, dev: dev, dt: dt, stderr: stderr, info: stdout, settings: o.settings(),
 		sched: blockllm.Schedule{Kind: sched, Warmup: o.warmup, MinRatio: o.minLRRatio}}
 	if o.JSON {
 		j.info, j.jsonOut = stderr, stdout
@@ -210,6 +226,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			parts = append(parts, "data: the embedded Debian fortunes text in C4 layout, not C4")
 		}
 		fmt.Fprintln(j.info, "pretrain: DEMO run —", strings.Join(parts, "; "))
+	}
+	if o.out != "" {
+		rd, err := o.OpenOut(o.out, "pretrain", j.settings, o.resume != "")
+		if err != nil {
+			return err
+		}
+		defer rd.Close()
 	}
 	if err := j.prepareData(); err != nil {
 		return err
@@ -256,4 +279,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Interrupted(ctx, hint)
 	}
 	return nil
+}
+
+// settings are the values that define a run (after the defaults): a checkpoint records
+// them and a resume must match them (--resume-allow names exceptions).
+func (o *options) settings() map[string]string {
+	return cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
+		"val-fraction", o.valFraction, "steps", o.steps, "seq-len", o.seqLen, "batch-size", o.batch,
+		"grad-accum", o.gradAccum, "lr", o.lr, "warmup", o.warmup, "schedule", o.schedule, "min-lr-ratio", o.minLRRatio,
+		"grad-clip", o.clip, "weight-decay", o.weightDecay, "dtype", o.DType, "seed", o.seed,
+		"sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
+		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers)
 }

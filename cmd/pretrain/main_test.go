@@ -75,7 +75,7 @@ func TestDemoSmallCheckpointResume(t *testing.T) {
 	// Resume: the run continues at step 6 and stops at 9; the perplexity
 	// "before" is the checkpoint's, equal to the first run's final value.
 	out1 := events(t, mustJSON(t, append(common, "--steps", "6", "--method", "adamw", "--json", "--lr", "1e-2", "--out", t.TempDir())...))
-	out2, _, err := runArgs(t, append(common, "--steps", "9", "--method", "adamw", "--resume", "latest", "--json", "--lr", "1e-2")...)
+	out2, _, err := runArgs(t, append(common, "--steps", "9", "--method", "adamw", "--resume", "latest", "--resume-allow", "steps", "--json", "--lr", "1e-2")...)
 	require.NoError(t, err)
 	evs := events(t, out2)
 	var res1, res2 map[string]any

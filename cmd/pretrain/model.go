@@ -9,6 +9,7 @@ import (
 
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/safetensors"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
 )
@@ -53,8 +54,7 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 			// config is --model DIR/config.json.
 			m, err := llama.Load(name, lo)
 			if err != nil {
-				return nil, fmt.Errorf("--model %s: %w (to train a new model from this configuration, pass --model %s)",
-					name, err, filepath.Join(name, "config.json"))
+				return nil, modelDirError(name, err)
 			}
 			return m, nil
 		}
@@ -80,6 +80,24 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 		}
 	}
 	return llama.New(c, lo, o.seed)
+}
+
+// checkModel checks, before any data is read, that a checkpoint directory given as
+// --model has weights to load (their headers are read, not the tensors).
+func checkModel(model string) error {
+	if !isCheckpoint(model) {
+		return nil
+	}
+	src, err := safetensors.OpenModel(model)
+	if err != nil {
+		return modelDirError(model, err)
+	}
+	return src.Close()
+}
+
+func modelDirError(dir string, err error) error {
+	return fmt.Errorf("--model %s: %w (to train a new model from this configuration, pass --model %s)",
+		dir, err, filepath.Join(dir, "config.json"))
 }
 
 // isCheckpoint reports whether --model names a directory (a checkpoint to continue).

@@ -73,7 +73,9 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 		},
 		KeepCheckpoints: o.keep,
 		CheckpointEvery: o.checkpointEvery,
+		Settings:        j.settings,
 	}
+	o.RunFlags.Apply(&cfg)
 	var jsonLines *cli.JSONLines
 	if j.jsonOut != nil {
 		jsonLines = &cli.JSONLines{W: j.jsonOut, Extra: map[string]any{"method": mc.Method}}
@@ -87,6 +89,13 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 		methodDir = filepath.Join(o.out, mc.Method)
 		cfg.CheckpointDir = filepath.Join(methodDir, "checkpoints")
 		cfg.SaveExtra = func(dir string) error { return saveExtra(m, j.tokJSON, dir) }
+		removed, err := blockllm.RemoveStaleTemporaries(cfg.CheckpointDir)
+		if err != nil {
+			return row, nil, 0, err
+		}
+		for _, r := range removed {
+			fmt.Fprintf(j.info, "pretrain: %s: removed %s, left by an interrupted checkpoint write\n", row.Method, filepath.Join(cfg.CheckpointDir, r))
+		}
 	}
 	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
 	if err != nil {
@@ -106,6 +115,9 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 				return row, nil, 0, err
 			}
 			fmt.Fprintf(j.info, "pretrain: %s: resumed from %s at step %d\n", row.Method, dir, tr.StepCount())
+			if aside, steps := tr.SetAside(); len(steps) > 0 {
+				fmt.Fprintf(j.info, "pretrain: %s: the newer checkpoints of the earlier timeline (steps %v) moved to %s\n", row.Method, steps, aside)
+			}
 		}
 	}
 	before := tr.StepCount()

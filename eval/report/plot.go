@@ -43,6 +43,9 @@ type PlotOptions struct {
 	Width, Height float64
 }
 
+// PlotExtensions are the image file extensions PlotCurves writes.
+var PlotExtensions = []string{".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".tif", ".tiff"}
+
 // PlotCurves draws curves as lines and writes the image to path; the format
 // follows the extension (.png, .svg, .pdf, .jpg, .eps, .tif). Non-finite
 // points are left out.
@@ -50,10 +53,11 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 	if len(curves) == 0 {
 		return fmt.Errorf("report: plot %s: no curves", path)
 	}
-	ext := strings.ToLower(strings.TrimPrefix(filepath.Ext(path), "."))
-	switch ext {
-	case "png", "svg", "pdf", "jpg", "jpeg", "eps", "tif", "tiff":
-	default:
+	ok := false
+	for _, e := range PlotExtensions {
+		ok = ok || strings.EqualFold(filepath.Ext(path), e)
+	}
+	if !ok {
 		return fmt.Errorf("report: plot %s: unsupported image extension %q (use .png, .svg or .pdf)", path, filepath.Ext(path))
 	}
 	p := plot.New()

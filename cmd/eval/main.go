@@ -178,19 +178,24 @@ func runPPL(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DTy
 	return report.WritePPLTable(stdout, rows)
 }
 
-// fileTokens reads the documents of one file and tokenizes them one by one
-// (the first with the tokenizer's special tokens, e.g. a leading <s>; the
-// others preceded by a blank line "\n\n"), concatenating the ids, until
-// maxTokens (0: no limit) are reached.
+// fileTokens reads the documents of one file and tokenizes them one by one (the first
+// with the tokenizer's special tokens, e.g. a leading <s>; the others preceded by a
+// blank line "\n\n"), concatenating the ids, until maxTokens (0: no limit) are reached.
+// Documents are tokenized in pieces (tokenizer.EncodeStream): memory follows the ids
+// kept, not the documents' length, and reading stops once maxTokens are there.
 func fileTokens(file string, tok *tokenizer.Tokenizer, maxTokens int) ([]int, error) {
 	r, err := c4.Open([]string{file}, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	var ids []int
-	first := true
-	for maxTokens == 0 || len(ids) < maxTokens {
+	prefix, suffix, err := tok.SpecialAffixes()
+	if err != nil {
+		return nil, err
+	}
+	ids := append([]int(nil), prefix...)
+	full := func() bool { return maxTokens > 0 && len(ids) >= maxTokens }
+	for first := true; !full(); first = false {
 		doc, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -202,12 +207,16 @@ func fileTokens(file string, tok *tokenizer.Tokenizer, maxTokens int) ([]int, er
 		if !first {
 			text = "\n\n" + text
 		}
-		part, err := tok.EncodeIDs(text, first)
+		err = tok.EncodeStream(text, 0, func(part []int) bool {
+			ids = append(ids, part...)
+			return !full()
+		})
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", doc.File, doc.Line, err)
 		}
-		ids = append(ids, part...)
-		first = false
+		if first {
+			ids = append(ids, suffix...)
+		}
 	}
 	if maxTokens > 0 && len(ids) > maxTokens {
 		ids = ids[:maxTokens]

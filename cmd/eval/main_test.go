@@ -182,3 +182,21 @@ func TestJSONFields(t *testing.T) {
 	require.NoError(t, err)
 	clitest.CheckFields(t, "eval", out1+out2)
 }
+
+// TestFileTokensLongDocument: a 30 MB text file that is one document (no blank line)
+// with --max-tokens 1000 gives the first 1000 tokens of the text (the leading <s>
+// included), as encoding its start whole does, without tokenizing the rest.
+func TestFileTokensLongDocument(t *testing.T) {
+	tok, err := tokenizer.Load(tinyTok)
+	require.NoError(t, err)
+	line := "the quick brown fox jumps over the lazy dog, and then some more words follow it. "
+	big := strings.Repeat(line, (30<<20)/len(line)+1)
+	path := filepath.Join(t.TempDir(), "one-document.txt")
+	require.NoError(t, os.WriteFile(path, []byte(big), 0o644))
+	ids, err := fileTokens(path, tok, 1000)
+	require.NoError(t, err)
+	require.Len(t, ids, 1000)
+	want, err := tok.EncodeIDs(big[:20000], true)
+	require.NoError(t, err)
+	assert.Equal(t, want[:1000], ids)
+}

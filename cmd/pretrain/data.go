@@ -76,7 +76,16 @@ func (j *job) packOptions(split c4.Split, overlap int) c4.PackOptions {
 	return p
 }
 
-func (j *job) encode(text string) ([]int, error) { return j.tok.EncodeIDs(text, false) }
+// encode tokenizes a document in pieces (tokenizer.EncodeStream), so that a huge
+// document costs the memory of its ids, not of a whole-document encoding.
+func (j *job) encode(text string) ([]int, error) {
+	var ids []int
+	err := j.tok.EncodeStream(text, 0, func(part []int) bool {
+		ids = append(ids, part...)
+		return true
+	})
+	return ids, err
+}
 
 // prepareData opens the data sources and reads the validation blocks.
 func (j *job) prepareData() error {

@@ -255,9 +255,16 @@ func (t *Tokenizer) wordBudget() (int, bool) {
 // encodeSingle tokenizes one input without post-processing.
 func (t *Tokenizer) encodeSingle(text string, typeID int) (*Encoding, error) {
 	budget, fromEnd := t.wordBudget()
+	return t.encodeWith(text, typeID, 0, t.normalizer, budget, fromEnd)
+}
+
+// encodeWith is encodeSingle for text that starts base bytes into a longer input
+// (offsets count from the input's start; at base > 0 Metaspace adds no first-piece
+// replacement), with normalizer nz and a word budget (0: none).
+func (t *Tokenizer) encodeWith(text string, typeID, base int, nz normalizer, budget int, fromEnd bool) (*Encoding, error) {
 	st := encPool.Get().(*encState)
 	defer encPool.Put(st)
-	segs := t.added.extract(newNstr(text, 0), t.normalizer)
+	segs := t.added.extract(newNstr(text, base), nz)
 	if want := len(text)/2 + 16; cap(st.rtoks) < want {
 		st.rtoks = make([]rtok, 0, want)
 	}

@@ -13,6 +13,7 @@ package c4
 import (
 	"bufio"
 	"bytes"
+	"compress/bzip2"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
@@ -25,14 +26,17 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // Format selects how files are split into documents.
 type Format int
 
 const (
-	// FormatAuto picks FormatJSONL for names ending in .json or .jsonl
-	// (before an optional .gz or .zst) and FormatText for everything else.
+	// FormatAuto decides by content first, then by name: FormatParquet for a
+	// parquet file, FormatJSONL for names ending in .json or .jsonl (before an
+	// optional .gz, .zst, .bz2 or .xz) and FormatText for other text. Archives and
+	// other binary content are refused.
 	FormatAuto Format = iota
 	// FormatJSONL reads one JSON object per line and takes its text field
 	// (Options.TextField, default "text"), as in the C4, RedPajama and Dolma
@@ -50,6 +54,10 @@ const (
 	// FormatWholeFile makes each file one document (its whole content, with
 	// trailing newlines removed); empty files yield no document.
 	FormatWholeFile
+	// FormatParquet reads a parquet file's text column (Options.TextField), one
+	// document per row (Hugging Face datasets' parquet shards). FormatAuto picks it
+	// for files that start with parquet's magic "PAR1", whatever their name.
+	FormatParquet
 )
 
 // String returns the format's name.
@@ -65,18 +73,20 @@ func (f Format) String() string {
 		return "fortune"
 	case FormatWholeFile:
 		return "whole-file"
+	case FormatParquet:
+		return "parquet"
 	}
 	return fmt.Sprintf("Format(%d)", int(f))
 }
 
 // ParseFormat parses a format name as String writes it.
 func ParseFormat(s string) (Format, error) {
-	for f := FormatAuto; f <= FormatWholeFile; f++ {
+	for f := FormatAuto; f <= FormatParquet; f++ {
 		if strings.EqualFold(s, f.String()) {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("c4: unknown format %q (want auto, jsonl, text, fortune or whole-file)", s)
+	return 0, fmt.Errorf("c4: unknown format %q (want auto, jsonl, text, fortune, whole-file or parquet)", s)
 }
 
 // DefaultMaxLineBytes is the longest line a Reader accepts when
@@ -187,7 +197,7 @@ func newReader(fsys fs.FS, files []string, opts *Options) (*Reader, error) {
 	if r.opts.MaxLineBytes <= 0 {
 		r.opts.MaxLineBytes = DefaultMaxLineBytes
 	}
-	if r.opts.Format < FormatAuto || r.opts.Format > FormatWholeFile {
+	if r.opts.Format < FormatAuto || r.opts.Format > FormatParquet {
 		return nil, fmt.Errorf("c4: unknown format %d", int(r.opts.Format))
 	}
 	seen := map[string]bool{}
@@ -200,11 +210,23 @@ func newReader(fsys fs.FS, files []string, opts *Options) (*Reader, error) {
 	return r, nil
 }
 
+// compressionSuffixes are the compressed-file name endings the reader decompresses.
+var compressionSuffixes = []string{".gz", ".zst", ".bz2", ".xz"}
+
+// stripCompression removes one compression suffix from a lower-cased name.
+func stripCompression(n string) string {
+	for _, c := range compressionSuffixes {
+		if strings.HasSuffix(n, c) {
+			return strings.TrimSuffix(n, c)
+		}
+	}
+	return n
+}
+
 // dataExt reports whether name looks like a data file for directory listing.
 func dataExt(name string) bool {
-	n := strings.ToLower(name)
-	n = strings.TrimSuffix(strings.TrimSuffix(n, ".gz"), ".zst")
-	return strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".jsonl") || strings.HasSuffix(n, ".txt")
+	n := stripCompression(strings.ToLower(name))
+	return strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".jsonl") || strings.HasSuffix(n, ".txt") || strings.HasSuffix(n, ".parquet")
 }
 
 func hidden(name string) bool {
@@ -251,7 +273,7 @@ func expand(fsys fs.FS, p string, isOS bool) ([]string, error) {
 			return nil, fmt.Errorf("c4: %w", err)
 		}
 		if len(out) == 0 {
-			return nil, fmt.Errorf("c4: directory %s holds no .json, .jsonl or .txt files (optionally .gz or .zst)", p)
+			return nil, fmt.Errorf("c4: directory %s holds no .json, .jsonl, .txt or .parquet files (optionally .gz, .zst, .bz2 or .xz)", p)
 		}
 		sort.Strings(out)
 		return out, nil
@@ -385,52 +407,103 @@ type fileReader struct {
 	sc      *bufio.Scanner
 	line    int
 	done    bool
+	pq      *parquetRows // FormatParquet
 }
 
 func formatOf(name string, f Format) Format {
 	if f != FormatAuto {
 		return f
 	}
-	n := strings.ToLower(name)
-	n = strings.TrimSuffix(strings.TrimSuffix(n, ".gz"), ".zst")
+	n := stripCompression(strings.ToLower(name))
 	if strings.HasSuffix(n, ".json") || strings.HasSuffix(n, ".jsonl") {
 		return FormatJSONL
 	}
 	return FormatText
 }
 
-// openFile opens file i, decompressing gzip or zstd (detected by their magic
-// numbers, whatever the file name).
+// archives are magic numbers of containers the reader cannot take documents from.
+var archives = []struct {
+	magic []byte
+	what  string
+}{
+	{[]byte("PK\x03\x04"), "a zip archive"},
+	{[]byte("7z\xbc\xaf\x27\x1c"), "a 7-Zip archive"},
+	{[]byte("\x04\x22\x4d\x18"), "an LZ4 frame"},
+	{[]byte("Rar!"), "a RAR archive"},
+	{[]byte("\x89HDF"), "an HDF5 file"},
+	{[]byte("ARROW1"), "an Arrow IPC file"},
+}
+
+// openFile opens file i. Compression is decided by content (gzip, zstd, bzip2 and xz
+// magic numbers, whatever the file name), and so is the format where it can be: a
+// parquet file is read as one, archives (zip, 7z, tar, ...) and other binary content
+// are refused with what they look like, rather than read as text.
 func (r *Reader) openFile(i int) (*fileReader, error) {
 	name := r.files[i]
+	fr := &fileReader{name: name, format: formatOf(name, r.opts.Format), field: r.opts.TextField, maxLine: r.opts.MaxLineBytes}
 	f, err := r.fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("c4: %w", err)
 	}
-	fr := &fileReader{name: name, format: formatOf(name, r.opts.Format), field: r.opts.TextField, maxLine: r.opts.MaxLineBytes}
 	fr.closers = append(fr.closers, func() { f.Close() })
 	br := bufio.NewReaderSize(f, 1<<16)
 	var src io.Reader = br
-	magic, _ := br.Peek(4)
+	magic, _ := br.Peek(6)
+	fail := func(err error) (*fileReader, error) {
+		fr.close()
+		return nil, fmt.Errorf("c4: %s: %w", name, err)
+	}
 	switch {
+	case bytes.HasPrefix(magic, []byte("PAR1")):
+		if r.opts.Format != FormatAuto && r.opts.Format != FormatParquet {
+			return fail(fmt.Errorf("a parquet file, read as %v (use the auto or parquet format)", r.opts.Format))
+		}
+		fr.close()
+		return r.openParquet(fr)
+	case r.opts.Format == FormatParquet:
+		return fail(errors.New("not a parquet file (no PAR1 magic)"))
 	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			fr.close()
-			return nil, fmt.Errorf("c4: %s: %w", name, err)
+			return fail(err)
 		}
 		fr.closers = append(fr.closers, func() { gz.Close() })
 		src = gz
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 		if err != nil {
-			fr.close()
-			return nil, fmt.Errorf("c4: %s: %w", name, err)
+			return fail(err)
 		}
 		fr.closers = append(fr.closers, zr.Close)
 		src = zr
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		src = bzip2.NewReader(br)
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return fail(err)
+		}
+		src = xr
 	}
-	fr.sc = bufio.NewScanner(src)
+	// What the (decompressed) content starts with: an archive, or binary bytes, is not
+	// text or JSON lines.
+	cb := bufio.NewReaderSize(src, 1<<16)
+	head, _ := cb.Peek(8192)
+	for _, a := range archives {
+		if bytes.HasPrefix(head, a.magic) {
+			return fail(fmt.Errorf("%s, not text or JSON lines: unpack it and pass its files", a.what))
+		}
+	}
+	if len(head) > 262 && bytes.Equal(head[257:262], []byte("ustar")) {
+		return fail(errors.New("a tar archive, not text or JSON lines: unpack it and pass its files"))
+	}
+	if bytes.HasPrefix(head, []byte("PAR1")) {
+		return fail(errors.New("a compressed parquet file: decompress it first (parquet compresses its own pages)"))
+	}
+	if k := bytes.IndexByte(head, 0); k >= 0 {
+		return fail(fmt.Errorf("binary content (a NUL byte at offset %d), not text or JSON lines (formats read: .json/.jsonl lines, text, .parquet; compressed with gzip, zstd, bzip2 or xz)", k))
+	}
+	fr.sc = bufio.NewScanner(cb)
 	fr.sc.Buffer(make([]byte, 0, min(64<<10, r.opts.MaxLineBytes)), r.opts.MaxLineBytes)
 	return fr, nil
 }
@@ -472,6 +545,8 @@ func blank(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
 // skip, JSON lines are not decoded (the text returned is empty).
 func (fr *fileReader) read(skip bool) (string, int, error) {
 	switch fr.format {
+	case FormatParquet:
+		return fr.readParquet()
 	case FormatJSONL:
 		for {
 			b, err := fr.scan()

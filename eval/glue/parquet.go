@@ -1,13 +1,12 @@
 package glue
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/blockllm/blockllm-go/eval/internal/fsutil"
 )
 
 // readParquet reads a Hugging Face parquet shard. Text columns are found by
@@ -22,7 +21,7 @@ func readParquet(src source, name string, s *spec) (ex []Example, labeled bool, 
 			ex, labeled, err = nil, false, fmt.Errorf("glue: %s: corrupt parquet file: %v", disp, r)
 		}
 	}()
-	ra, size, closer, err := openReaderAt(src.fsys, name)
+	ra, size, closer, err := fsutil.OpenReaderAt(src.fsys, name)
 	if err != nil {
 		return nil, false, fmt.Errorf("glue: %w", err)
 	}
@@ -137,30 +136,4 @@ func readParquet(src source, name string, s *spec) (ex []Example, labeled bool, 
 		}
 	}
 	return ex, ls.labeled, nil
-}
-
-// openReaderAt opens name in fsys as an io.ReaderAt, reading it into memory
-// when the file does not support ReadAt.
-func openReaderAt(fsys fs.FS, name string) (io.ReaderAt, int64, func(), error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, nil, err
-	}
-	if ra, ok := f.(io.ReaderAt); ok {
-		return ra, st.Size(), func() { f.Close() }, nil
-	}
-	b, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		return nil, 0, nil, err
-	}
-	if int64(len(b)) != st.Size() && st.Size() != 0 {
-		return nil, 0, nil, errors.New("short read of " + name)
-	}
-	return bytes.NewReader(b), int64(len(b)), func() {}, nil
 }

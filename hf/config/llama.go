@@ -536,3 +536,24 @@ func (c *LlamaConfig) Save(dir string) error {
 	}
 	return writeFile(dir, data)
 }
+
+// NumParams is the number of parameters of a LlamaForCausalLM with this configuration,
+// as a float64 (absurd configurations overflow no integer); computed without building
+// the model, so that a size can be checked before anything is allocated.
+func (c *LlamaConfig) NumParams() float64 {
+	D, I, V := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.VocabSize)
+	hd := float64(c.HeadDim())
+	nh, nkv := float64(c.NumAttentionHeads), float64(c.KVHeads())
+	layer := 2*D + nh*hd*D*2 + nkv*hd*D*2 + 3*I*D
+	if c.AttentionBias {
+		layer += nh*hd + 2*nkv*hd + D
+	}
+	if c.MLPBias {
+		layer += 2*I + D
+	}
+	n := V*D + float64(c.NumHiddenLayers)*layer + D
+	if !c.TieWordEmbeddings {
+		n += V * D
+	}
+	return n
+}

@@ -453,3 +453,12 @@ func (c *RobertaConfig) Save(dir string) error {
 	}
 	return writeFile(dir, data)
 }
+
+// NumParams is the number of parameters of a RobertaForSequenceClassification with this
+// configuration, as a float64; computed without building the model.
+func (c *RobertaConfig) NumParams() float64 {
+	D, I, V := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.VocabSize)
+	P, TV, NL := float64(c.MaxPositionEmbeddings), float64(c.TypeVocabSize), float64(c.NumLabels())
+	layer := 4*(D*D+D) + 2*D + I*D + I + D*I + D + 2*D
+	return V*D + P*D + TV*D + 2*D + float64(c.NumHiddenLayers)*layer + D*D + D + NL*D + NL
+}

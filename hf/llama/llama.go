@@ -144,6 +144,9 @@ func newModel(c *config.LlamaConfig, o Options) (*Model, error) {
 	if !dt.IsFloat() {
 		return nil, fmt.Errorf("llama: weights dtype must be a float type, got %v", dt)
 	}
+	if err := nn.CheckFits("llama", c.NumParams(), dt, o.Device); err != nil {
+		return nil, err
+	}
 	inv, err := c.InvFreqFloat32()
 	if err != nil {
 		return nil, fmt.Errorf("llama: %w", err)

@@ -454,3 +454,29 @@ func TestInitOnDevice(t *testing.T) {
 	same := assert.ObjectsAreEqual(plain.Layers[0].Q.T.Float64s(), q)
 	assert.Equal(t, dev == torch.CPU, same, "device %v: the same draw as the CPU's only on the CPU", dev)
 }
+
+// TestNumParamsAndHugeConfig: NumParams counts what the model holds, and configurations
+// whose weights cannot fit are refused with their size before anything is allocated.
+func TestNumParamsAndHugeConfig(t *testing.T) {
+	for _, name := range []string{"llama-tiny", "llama-20m", "llama-60m"} {
+		c, err := config.LlamaPreset(name)
+		require.NoError(t, err)
+		c.VocabSize = 1000
+		m, err := New(c, Options{}, 1)
+		require.NoError(t, err)
+		assert.Equal(t, float64(m.NumParams()), c.NumParams(), name)
+		m.Close()
+	}
+	c, err := config.LlamaPreset("llama-tiny")
+	require.NoError(t, err)
+	c.NumHiddenLayers = 1_000_000
+	_, err = New(c, Options{}, 1)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "llama: the model needs")
+	assert.Contains(t, err.Error(), "for its weights alone")
+	assert.Contains(t, err.Error(), "available")
+	c, _ = config.LlamaPreset("llama-tiny")
+	c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads, c.NumKeyValueHeads = 1<<20, 1<<21, 1<<10, 1<<10
+	_, err = New(c, Options{DType: torch.BF16}, 1)
+	assert.ErrorContains(t, err, "TiB for its weights alone")
+}

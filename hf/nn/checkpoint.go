@@ -376,3 +376,33 @@ func CopyTokenizer(src, dst string) error {
 	}
 	return nil
 }
+
+// CheckFits refuses, before anything is allocated, a model whose weights alone (params
+// elements of dtype dt) exceed the memory available on dev, with the size it would need.
+// Training needs more (gradients, optimizer state, activations); this catches
+// configurations that cannot even be held. Where the device's free memory is not known
+// (CUDA), only sizes beyond any machine (2^50 bytes) are refused.
+func CheckFits(model string, params float64, dt torch.DType, dev torch.Device) error {
+	need := params * float64(dt.Size())
+	limit, known := torch.AvailableMemory(dev)
+	if !known {
+		limit = 1 << 50
+	}
+	if need <= float64(limit) {
+		return nil
+	}
+	where := fmt.Sprintf("the %s has %s available", dev, torch.FormatBytes(limit))
+	if !known {
+		where = "no machine has that much"
+	}
+	return fmt.Errorf("%s: the model needs %s for its weights alone (%.3g parameters in %v); %s",
+		model, formatHuge(need), params, dt, where)
+}
+
+// formatHuge is torch.FormatBytes for sizes that may not fit an int64.
+func formatHuge(b float64) string {
+	if b < 1<<62 {
+		return torch.FormatBytes(int64(b))
+	}
+	return fmt.Sprintf("%.3g bytes", b)
+}

@@ -123,6 +123,9 @@ func newModel(c *config.RobertaConfig, o Options) (*Model, error) {
 			return nil, fmt.Errorf("roberta: config dtype: %w", err)
 		}
 	}
+	if err := nn.CheckFits("roberta", c.NumParams(), dt, o.Device); err != nil {
+		return nil, err
+	}
 	return &Model{Params: nn.NewParams("roberta"), Cfg: c, Opts: o, DType: dt}, nil
 }
 

@@ -172,3 +172,16 @@ func TestDropoutOnlyInTraining(t *testing.T) {
 	tr, _ := m.Forward(s, batch(s), true)
 	assert.NotEqual(t, a.Logits.Float64s(), tr.Logits.Float64s())
 }
+
+// TestNumParamsAndHugeConfig: NumParams counts what the model holds; a configuration
+// too large to hold is refused with its size.
+func TestNumParamsAndHugeConfig(t *testing.T) {
+	m, err := Load(tinyDir, Options{})
+	require.NoError(t, err)
+	assert.Equal(t, float64(m.NumParams()), m.Cfg.NumParams())
+	c := *m.Cfg
+	m.Close()
+	c.NumHiddenLayers = 10_000_000
+	_, err = New(&c, Options{}, 1)
+	assert.ErrorContains(t, err, "roberta: the model needs")
+}

@@ -136,6 +136,8 @@ func labelFromNumber(ex Example, s *spec, v float64) (Example, bool, error) {
 		if v != math.Trunc(v) || v < 0 || int(v) >= s.NumLabels {
 			return ex, false, fmt.Errorf("label %v is not a class id in [0, %d)", v, s.NumLabels)
 		}
+	} else if err := checkScore(v); err != nil {
+		return ex, false, err
 	}
 	ex.Label = v
 	return ex, true, nil

@@ -190,6 +190,20 @@ func lookup(name string) (*spec, string, error) {
 	return nil, "", fmt.Errorf("glue: unknown task %q", name)
 }
 
+// STS-B similarity scores lie in [MinScore, MaxScore].
+const (
+	MinScore = 0.0
+	MaxScore = 5.0
+)
+
+// checkScore refuses a similarity score outside STS-B's [0, 5] (or not finite).
+func checkScore(f float64) error {
+	if !(f >= MinScore && f <= MaxScore) {
+		return fmt.Errorf("similarity score %v outside STS-B's [%g, %g]", f, MinScore, MaxScore)
+	}
+	return nil
+}
+
 // labelID maps a label string from a file to the task's class id (or score,
 // for stsb). It accepts integer ids in range and the class names.
 func (s *spec) labelID(v string) (float64, error) {
@@ -199,7 +213,7 @@ func (s *spec) labelID(v string) (float64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("score %q is not a number", v)
 		}
-		return f, nil
+		return f, checkScore(f)
 	}
 	if id, err := parseInt(v); err == nil {
 		if id < 0 || id >= s.NumLabels {

@@ -12,8 +12,9 @@ import (
 // contain unbalanced quotes. A UTF-8 byte order mark on the first line is
 // dropped, "\r\n" line ends are accepted and blank lines are skipped.
 //
-// Rows may have more fields than the columns read need (columns are found by
-// header name); fewer is an error naming the file and line. CoLA's train and
+// Columns are found by header name. A row with fewer fields than the columns read
+// need, or with more fields than the header names (a tab inside a sentence would
+// otherwise shift or cut the text silently), is an error naming the file and line. CoLA's train and
 // dev files have no header (columns: source, label, original label,
 // sentence; recognised by a first line of at least four fields whose second
 // is 0 or 1); its test file, and CoLA files converted to the SST-2 layout,
@@ -91,6 +92,9 @@ func readTSV(src source, name string, s *spec) ([]Example, bool, error) {
 				}
 				continue
 			}
+		}
+		if header != nil && len(fields) > len(header) {
+			return nil, false, errf("%d tab-separated fields, but the header names %d (a tab inside a sentence?)", len(fields), len(header))
 		}
 		if len(fields) < need {
 			if header != nil {

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
@@ -54,6 +56,98 @@ func ParseScoreKind(s string) (ScoreKind, error) {
 	return 0, fmt.Errorf("blockllm: unknown score %q (want norm or per-element)", s)
 }
 
+// PenaltyKind is how a tensor's score is lowered by how often it was chosen before.
+type PenaltyKind int
+
+const (
+	// PenaltyCount divides the score by 1 + the number of earlier selections that chose
+	// the tensor (this project's default: a penalty that does not fade).
+	PenaltyCount PenaltyKind = iota
+	// PenaltyExpFreq divides it by exp(freq / t), as the authors' code does: freq is the
+	// tensor's visit frequency (every eligible tensor starts at 1/N; each selection
+	// after the first adds 1 to each chosen tensor's count and renormalises the counts
+	// to sum to 1, one tensor at a time, in model order) and t the optimizer steps taken.
+	PenaltyExpFreq
+	// PenaltyNone scores by the gradient alone.
+	PenaltyNone
+)
+
+var penaltyNames = []string{"count", "exp-freq", "none"}
+
+// String returns "count", "exp-freq" or "none".
+func (k PenaltyKind) String() string { return enumName(penaltyNames, int(k), "PenaltyKind") }
+
+// ParsePenalty accepts "count", "exp-freq" and "none".
+func ParsePenalty(s string) (PenaltyKind, error) {
+	i, err := enumParse(penaltyNames, s, "penalty")
+	return PenaltyKind(i), err
+}
+
+// BudgetRule says what happens to the tensor whose elements take the block to (or past)
+// the budget.
+type BudgetRule int
+
+const (
+	// BudgetOver takes it: tensors are added by descending score while the block holds
+	// fewer than Budget() elements, so the block may exceed the budget by less than one
+	// tensor (this project's default, as the paper describes it).
+	BudgetOver BudgetRule = iota
+	// BudgetUnder leaves it out: the block is the longest prefix of the ranking whose
+	// elements stay below the budget (the authors' code), or the first tensor alone when
+	// even it reaches the budget (their code then trains nothing).
+	BudgetUnder
+)
+
+var budgetNames = []string{"over", "under"}
+
+// String returns "over" or "under".
+func (r BudgetRule) String() string { return enumName(budgetNames, int(r), "BudgetRule") }
+
+// ParseBudgetRule accepts "over" and "under".
+func ParseBudgetRule(s string) (BudgetRule, error) {
+	i, err := enumParse(budgetNames, s, "budget rule")
+	return BudgetRule(i), err
+}
+
+// FirstBlockKind is how the first block is chosen.
+type FirstBlockKind int
+
+const (
+	// FirstNorm chooses it by a selection pass, like every later block (this project's
+	// default).
+	FirstNorm FirstBlockKind = iota
+	// FirstRandom draws it at random (seeded by BlockLLMConfig.Seed) under the budget
+	// rule, as the authors' code does, without a selection pass.
+	FirstRandom
+)
+
+var firstNames = []string{"norm", "random"}
+
+// String returns "norm" or "random".
+func (k FirstBlockKind) String() string { return enumName(firstNames, int(k), "FirstBlockKind") }
+
+// ParseFirstBlock accepts "norm" and "random".
+func ParseFirstBlock(s string) (FirstBlockKind, error) {
+	i, err := enumParse(firstNames, s, "first block")
+	return FirstBlockKind(i), err
+}
+
+func enumName(names []string, i int, typ string) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return fmt.Sprintf("%s(%d)", typ, i)
+}
+
+func enumParse(names []string, s, what string) (int, error) {
+	for i, n := range names {
+		if s == n {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("blockllm: unknown %s %q (want %s)", what, s, strings.Join(names, ", "))
+}
+
 // BlockLLMConfig configures BlockLLM. Zero values mean the defaults noted.
 type BlockLLMConfig struct {
 	Adam AdamConfig
@@ -67,15 +161,27 @@ type BlockLLMConfig struct {
 	Patience int
 	// CheckEvery is how many steps pass between trigger checks; 0 means 1.
 	CheckEvery int
-	// NoVisitPenalty scores by gradient alone; by default the score is divided by
-	// (1 + the number of earlier selections that chose the tensor).
-	NoVisitPenalty bool
+	// StrictTrigger fires the trigger only when the recent mean loss is strictly above
+	// the mean of the whole history (the authors' code); by default also when equal.
+	StrictTrigger bool
+	// Penalty is the visit penalty of the score (PenaltyCount by default).
+	Penalty PenaltyKind
+	// Budget is the rule for the tensor that reaches the budget (BudgetOver by default).
+	Budget BudgetRule
+	// FirstBlock is how the first block is chosen (FirstNorm by default).
+	FirstBlock FirstBlockKind
+	// Seed drives FirstRandom.
+	Seed uint64
+	// HeadsEligible makes task heads (Param.Head) ordinary eligible tensors, chosen or
+	// not like the others (the authors' code); by default they always train, outside
+	// the budget.
 	// Score is the gradient score (ScoreNorm by default).
-	Score ScoreKind
+	Score         ScoreKind
+	HeadsEligible bool
 	// Eligible are regular expressions over parameter names; a parameter is eligible
 	// when it matches one (empty: every parameter that is neither an embedding, the LM
 	// head nor a task head). Task heads (Param.Head) are always trained, outside the
-	// budget.
+	// budget, unless HeadsEligible.
 	Eligible []string
 	// Exclude are regular expressions removing parameters from the eligible set.
 	Exclude []string
@@ -115,6 +221,12 @@ func (c BlockLLMConfig) validate() error {
 		return err
 	}
 	switch {
+	case c.Penalty < PenaltyCount || c.Penalty > PenaltyNone:
+		return fmt.Errorf("blockllm: unknown penalty %d", int(c.Penalty))
+	case c.Budget < BudgetOver || c.Budget > BudgetUnder:
+		return fmt.Errorf("blockllm: unknown budget rule %d", int(c.Budget))
+	case c.FirstBlock < FirstNorm || c.FirstBlock > FirstRandom:
+		return fmt.Errorf("blockllm: unknown first-block kind %d", int(c.FirstBlock))
 	case !(c.Sparsity >= 0 && c.Sparsity < 1):
 		return fmt.Errorf("blockllm: sparsity %g outside [0, 1)", c.Sparsity)
 	case c.Patience < 1:
@@ -158,8 +270,9 @@ type BlockLLM struct {
 	heads    []*nn.Param
 	eligN    int64
 
-	visits    []int  // per eligible: selections that chose it
-	chosen    []bool // per eligible: in the block now
+	visits    []int     // per eligible: selections that chose it
+	freq      []float64 // per eligible: PenaltyExpFreq's normalised visit frequency
+	chosen    []bool    // per eligible: in the block now
 	trainable []*nn.Param
 
 	adam *adamState
@@ -172,8 +285,8 @@ type BlockLLM struct {
 	last       Selection
 }
 
-// NewBlockLLM returns BlockLLM over m's parameters. The first Prepare selects the first
-// block by a selection pass (never at random).
+// NewBlockLLM returns BlockLLM over m's parameters. The first Prepare chooses the first
+// block: by a selection pass (FirstNorm, the default) or at random (FirstRandom).
 func NewBlockLLM(m nn.Model, cfg BlockLLMConfig) (*BlockLLM, error) {
 	if m == nil {
 		return nil, fmt.Errorf("blockllm: nil model")
@@ -192,7 +305,7 @@ func NewBlockLLM(m nn.Model, cfg BlockLLMConfig) (*BlockLLM, error) {
 	}
 	o := &BlockLLM{cfg: cfg, model: m, params: m.Parameters(), slot: map[*nn.Param]int{}, due: true}
 	for _, p := range o.params {
-		if p.Head {
+		if p.Head && !cfg.HeadsEligible {
 			o.heads = append(o.heads, p)
 			continue
 		}
@@ -210,6 +323,10 @@ func NewBlockLLM(m nn.Model, cfg BlockLLMConfig) (*BlockLLM, error) {
 		return nil, fmt.Errorf("blockllm: no eligible parameters (of %d)", len(o.params))
 	}
 	o.visits = make([]int, len(o.eligible))
+	o.freq = make([]float64, len(o.eligible))
+	for i := range o.freq {
+		o.freq[i] = 1 / float64(len(o.eligible))
+	}
 	o.chosen = make([]bool, len(o.eligible))
 	o.adam = newAdamState(cfg.Adam)
 	return o, nil
@@ -288,6 +405,10 @@ func (o *BlockLLM) Due() bool { return o.due }
 func (o *BlockLLM) Prepare(b *nn.Batch) (bool, error) {
 	if !o.due {
 		return false, nil
+	}
+	if o.selections == 0 && o.cfg.FirstBlock == FirstRandom {
+		o.chooseRandom()
+		return true, nil
 	}
 	var norms []float64
 	var loss float64
@@ -376,8 +497,11 @@ func (o *BlockLLM) scores(norms []float64) []float64 {
 		if o.cfg.Score == ScorePerElement {
 			v /= math.Sqrt(float64(o.eligible[i].Numel()))
 		}
-		if !o.cfg.NoVisitPenalty {
+		switch o.cfg.Penalty {
+		case PenaltyCount:
 			v /= float64(1 + o.visits[i])
+		case PenaltyExpFreq:
+			v /= math.Exp(o.freq[i] / float64(max(o.steps, 1)))
 		}
 		if math.IsNaN(v) {
 			v = math.Inf(-1)
@@ -387,8 +511,7 @@ func (o *BlockLLM) scores(norms []float64) []float64 {
 	return sc
 }
 
-// choose picks the block from gradient norms (eligible order), updates visit counts and
-// Adam state, and resets the trigger.
+// choose picks the block from gradient norms (eligible order) and applies it.
 func (o *BlockLLM) choose(norms []float64, loss float64) {
 	sc := o.scores(norms)
 	order := make([]int, len(sc))
@@ -396,13 +519,50 @@ func (o *BlockLLM) choose(norms []float64, loss float64) {
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return sc[order[a]] > sc[order[b]] })
+	o.apply(order, sc, norms, loss)
+}
+
+// chooseRandom draws the first block: the eligible tensors in a seeded random order,
+// under the budget rule.
+func (o *BlockLLM) chooseRandom() {
+	r := rand.New(rand.NewPCG(o.cfg.Seed, 0xb10c))
+	order := r.Perm(len(o.eligible))
+	nan := make([]float64, len(o.eligible))
+	for i := range nan {
+		nan[i] = math.NaN()
+	}
+	o.apply(order, nan, nan, math.NaN())
+}
+
+// take returns the block: a prefix of order, under the budget rule.
+func (o *BlockLLM) take(order []int) []int {
 	budget := o.Budget()
-	newChosen := make([]bool, len(o.eligible))
-	sel := Selection{Index: o.selections + 1, Step: o.steps, Budget: budget, Eligible: o.eligN, Loss: loss}
+	var out []int
+	var n int64
 	for _, i := range order {
-		if sel.Elements >= budget {
+		e := o.eligible[i].Numel()
+		if o.cfg.Budget == BudgetUnder {
+			if n+e >= budget {
+				if len(out) == 0 {
+					out = append(out, i) // never an empty block
+				}
+				break
+			}
+		} else if n >= budget {
 			break
 		}
+		out = append(out, i)
+		n += e
+	}
+	return out
+}
+
+// apply makes the tensors take(order) chooses the block, updates visit counts and Adam
+// state, and resets the trigger. sc and norms (eligible order) are reported.
+func (o *BlockLLM) apply(order []int, sc, norms []float64, loss float64) {
+	newChosen := make([]bool, len(o.eligible))
+	sel := Selection{Index: o.selections + 1, Step: o.steps, Budget: o.Budget(), Eligible: o.eligN, Loss: loss}
+	for _, i := range o.take(order) {
 		newChosen[i] = true
 		sel.Elements += o.eligible[i].Numel()
 		sel.Names = append(sel.Names, o.eligible[i].Name)
@@ -424,6 +584,10 @@ func (o *BlockLLM) choose(norms []float64, loss float64) {
 		}
 		if newChosen[i] {
 			o.visits[i]++
+			if o.selections > 0 { // the authors' first block does not count as a visit
+				o.freq[i]++
+				normalise(o.freq)
+			}
 		}
 	}
 	if !o.cfg.KeepMoments {
@@ -439,6 +603,17 @@ func (o *BlockLLM) choose(norms []float64, loss float64) {
 	o.hist = o.hist[:0]
 	o.sinceCheck = 0
 	o.due = false
+}
+
+// normalise scales xs to sum to 1.
+func normalise(xs []float64) {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	for i := range xs {
+		xs[i] /= s
+	}
 }
 
 // Step updates the block (and task heads) from their gradients and frees the gradients.
@@ -478,14 +653,14 @@ func (o *BlockLLM) ObserveLoss(loss float64) {
 		return
 	}
 	o.sinceCheck = 0
-	if triggerFires(o.hist, o.cfg.Patience) {
+	if triggerFires(o.hist, o.cfg.Patience, o.cfg.StrictTrigger) {
 		o.due = true
 	}
 }
 
 // triggerFires is BlockLLM's reselection test on the loss history since the last
-// selection: len(h) > m and mean(h[len(h)-m:]) >= mean(h).
-func triggerFires(h []float64, m int) bool {
+// selection: len(h) > m and mean(h[len(h)-m:]) >= mean(h) (> when strict).
+func triggerFires(h []float64, m int, strict bool) bool {
 	if len(h) <= m {
 		return false
 	}
@@ -496,7 +671,11 @@ func triggerFires(h []float64, m int) bool {
 			recent += v
 		}
 	}
-	return recent/float64(m) >= all/float64(len(h))
+	r, a := recent/float64(m), all/float64(len(h))
+	if strict {
+		return r > a
+	}
+	return r >= a
 }
 
 // StateBytes is the storage of the Adam state held now: 2 x state dtype size x block
@@ -507,6 +686,7 @@ type blockMeta struct {
 	Method     string               `json:"method"`
 	Params     map[string]stateMeta `json:"params"`
 	Visits     map[string]int       `json:"visits"`
+	Freq       map[string]float64   `json:"visit_freq,omitempty"`
 	Chosen     []string             `json:"chosen"`
 	History    []float64            `json:"loss_history"`
 	SinceCheck int                  `json:"since_check"`
@@ -521,7 +701,11 @@ func (o *BlockLLM) SaveState() (*State, error) {
 	var st *State
 	err := catch(func() error {
 		ts, meta := o.adam.snapshot()
-		bm := blockMeta{Method: o.Name(), Params: meta, Visits: o.Visits(), History: o.hist,
+		freq := make(map[string]float64, len(o.eligible))
+		for i, p := range o.eligible {
+			freq[p.Name] = o.freq[i]
+		}
+		bm := blockMeta{Method: o.Name(), Params: meta, Visits: o.Visits(), Freq: freq, History: o.hist,
 			SinceCheck: o.sinceCheck, Due: o.due, Steps: o.steps, Selections: o.selections, Last: o.last}
 		for _, p := range o.Selected() {
 			bm.Chosen = append(bm.Chosen, p.Name)
@@ -555,10 +739,18 @@ func (o *BlockLLM) LoadState(st *State) error {
 		}
 		visits[o.slot[p]] = v
 	}
+	freq := append([]float64(nil), o.freq...)
+	for n, v := range bm.Freq {
+		p := paramIndex(o.eligible)[n]
+		if p == nil {
+			return fmt.Errorf("blockllm: saved visit frequency for %q, which is not an eligible parameter", n)
+		}
+		freq[o.slot[p]] = v
+	}
 	if err := catch(func() error { return o.adam.restore(st.Tensors, bm.Params, paramIndex(o.params)) }); err != nil {
 		return err
 	}
-	o.chosen, o.visits = chosen, visits
+	o.chosen, o.visits, o.freq = chosen, visits, freq
 	o.hist = append([]float64(nil), bm.History...)
 	o.sinceCheck, o.due, o.steps, o.selections, o.last = bm.SinceCheck, bm.Due, bm.Steps, bm.Selections, bm.Last
 	o.trainable = nil
@@ -607,4 +799,39 @@ func finiteOrNil(x float64) any {
 		return nil
 	}
 	return x
+}
+
+// BlockLLM presets: the project's selection settings, and the authors' released
+// behaviour (arXiv 2406.17296, github.com/RAmruthaVignesh/blockllm) minus its plain bug
+// (the learning-rate schedule never reached their inner optimizer; here it does).
+const (
+	PresetDefault   = "default"
+	PresetReference = "reference"
+)
+
+// Presets lists the preset names.
+var Presets = []string{PresetDefault, PresetReference}
+
+// WithPreset returns c with the selection settings of preset name: CheckEvery,
+// StrictTrigger, Penalty, Budget, FirstBlock, Eligible, Exclude, HeadsEligible,
+// KeepMoments, MaskFraction and Score. Sparsity, Patience, Adam, Seed and the probe
+// options are kept. checkEvery is the reference preset's check interval (the authors
+// use 1000 for pretraining, 500 in their GLUE recipe; 0 means 1000).
+func (c BlockLLMConfig) WithPreset(name string, checkEvery int) (BlockLLMConfig, error) {
+	switch name {
+	case PresetDefault, "":
+		c.CheckEvery, c.StrictTrigger, c.Penalty, c.Budget, c.FirstBlock = 1, false, PenaltyCount, BudgetOver, FirstNorm
+		c.Eligible, c.Exclude, c.HeadsEligible, c.KeepMoments, c.MaskFraction, c.Score = nil, nil, false, false, 0, ScoreNorm
+	case PresetReference:
+		if checkEvery <= 0 {
+			checkEvery = 1000
+		}
+		c.CheckEvery, c.StrictTrigger, c.Penalty, c.Budget, c.FirstBlock = checkEvery, true, PenaltyExpFreq, BudgetUnder, FirstRandom
+		// every tensor whose name has neither "embed" nor "lm_head", task heads included
+		c.Eligible, c.Exclude, c.HeadsEligible = []string{".*"}, []string{"embed", "lm_head"}, true
+		c.KeepMoments, c.MaskFraction, c.Score = false, 0, ScoreNorm
+	default:
+		return c, fmt.Errorf("blockllm: unknown preset %q (want %s)", name, strings.Join(Presets, " or "))
+	}
+	return c, nil
 }

@@ -45,13 +45,15 @@ func names(ps []*nn.Param) []string {
 
 func TestTrigger(t *testing.T) {
 	// the pure rule: len > m and mean(last m) >= mean(all)
-	assert.False(t, triggerFires([]float64{3, 3, 3}, 3), "exactly m losses: not more than m")
-	assert.True(t, triggerFires([]float64{3, 3, 3, 3}, 3), "flat: recent mean equals overall mean")
-	assert.False(t, triggerFires([]float64{5, 4, 3, 2}, 3), "improving")
-	assert.True(t, triggerFires([]float64{1, 2, 3, 4}, 3), "worsening")
-	assert.False(t, triggerFires(nil, 1))
-	assert.True(t, triggerFires([]float64{2, 2}, 1), "m = 1, plateau")
-	assert.False(t, triggerFires([]float64{2, 1.999}, 1))
+	assert.False(t, triggerFires([]float64{3, 3, 3}, 3, false), "exactly m losses: not more than m")
+	assert.True(t, triggerFires([]float64{3, 3, 3, 3}, 3, false), "flat: recent mean equals overall mean")
+	assert.False(t, triggerFires([]float64{5, 4, 3, 2}, 3, false), "improving")
+	assert.True(t, triggerFires([]float64{1, 2, 3, 4}, 3, false), "worsening")
+	assert.False(t, triggerFires(nil, 1, false))
+	assert.True(t, triggerFires([]float64{2, 2}, 1, false), "m = 1, plateau")
+	assert.False(t, triggerFires([]float64{2, 1.999}, 1, false))
+	assert.False(t, triggerFires([]float64{3, 3, 3, 3}, 3, true), "strict: a flat history does not fire")
+	assert.True(t, triggerFires([]float64{1, 2, 3, 4}, 3, true), "strict: worsening fires")
 
 	m := newToy(t, toyOpts{}, 1)
 	o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, Patience: 3, CheckEvery: 2})
@@ -132,7 +134,7 @@ func TestSelectionBudgetVisitsPenalty(t *testing.T) {
 	assert.Equal(t, 1, o.LastSelection().Left)
 
 	// without the penalty the same norms choose by norm alone
-	o3, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, NoVisitPenalty: true})
+	o3, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, Penalty: PenaltyNone})
 	require.NoError(t, err)
 	defer o3.Close()
 	o3.choose(norms, 0)
@@ -343,7 +345,7 @@ func contains(xs []string, x string) bool {
 func TestKeepMoments(t *testing.T) {
 	for _, keep := range []bool{false, true} {
 		m := newToy(t, toyOpts{}, 7)
-		o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, KeepMoments: keep, NoVisitPenalty: true})
+		o, err := NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.9, KeepMoments: keep, Penalty: PenaltyNone})
 		require.NoError(t, err)
 		d := newFixedData(64, 4, 8, 1, 3)
 		s := torch.NewScope()

@@ -52,8 +52,12 @@ type MethodConfig struct {
 	// defaults); LISALayers the number of layers LISA trains at a time.
 	SwitchEvery int
 	LISALayers  int
-	// Seed drives the random choices of BAdam (random order) and LISA.
+	// Seed drives the random choices of BAdam (random order) and LISA, and BlockLLM's
+	// random first block.
 	Seed uint64
+	// Variant names a BlockLLM variant in labels ("reference", "--penalty exp-freq");
+	// empty for the default settings.
+	Variant string
 }
 
 // NewOptimizer returns the optimizer c names over m.
@@ -62,6 +66,9 @@ func NewOptimizer(m nn.Model, c MethodConfig) (Optimizer, error) {
 	case "blockllm":
 		bc := c.BlockLLM
 		bc.Adam = c.Adam
+		if bc.Seed == 0 {
+			bc.Seed = c.Seed
+		}
 		return NewBlockLLM(m, bc)
 	case "adamw":
 		return NewAdamW(m, c.Adam)
@@ -83,10 +90,14 @@ func (c MethodConfig) Label() string {
 		if s == 0 {
 			s = DefaultSparsity
 		}
-		if len(c.BlockLLM.Eligible) > 0 {
-			return fmt.Sprintf("BlockLLM (sparsity %.2g, eligible %s)", s, strings.Join(c.BlockLLM.Eligible, ","))
+		name := "BlockLLM"
+		if c.Variant != "" {
+			name += " " + c.Variant
 		}
-		return fmt.Sprintf("BlockLLM (sparsity %.2g)", s)
+		if len(c.BlockLLM.Eligible) > 0 && c.Variant == "" {
+			return fmt.Sprintf("%s (sparsity %.2g, eligible %s)", name, s, strings.Join(c.BlockLLM.Eligible, ","))
+		}
+		return fmt.Sprintf("%s (sparsity %.2g)", name, s)
 	case "adamw":
 		return "Full AdamW"
 	case "badam":

@@ -212,3 +212,26 @@ func TestRunDir(t *testing.T) {
 	assert.ErrorContains(t, err, "files of an earlier run (model.safetensors)")
 	_ = errors.New
 }
+
+// TestLRScheduledAmount: the scheduled learning rate, not only some rate, reaches the
+// update: with a linear warmup of 2 steps the first step's rate is 0 (w stays 1) and the
+// second's 0.5·lr; Adam's second update of a constant gradient g is then exactly
+// rate·g/(|g|+eps) (both bias-corrected moments equal g and g²).
+func TestLRScheduledAmount(t *testing.T) {
+	m := newScalarModel(t)
+	o, err := NewAdamW(m, AdamConfig{})
+	require.NoError(t, err)
+	defer o.Close()
+	tr, err := NewTrainer(m, o, &scriptData{c: func(int) int64 { return 1 }}, TrainConfig{Steps: 4, LR: 1e-2, Schedule: Schedule{Kind: Linear, Warmup: 2}})
+	require.NoError(t, err)
+	w := func() float64 { return m.Get("w").T.Float64s()[0] }
+	st, err := tr.Step()
+	require.NoError(t, err)
+	assert.Equal(t, 0.0, st.LR)
+	assert.Equal(t, 1.0, w(), "rate 0 at warmup step 0")
+	st, err = tr.Step()
+	require.NoError(t, err)
+	assert.Equal(t, 0.5e-2, st.LR)
+	g := 2.0 // d/dw (w)² at w = 1
+	assert.InDelta(t, 1-0.5e-2*g/(g+1e-8), w(), 1e-7, "the second update moves w by exactly the scheduled rate")
+}

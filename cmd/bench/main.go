@@ -81,9 +81,10 @@ type Line struct {
 type options struct {
 	cli.Runtime
 	cli.Memory
+	cli.Selection
 	method, model                string
 	batch, seqLen, steps, warmup int
-	sparsity, lr, mask           float64
+	sparsity, lr                 float64
 	patience, probeRows          int
 	seed                         uint64
 	stateF32, masterF32          bool
@@ -106,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.steps, "steps", 10, "timed steps")
 	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps first")
 	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity")
-	fs.Float64Var(&o.mask, "mask", 0, "BlockLLM within-tensor mask fraction (0: dense)")
+	o.Selection.Register(fs)
 	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
 	fs.IntVar(&o.probeRows, "probe-rows", 0, "BlockLLM selection pass on this many sequences of the batch (0: all)")
 	fs.BoolVar(&o.probeKeep, "probe-keep-activations", false, "BlockLLM selection pass keeps every activation (default: recomputes layers in its backward)")
@@ -129,6 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.Memory.Validate(0, 1); err != nil {
 		return nil, err
 	}
+	o.Selection.Parsed(fs)
 	ms, err := blockllm.ParseMethods(o.method)
 	switch {
 	case err != nil:
@@ -162,11 +164,11 @@ func loadConfig(name string) (*config.LlamaConfig, error) {
 	return config.LoadLlama(name)
 }
 
-func methodConfig(o *options) blockllm.MethodConfig {
-	return blockllm.MethodConfig{Method: o.method, Seed: o.seed,
-		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW},
-		BlockLLM: blockllm.BlockLLMConfig{Sparsity: o.sparsity, MaskFraction: o.mask, Patience: o.patience,
-			ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}}
+func methodConfig(o *options) (blockllm.MethodConfig, error) {
+	bc, err := o.Selection.Apply(blockllm.BlockLLMConfig{Sparsity: o.sparsity, Patience: o.patience,
+		ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}, 1000, nil)
+	return blockllm.MethodConfig{Method: o.method, Seed: o.seed, BlockLLM: bc,
+		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW}}, err
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
@@ -198,7 +200,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer model.Close()
-	opt, err := blockllm.NewOptimizer(model, methodConfig(o))
+	mc, err := methodConfig(o)
+	if err != nil {
+		return err
+	}
+	opt, err := blockllm.NewOptimizer(model, mc)
 	if err != nil {
 		return fmt.Errorf("--method: %w", err)
 	}
@@ -225,10 +231,15 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var flags []string
 	if o.method == "blockllm" {
 		line.Sparsity = o.sparsity
+		for _, d := range cli.DescribeFlags(mc.BlockLLM) { // "--penalty exp-freq" -> "penalty=exp-freq"
+			if d = strings.Replace(strings.TrimPrefix(d, "--"), " ", "=", 1); !strings.HasPrefix(d, "mask=") {
+				flags = append(flags, d)
+			}
+		}
 	}
-	var flags []string
 	for _, f := range []struct {
 		on   bool
 		name string
@@ -241,7 +252,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{o.noFusedSDPA, "no-fused-sdpa"}, {o.mask > 0, fmt.Sprintf("mask=%g", o.mask)},
+	}{{o.noFusedSDPA, "no-fused-sdpa"}, {mc.BlockLLM.MaskFraction > 0, fmt.Sprintf("mask=%g", mc.BlockLLM.MaskFraction)},
 		{o.probeRows > 0, fmt.Sprintf("probe-rows=%d", o.probeRows)}, {o.probeKeep, "probe-keep-activations"}} {
 		if f.on {
 			flags = append(flags, f.name)

@@ -71,6 +71,7 @@ type options struct {
 	cli.Runtime
 	cli.Output
 	cli.Methods
+	cli.Selection
 	cli.Memory
 	cli.RunFlags
 	model, tokenizer, task, data       string
@@ -90,6 +91,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Output.Register(fs)
 	o.Methods.Register(fs, "0: 0.95 for a checkpoint, 0.5 for the demo model", "0: 100 for a checkpoint, 20 for the demo model",
 		"empty: all but embeddings for a checkpoint, '.*' (all) for the demo model")
+	o.Selection.Register(fs)
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
 	o.RunFlags.Register(fs, false)
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
@@ -114,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := cli.NoArgs(fs); err != nil {
 		return nil, err
 	}
+	o.Selection.Parsed(fs)
 	if err := o.Methods.Validate(); err != nil {
 		return nil, err
 	}
@@ -208,10 +211,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.Patience == 0 {
 		o.Patience = int(auto(20, blockllm.DefaultPatience))
 	}
-	if o.Eligible == "" && demoModel {
+	if o.Eligible == "" && demoModel && !o.Selection.Reference() {
 		o.Eligible = ".*"
 	}
-	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 500)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type options struct {
 	cli.Runtime
 	cli.Output
 	cli.Methods
+	cli.Selection
 	cli.Memory
 	cli.RunFlags
 	model, tokenizer, data, valData   string
@@ -64,6 +65,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Methods.Register(fs, "0: 0.9, 0.5 for the demo", "0: 100, 20 for the demo",
 		"empty: '.*' (all tensors) for a new model from a preset or config.json, whose embeddings must train;\n"+
 			"all but embeddings and LM head for a checkpoint")
+	o.Selection.Register(fs)
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1, FusedAdamW: true}, "-1: 64 on CUDA, off on the CPU; 0: off")
 	o.RunFlags.Register(fs, true)
 	fs.StringVar(&o.model, "model", "", "`MODEL`: a preset ("+strings.Join(config.LlamaPresets(), ", ")+
@@ -97,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := cli.NoArgs(fs); err != nil {
 		return nil, err
 	}
+	o.Selection.Parsed(fs)
 	if err := o.Memory.Validate(o.clip, o.gradAccum); err != nil {
 		return nil, err
 	}
@@ -192,10 +195,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	eligible := o.Eligible
-	if eligible == "" && !isCheckpoint(o.model) {
+	if eligible == "" && !isCheckpoint(o.model) && !o.Selection.Reference() {
 		o.Eligible = ".*" // a new model: its embeddings must train too
 	}
-	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 1000)
 	o.Eligible = eligible
 	if err != nil {
 		return err

@@ -236,10 +236,13 @@ func TestMemoryFlags(t *testing.T) {
 
 func TestMethodsFlags(t *testing.T) {
 	var m Methods
+	var sel Selection
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	m.Register(fs, "", "", "")
+	sel.Register(fs)
 	require.NoError(t, fs.Parse([]string{"--method", "adamw,blockllm", "--sparsity", "0.8", "--eligible", "a, b"}))
-	cs, err := m.Configs(blockllm.AdamConfig{WeightDecay: 0.1}, 7)
+	sel.Parsed(fs)
+	cs, err := m.Configs(blockllm.AdamConfig{WeightDecay: 0.1}, 7, &sel, 1000)
 	require.NoError(t, err)
 	require.Len(t, cs, 2)
 	assert.Equal(t, "adamw", cs[0].Method)
@@ -247,9 +250,53 @@ func TestMethodsFlags(t *testing.T) {
 	assert.Equal(t, []string{"a", "b"}, cs[1].BlockLLM.Eligible)
 	assert.Equal(t, 0.1, cs[1].Adam.WeightDecay)
 	assert.Equal(t, uint64(7), cs[1].Seed)
+	assert.Equal(t, "", cs[1].Variant)
 	m.List = "sgd"
-	_, err = m.Configs(blockllm.AdamConfig{}, 0)
+	_, err = m.Configs(blockllm.AdamConfig{}, 0, &sel, 1000)
 	assert.ErrorContains(t, err, "--method")
 	m.Sparsity = 1
 	assert.ErrorContains(t, m.Validate(), "--sparsity 1 outside")
+}
+
+// TestSelectionPresetAndOverrides: the reference preset sets the authors' switches; each
+// flag given overrides its one setting; bad values are refused by flag name.
+func TestSelectionPresetAndOverrides(t *testing.T) {
+	parse := func(args ...string) (blockllm.BlockLLMConfig, error) {
+		var sel Selection
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		sel.Register(fs)
+		require.NoError(t, fs.Parse(args))
+		sel.Parsed(fs)
+		return sel.Apply(blockllm.BlockLLMConfig{Sparsity: 0.9}, 500, nil)
+	}
+	d, err := parse()
+	require.NoError(t, err)
+	assert.Equal(t, blockllm.PenaltyCount, d.Penalty)
+	assert.Equal(t, 1, d.CheckEvery)
+	assert.Empty(t, DescribeFlags(d))
+	r, err := parse("--blockllm-preset", "reference")
+	require.NoError(t, err)
+	assert.Equal(t, 500, r.CheckEvery)
+	assert.True(t, r.StrictTrigger)
+	assert.Equal(t, blockllm.PenaltyExpFreq, r.Penalty)
+	assert.Equal(t, blockllm.BudgetUnder, r.Budget)
+	assert.Equal(t, blockllm.FirstRandom, r.FirstBlock)
+	assert.Equal(t, []string{"embed", "lm_head"}, r.Exclude)
+	assert.True(t, r.HeadsEligible)
+	assert.Equal(t, 0.9, r.Sparsity, "sparsity is not part of the preset")
+	o, err := parse("--blockllm-preset", "reference", "--first-block", "norm", "--check-every", "7", "--trigger", "ge", "--keep-moments")
+	require.NoError(t, err)
+	assert.Equal(t, blockllm.FirstNorm, o.FirstBlock)
+	assert.Equal(t, 7, o.CheckEvery)
+	assert.False(t, o.StrictTrigger)
+	assert.True(t, o.KeepMoments)
+	assert.Equal(t, blockllm.PenaltyExpFreq, o.Penalty, "the rest of the preset stays")
+	p, err := parse("--penalty", "none", "--budget", "under", "--mask", "0.25", "--score", "per-element", "--exclude", "norm", "--heads", "eligible")
+	require.NoError(t, err)
+	assert.Equal(t, "--penalty none --budget under --mask 0.25 --score per-element --exclude norm --heads eligible", Describe(p))
+	for _, c := range [][]string{{"--penalty", "square"}, {"--budget", "x"}, {"--first-block", "y"}, {"--trigger", "lt"},
+		{"--heads", "z"}, {"--score", "w"}, {"--blockllm-preset", "paper"}, {"--mask", "1.5"}, {"--check-every", "-1"}} {
+		_, err := parse(c...)
+		assert.ErrorContains(t, err, c[0], c)
+	}
 }

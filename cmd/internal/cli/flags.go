@@ -84,17 +84,29 @@ func (m *Methods) Validate() error {
 	return nil
 }
 
-// Configs returns one MethodConfig per method of --method, each with adam and seed.
-func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64) ([]blockllm.MethodConfig, error) {
+// Configs returns one MethodConfig per method of --method, each with adam and seed;
+// BlockLLM's selection settings come from sel (refCheckEvery: the reference preset's
+// check interval for the command).
+func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection, refCheckEvery int) ([]blockllm.MethodConfig, error) {
 	names, err := blockllm.ParseMethods(m.List)
 	if err != nil {
 		return nil, fmt.Errorf("--method: %w", err)
 	}
+	bc, err := sel.Apply(blockllm.BlockLLMConfig{Sparsity: m.Sparsity, Patience: m.Patience}, refCheckEvery, SplitList(m.Eligible))
+	if err != nil {
+		return nil, err
+	}
+	variant := ""
+	if sel.Reference() {
+		variant = "reference"
+	}
+	if d := Describe(bc); d != "" && !sel.Reference() {
+		variant = d
+	}
 	var out []blockllm.MethodConfig
 	for _, n := range names {
-		out = append(out, blockllm.MethodConfig{Method: n, Adam: adam,
-			BlockLLM:    blockllm.BlockLLMConfig{Sparsity: m.Sparsity, Patience: m.Patience, Eligible: SplitList(m.Eligible)},
-			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, Seed: seed})
+		out = append(out, blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
+			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, Seed: seed, Variant: variant})
 	}
 	return out, nil
 }

@@ -53,6 +53,8 @@ type options struct {
 	out, resume                       string
 	seed                              uint64
 	fusedSDPA                         bool
+	ablate, seeds                     string
+	ablateCheckEvery                  int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -93,6 +95,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.resume, "resume", "", "resume from a checkpoint `DIR`, or 'latest' (the newest under --out for each method)")
 	fs.BoolVar(&o.fusedSDPA, "fused-sdpa", true, "use libtorch's fused attention where available")
 	fs.Uint64Var(&o.seed, "seed", 42, "random seed (initialisation, BAdam/LISA choices)")
+	fs.StringVar(&o.ablate, "ablate", "", "ablation of BlockLLM's selection: variants separated by ';', each a preset and switches\n"+
+		"(\"default; reference; default --penalty exp-freq\"), or 'all' (both presets and each reference switch\n"+
+		"alone); each runs for every --seeds seed; prints mean ± sd per variant (--plot: validation curves)")
+	fs.StringVar(&o.seeds, "seeds", "3", "with --ablate: a number of seeds (from --seed on) or a comma list of seeds")
+	fs.IntVar(&o.ablateCheckEvery, "ablate-check-every", 0, "with --ablate all: the reference check interval (0: 1000, the authors')")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -167,6 +174,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--resume latest needs --out DIR (where the checkpoints are)")
 	case o.Overwrite && o.out == "":
 		return nil, fmt.Errorf("--overwrite needs --out DIR")
+	case o.ablate != "" && (o.out != "" || o.resume != ""):
+		return nil, fmt.Errorf("--ablate runs are not checkpointed: drop --out and --resume")
+	case o.ablateCheckEvery < 0:
+		return nil, fmt.Errorf("--ablate-check-every %d must not be negative", o.ablateCheckEvery)
 	}
 	if err := cli.CheckOutputFile("--plot", o.Plot, report.PlotExtensions...); err != nil {
 		return nil, err
@@ -241,18 +252,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(j.info, "pretrain: validation: %d blocks of %d tokens\n", len(j.valBlocks), o.seqLen)
+	if o.ablate != "" {
+		return j.ablation(ctx, methods[0].Adam, stdout, demoModel || demoData)
+	}
 
 	var rows []report.PretrainRow
 	var curves []report.Curve
 	interrupted := false
 	for _, mc := range methods {
-		row, losses, status, err := j.train(ctx, mc)
+		row, res, err := j.train(ctx, mc, o.seed)
 		if err != nil {
 			return fmt.Errorf("%s: %w", mc.Method, err)
 		}
 		rows = append(rows, row)
-		curves = append(curves, report.LossCurve(row.Method, losses))
-		if status == blockllm.Interrupted {
+		curves = append(curves, report.LossCurve(row.Method, res.Losses))
+		if res.Status == blockllm.Interrupted {
 			interrupted = true
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,4 +183,44 @@ func TestJSONFields(t *testing.T) {
 		"--method", "blockllm,adamw,badam,lisa", "--switch-every", "2", "--out", t.TempDir())
 	require.NoError(t, err)
 	clitest.CheckFields(t, "pretrain", out)
+}
+
+// TestAblation: --ablate runs every variant for every seed and reports one line per run
+// and a summary per variant; the reference variant's switches reach the optimizer (its
+// random first block makes seeds differ even with the same data).
+func TestAblation(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "ablation.png")
+	out, _, err := runArgs(t, "--ablate", "default; reference --check-every 3; default --budget under", "--seeds", "1,2",
+		"--steps", "6", "--seq-len", "16", "--batch-size", "2", "--eval-blocks", "2", "--eval-every", "3", "--patience", "1",
+		"--json", "--plot", plot)
+	require.NoError(t, err)
+	runs := map[string][]map[string]any{}
+	summary := map[string]map[string]any{}
+	for _, ev := range events(t, out) {
+		switch ev["event"] {
+		case "ablation_run":
+			runs[ev["variant"].(string)] = append(runs[ev["variant"].(string)], ev)
+		case "ablation":
+			summary[ev["variant"].(string)] = ev
+		}
+	}
+	require.Len(t, runs, 3)
+	require.Len(t, summary, 3)
+	for v, rs := range runs {
+		require.Len(t, rs, 2, v)
+		assert.Equal(t, 1.0, rs[0]["seed"], v)
+		assert.Equal(t, 2.0, rs[1]["seed"], v)
+		s := summary[v]
+		a, b := rs[0]["val_ppl"].(float64), rs[1]["val_ppl"].(float64)
+		assert.InDelta(t, (a+b)/2, s["val_ppl_mean"].(float64), 1e-9, v)
+		assert.InDelta(t, math.Abs(a-b)/math.Sqrt2, s["val_ppl_sd"].(float64), 1e-9, v)
+	}
+	assert.NotEqual(t, runs["default"][0]["val_ppl"], runs["reference --check-every 3"][0]["val_ppl"])
+	assert.FileExists(t, plot)
+	_, _, err = runArgs(t, "--ablate", "default", "--out", t.TempDir())
+	assert.ErrorContains(t, err, "not checkpointed")
+	_, _, err = runArgs(t, "--ablate", "--penalty none", "--steps", "2")
+	assert.ErrorContains(t, err, "start with a preset")
+	_, _, err = runArgs(t, "--ablate", "default --nope 3", "--steps", "2")
+	assert.ErrorContains(t, err, `variant "default --nope 3"`)
 }

@@ -36,7 +36,7 @@ const demoConfig = `{
 
 // newModel builds the model: a preset or config.json (random init) or a
 // checkpoint directory (loaded).
-func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, info io.Writer) (*llama.Model, error) {
+func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.DType, info io.Writer, seed uint64) (*llama.Model, error) {
 	lo := o.Memory.LlamaOptions(dev, dt, o.fusedSDPA)
 	name := o.model
 	var c *config.LlamaConfig
@@ -45,7 +45,7 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 		if c, err = config.ParseLlama([]byte(demoConfig)); err != nil {
 			return nil, err
 		}
-		return llama.New(c, lo, o.seed)
+		return llama.New(c, lo, seed)
 	}
 	if st, err := os.Stat(name); err == nil {
 		if st.IsDir() {
@@ -79,7 +79,7 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 			c.EOSTokenIDs = []int{eos}
 		}
 	}
-	return llama.New(c, lo, o.seed)
+	return llama.New(c, lo, seed)
 }
 
 // checkModel checks, before any data is read, that a checkpoint directory given as

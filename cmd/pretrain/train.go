@@ -18,32 +18,32 @@ import (
 // train runs one method: a fresh model (or the checkpoint's), its optimizer, the
 // training stream, validation perplexity before, during and after, checkpoints and the
 // final save. It returns the table row, the per-step losses and how the run ended.
-func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.PretrainRow, []float64, blockllm.Status, error) {
+func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) (report.PretrainRow, *blockllm.Result, error) {
 	o := j.o
 	start := time.Now()
 	row := report.PretrainRow{Method: mc.Label(), PPLBefore: math.NaN(), PPLAfter: math.NaN()}
-	if err := torch.Try(func() { torch.ManualSeed(o.seed) }); err != nil {
-		return row, nil, 0, err
+	if err := torch.Try(func() { torch.ManualSeed(seed) }); err != nil {
+		return row, nil, err
 	}
-	m, err := newModel(o, j.tok, j.dev, j.dt, j.info)
+	m, err := newModel(o, j.tok, j.dev, j.dt, j.info, seed)
 	if err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	defer m.Close()
 	if v := j.tok.VocabSize(); v > m.Cfg.VocabSize {
-		return row, nil, 0, fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
+		return row, nil, fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
 	}
 	if o.seqLen > m.Cfg.MaxPositionEmbeddings {
-		return row, nil, 0, fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.seqLen, m.Cfg.MaxPositionEmbeddings)
+		return row, nil, fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.seqLen, m.Cfg.MaxPositionEmbeddings)
 	}
 	opt, err := blockllm.NewOptimizer(m, mc)
 	if err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	defer opt.Close()
 	d, closeData, err := j.trainData()
 	if err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	defer closeData()
 
@@ -91,7 +91,7 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 		cfg.SaveExtra = func(dir string) error { return saveExtra(m, j.tokJSON, dir) }
 		removed, err := blockllm.RemoveStaleTemporaries(cfg.CheckpointDir)
 		if err != nil {
-			return row, nil, 0, err
+			return row, nil, err
 		}
 		for _, r := range removed {
 			fmt.Fprintf(j.info, "pretrain: %s: removed %s, left by an interrupted checkpoint write\n", row.Method, filepath.Join(cfg.CheckpointDir, r))
@@ -99,20 +99,20 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 	}
 	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
 	if err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	if o.resume != "" {
 		dir := o.resume
 		if dir == "latest" {
 			if dir, err = blockllm.LatestCheckpoint(cfg.CheckpointDir); err != nil {
-				return row, nil, 0, err
+				return row, nil, err
 			}
 		}
 		if dir == "" {
 			fmt.Fprintf(j.info, "pretrain: %s: no checkpoint under %s, starting from scratch\n", row.Method, cfg.CheckpointDir)
 		} else {
 			if err := tr.Resume(dir); err != nil {
-				return row, nil, 0, err
+				return row, nil, err
 			}
 			fmt.Fprintf(j.info, "pretrain: %s: resumed from %s at step %d\n", row.Method, dir, tr.StepCount())
 			if aside, steps := tr.SetAside(); len(steps) > 0 {
@@ -122,36 +122,36 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 	}
 	before := tr.StepCount()
 	if row.PPLBefore, err = valPPL(); err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	fmt.Fprintf(j.info, "pretrain: %s: %d steps of %d sequences x %d tokens, lr %g; validation perplexity at step %d: %.2f\n",
 		row.Method, o.steps, o.gradAccum*o.batch, o.seqLen, o.lr, before, row.PPLBefore)
 	if err := torch.Try(func() { torch.ResetPeakMemory(j.dev) }); err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	res, err := tr.Run(ctx)
 	if err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	if jsonLines != nil && jsonLines.Err() != nil {
-		return row, nil, 0, jsonLines.Err()
+		return row, nil, jsonLines.Err()
 	}
 	row.Steps = res.Step
 	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen)
 	if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Step {
 		row.PPLAfter = res.Evals[n-1].Metrics["val_ppl"]
 	} else if row.PPLAfter, err = valPPL(); err != nil {
-		return row, nil, 0, err
+		return row, nil, err
 	}
 	row.OptimizerBytes = res.OptimizerBytes
 	row.PeakBytes = res.PeakBytes
 	if methodDir != "" && res.Status == blockllm.Completed {
 		final := filepath.Join(methodDir, "final")
 		if err := m.Save(final); err != nil {
-			return row, nil, 0, err
+			return row, nil, err
 		}
 		if err := cli.WriteTokenizer(final, j.tokJSON); err != nil {
-			return row, nil, 0, err
+			return row, nil, err
 		}
 		fmt.Fprintf(j.info, "pretrain: %s: saved %s\n", row.Method, final)
 	}
@@ -159,7 +159,7 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig) (report.Pretr
 		fmt.Fprintf(j.info, "pretrain: %s: last checkpoint %s\n", row.Method, res.Checkpoint)
 	}
 	row.Elapsed = time.Since(start)
-	return row, res.Losses, res.Status, nil
+	return row, res, nil
 }
 
 // saveExtra makes a checkpoint directory loadable as a Hugging Face model

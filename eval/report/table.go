@@ -240,3 +240,33 @@ func formatDuration(d time.Duration) string {
 	}
 	return d.Round(time.Second).String()
 }
+
+// AblationRow is one variant of an ablation: the mean and sample standard deviation over
+// its seeds of the final metric (and of the validation loss, NaN when not measured), the
+// mean number of selections, the largest optimizer state and peak, the mean wall time.
+type AblationRow struct {
+	Variant          string
+	Seeds            int
+	Metric, MetricSD float64
+	Loss, LossSD     float64
+	Selections       float64
+	OptimizerBytes   int64
+	PeakBytes        int64
+	Elapsed          time.Duration
+}
+
+// WriteAblationTable writes an ablation table: metric names the final metric column
+// ("Val PPL", "Score").
+func WriteAblationTable(w io.Writer, metric string, rows []AblationRow) error {
+	header := []string{"Variant", "Seeds", metric + " (mean ± sd)", "Val loss (mean ± sd)", "Selections", "Optimizer memory", "Peak memory", "Time/run"}
+	var cells [][]string
+	for _, r := range rows {
+		loss := "-"
+		if !math.IsNaN(r.Loss) {
+			loss = fmt.Sprintf("%.4f ± %.4f", r.Loss, r.LossSD)
+		}
+		cells = append(cells, []string{r.Variant, fmt.Sprint(r.Seeds), fmt.Sprintf("%.2f ± %.2f", r.Metric, r.MetricSD), loss,
+			fmt.Sprintf("%.1f", r.Selections), torch.FormatBytes(r.OptimizerBytes), torch.FormatBytes(r.PeakBytes), formatDuration(r.Elapsed)})
+	}
+	return render(w, header, cells)
+}

@@ -251,14 +251,20 @@ func (m *Model) Device() torch.Device { return m.Opts.Device }
 // Config returns the model's config.
 func (m *Model) Config() *config.LlamaConfig { return m.Cfg }
 
-// rope returns cos and sin [T, head_dim] in dtype dt, computed in float32 as transformers
-// does: freqs = positions x inv_freq, emb = cat(freqs, freqs).
+// rope returns cos and sin [T, head_dim] of positions 0..T-1 in dtype dt.
 func (m *Model) rope(s *torch.Scope, T int64, dt torch.DType) (cos, sin *torch.Tensor) {
+	return m.ropeAt(s, 0, T, dt)
+}
+
+// ropeAt returns cos and sin [T, head_dim] of positions start..start+T-1 in dtype dt,
+// computed in float32 as transformers does: freqs = positions x inv_freq, emb =
+// cat(freqs, freqs).
+func (m *Model) ropeAt(s *torch.Scope, start, T int64, dt torch.DType) (cos, sin *torch.Tensor) {
 	dev := m.Opts.Device
 	inv := s.FromFloat32(m.invFreq, int64(len(m.invFreq))).ToDevice(torch.F32, dev)
-	pos := s.Arange(0, float64(T), 1, torch.F32, dev).Unsqueeze(1) // [T, 1]
-	freqs := pos.Mul(inv.Unsqueeze(0))                             // [T, hd/2]
-	emb := torch.Cat([]*torch.Tensor{freqs, freqs}, 1)             // [T, hd]
+	pos := s.Arange(float64(start), float64(start+T), 1, torch.F32, dev).Unsqueeze(1) // [T, 1]
+	freqs := pos.Mul(inv.Unsqueeze(0))                                                // [T, hd/2]
+	emb := torch.Cat([]*torch.Tensor{freqs, freqs}, 1)                                // [T, hd]
 	scale := m.Cfg.RopeAttentionFactor()
 	cos, sin = emb.Cos(), emb.Sin()
 	if scale != 1 {
@@ -394,16 +400,7 @@ func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *L
 		a = a.Transpose(1, 2).Reshape(B, T, nh*hd).Linear(m.W(s, L.O), m.W(s, L.OB))
 		h = h.Add(a)
 		x = h.RMSNorm(m.W(s, L.PostNorm), eps)
-		mlp := func(s *torch.Scope, x *torch.Tensor) *torch.Tensor {
-			if w := m.mlpWidth(); w > int64(c.IntermediateSize) {
-				g := torch.PaddedLinear(x, m.W(s, L.Gate), m.W(s, L.GateB), w)
-				u := torch.PaddedLinear(x, m.W(s, L.Up), m.W(s, L.UpB), w)
-				return torch.PaddedLinear(torch.SwiGLU(g, u), m.W(s, L.Down), m.W(s, L.DownB), int64(c.HiddenSize))
-			}
-			g := x.Linear(m.W(s, L.Gate), m.W(s, L.GateB))
-			u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
-			return torch.SwiGLU(g, u).Linear(m.W(s, L.Down), m.W(s, L.DownB))
-		}
+		mlp := func(s *torch.Scope, x *torch.Tensor) *torch.Tensor { return m.mlp(s, L, x) }
 		if mlpToken != nil {
 			y := torch.Checkpoint(x.MoveTo(outer), mlpToken, mlp)
 			h = h.Add(y)
@@ -413,6 +410,20 @@ func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *L
 		}
 	}
 	return h
+}
+
+// mlp is the layer's SwiGLU MLP: down(silu(gate(x)) * up(x)), at the padded width
+// when Opts.PadMLP asks for one.
+func (m *Model) mlp(s *torch.Scope, L *Layer, x *torch.Tensor) *torch.Tensor {
+	c := m.Cfg
+	if w := m.mlpWidth(); w > int64(c.IntermediateSize) {
+		g := torch.PaddedLinear(x, m.W(s, L.Gate), m.W(s, L.GateB), w)
+		u := torch.PaddedLinear(x, m.W(s, L.Up), m.W(s, L.UpB), w)
+		return torch.PaddedLinear(torch.SwiGLU(g, u), m.W(s, L.Down), m.W(s, L.DownB), int64(c.HiddenSize))
+	}
+	g := x.Linear(m.W(s, L.Gate), m.W(s, L.GateB))
+	u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
+	return torch.SwiGLU(g, u).Linear(m.W(s, L.Down), m.W(s, L.DownB))
 }
 
 // targets returns the shifted labels [B, T-1] (-100 ignored), as loss uses them.

@@ -2,11 +2,14 @@ package generate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -366,4 +369,48 @@ func TestParseConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"top_k": -1}`), 0o644))
 	_, err = LoadConfig(dir)
 	assert.ErrorContains(t, err, filepath.Join(dir, "generation_config.json"))
+}
+
+// TestTransformersWarpers: Candidates keeps the tokens transformers' temperature,
+// top-k and top-p warpers keep, with the same probabilities
+// (testdata/generate/hf_reference.json, written by reference.py there).
+func TestTransformersWarpers(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/generate/hf_reference.json")
+	require.NoError(t, err)
+	var ref struct {
+		Warpers []struct {
+			Name   string
+			Logits []float64
+			Cases  []struct {
+				Temperature float64
+				TopK        int     `json:"top_k"`
+				TopP        float64 `json:"top_p"`
+				Kept        []int
+				Probs       []float64
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &ref))
+	require.Len(t, ref.Warpers, 2)
+	for _, w := range ref.Warpers {
+		logits := make([]float32, len(w.Logits))
+		for i, v := range w.Logits {
+			logits[i] = float32(v)
+		}
+		require.NotEmpty(t, w.Cases)
+		for _, c := range w.Cases {
+			o := Sampling{Temperature: c.Temperature, TopK: c.TopK, TopP: c.TopP}
+			ids, probs, err := Candidates(logits, o)
+			require.NoError(t, err)
+			got := map[int]float64{}
+			for i, id := range ids {
+				got[id] = probs[i]
+			}
+			sorted := slices.Sorted(maps.Keys(got))
+			assert.Equal(t, c.Kept, sorted, "%s %+v", w.Name, o)
+			for i, id := range c.Kept {
+				assert.InDelta(t, c.Probs[i], got[id], 1e-6, "%s %+v token %d", w.Name, o, id)
+			}
+		}
+	}
 }

@@ -197,9 +197,14 @@ func (m *Model) forwardCached(s *torch.Scope, ids *torch.Tensor, pos int64, c *K
 		mask = keep
 	}
 	scale := 1 / math.Sqrt(float64(cfg.HeadDim()))
+	// A single new position attends with the math path (two small products and a
+	// softmax): libtorch's fused kernel builds a plan for every new key length in bf16
+	// (cuDNN's attention, libtorch 2.11 on an H200), which cost 40-50 ms per token
+	// against 1-2 ms (measured; f32, or a fixed length, is fast either way).
+	fused := m.Opts.FusedSDPA && T > 1
 	for i := range m.Layers {
 		ls := torch.NewScope()
-		h = m.cachedLayer(ls, &m.Layers[i], i, ls.In(h), cos4, sin4, mask, causal, c, B, T, pos, scale).MoveTo(s)
+		h = m.cachedLayer(ls, &m.Layers[i], i, ls.In(h), cos4, sin4, mask, causal, fused, c, B, T, pos, scale).MoveTo(s)
 		ls.Close()
 	}
 	head := m.LMHead
@@ -217,7 +222,7 @@ func (m *Model) forwardCached(s *torch.Scope, ids *torch.Tensor, pos int64, c *K
 // Grouped-query attention reads each key/value head once: the group's query heads are
 // stacked along the query rows ([B, nkv, group*T, hd]) instead of repeating the keys
 // and values group times.
-func (m *Model) cachedLayer(s *torch.Scope, L *Layer, layer int, h, cos4, sin4, mask *torch.Tensor, causal bool, c *KVCache, B, T, pos int64, scale float64) *torch.Tensor {
+func (m *Model) cachedLayer(s *torch.Scope, L *Layer, layer int, h, cos4, sin4, mask *torch.Tensor, causal, fused bool, c *KVCache, B, T, pos int64, scale float64) *torch.Tensor {
 	cfg := m.Cfg
 	nh, nkv, hd := int64(cfg.NumAttentionHeads), int64(cfg.KVHeads()), int64(cfg.HeadDim())
 	group := nh / nkv
@@ -239,7 +244,7 @@ func (m *Model) cachedLayer(s *torch.Scope, L *Layer, layer int, h, cos4, sin4, 
 	if group > 1 {
 		q = q.Reshape(B, nkv, group*T, hd)
 	}
-	a := torch.ScaledDotProductAttention(q, keys, values, torch.SDPAOptions{Mask: mask, Causal: causal, Scale: scale, Fused: m.Opts.FusedSDPA})
+	a := torch.ScaledDotProductAttention(q, keys, values, torch.SDPAOptions{Mask: mask, Causal: causal, Scale: scale, Fused: fused})
 	if group > 1 {
 		a = a.Reshape(B, nh, T, hd)
 	}

@@ -2,7 +2,9 @@ package llama
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -14,6 +16,17 @@ import (
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
 )
+
+// testOpts are the options of the cache tests: BLOCKLLM_DEVICE's device (CUDA with
+// libtorch's fused attention), f32; tol is the agreement asked of logits there.
+func testOpts(t testing.TB) (Options, float64) {
+	dev, err := torch.DeviceFromEnv()
+	require.NoError(t, err)
+	if dev.IsCUDA() {
+		return Options{Device: dev, FusedSDPA: true}, 1e-4
+	}
+	return Options{Device: dev}, 2e-5
+}
 
 // randomConfig is a tiny Llama unlike the fixture in every way the cache touches:
 // three query heads per key/value head, head_dim not hidden/heads, attention biases,
@@ -33,10 +46,11 @@ func randomConfig(t *testing.T) *config.LlamaConfig {
 // testModels are the fixture (2 query heads per kv head) and the random model; the
 // random one's biases are made non-zero.
 func testModels(t *testing.T) map[string]*Model {
-	fixture, err := Load(tinyDir, Options{})
+	opts, _ := testOpts(t)
+	fixture, err := Load(tinyDir, opts)
 	require.NoError(t, err)
 	t.Cleanup(fixture.Close)
-	random, err := New(randomConfig(t), Options{}, 5)
+	random, err := New(randomConfig(t), opts, 5)
 	require.NoError(t, err)
 	t.Cleanup(random.Close)
 	s := torch.NewScope()
@@ -55,7 +69,7 @@ func testModels(t *testing.T) map[string]*Model {
 	// a model whose heads are not grouped, for the square causal path
 	c := tinyConfig(t)
 	c.NumKeyValueHeads = c.NumAttentionHeads
-	mha, err := New(c, Options{}, 6)
+	mha, err := New(c, opts, 6)
 	require.NoError(t, err)
 	t.Cleanup(mha.Close)
 	return map[string]*Model{"fixture": fixture, "random": random, "mha": mha}
@@ -74,6 +88,7 @@ func randomIDs(n, vocab int, seed uint64) []int64 {
 // logits Forward computes on the whole sequence, to float rounding; also for a batch
 // of two sequences.
 func TestForwardCachedMatchesForward(t *testing.T) {
+	_, tol := testOpts(t)
 	for name, m := range testModels(t) {
 		for _, B := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/batch%d", name, B), func(t *testing.T) {
@@ -100,7 +115,7 @@ func TestForwardCachedMatchesForward(t *testing.T) {
 					assert.Equal(t, pos, cache.Len())
 					want := full.Select(1, int64(pos-1))
 					require.Equal(t, want.Shape(), lg.Shape())
-					assert.Less(t, maxDiff(want.Float64s(), lg.Float64s()), 2e-5, "position %d", pos-1)
+					assert.Less(t, maxDiff(want.Float64s(), lg.Float64s()), tol, "position %d", pos-1)
 				}
 				require.Equal(t, T, pos)
 				assert.Greater(t, cache.Cap(), 0)
@@ -113,6 +128,7 @@ func TestForwardCachedMatchesForward(t *testing.T) {
 // cache gives the same tokens as recomputing the whole sequence at every step, and
 // the logits of every step agree to float rounding.
 func TestGreedyCachedEqualsRecompute(t *testing.T) {
+	_, tol := testOpts(t)
 	for name, m := range testModels(t) {
 		t.Run(name, func(t *testing.T) {
 			prompt := []int{1}
@@ -144,7 +160,7 @@ func TestGreedyCachedEqualsRecompute(t *testing.T) {
 				for j := range cl[i] {
 					d = max(d, abs(float64(cl[i][j]-rl[i][j])))
 				}
-				assert.Less(t, d, 2e-5, "step %d", i)
+				assert.Less(t, d, tol, "step %d", i)
 			}
 			// each new token costs one position with the cache, the whole sequence without
 			n := int64(len(cached.Tokens))
@@ -176,7 +192,8 @@ func (r *recorder) Logits(seq []int) ([]float32, error) {
 // TestSeededSamplingWithCache: sampling with a seed gives the same tokens twice and
 // the same as without the cache; another seed gives others.
 func TestSeededSamplingWithCache(t *testing.T) {
-	m, err := Load(tinyDir, Options{})
+	opts, _ := testOpts(t)
+	m, err := Load(tinyDir, opts)
 	require.NoError(t, err)
 	defer m.Close()
 	gen := func(seed uint64, noCache bool) []int {
@@ -198,7 +215,8 @@ func TestSeededSamplingWithCache(t *testing.T) {
 // computed from the shared position on (the cache is truncated there) and gives the
 // logits of a fresh session; the same sequence again recomputes only its last token.
 func TestSessionReusesPrefix(t *testing.T) {
-	m, err := New(randomConfig(t), Options{}, 8)
+	opts, tol := testOpts(t)
+	m, err := New(randomConfig(t), opts, 8)
 	require.NoError(t, err)
 	defer m.Close()
 	a := []int{1, 5, 9, 13, 17, 21, 25, 29}
@@ -216,11 +234,11 @@ func TestSessionReusesPrefix(t *testing.T) {
 	require.NoError(t, err)
 	want, err := fresh.Logits(b)
 	require.NoError(t, err)
-	assert.InDeltaSlice(t, toF64(want), toF64(got), 2e-5)
+	assert.InDeltaSlice(t, toF64(want), toF64(got), tol)
 	again, err := sess.Logits(b)
 	require.NoError(t, err)
 	assert.Equal(t, int64(len(a)+4), sess.Positions)
-	assert.InDeltaSlice(t, toF64(want), toF64(again), 2e-5)
+	assert.InDeltaSlice(t, toF64(want), toF64(again), tol)
 
 	_, err = sess.Logits([]int{1, 300})
 	assert.ErrorContains(t, err, "token 300 at position 1 is outside the vocabulary [0, 300)")
@@ -239,7 +257,8 @@ func toF64(v []float32) []float64 {
 // TestKVCacheErrorsAndMemory: misuse is an error naming the mismatch; a preallocated
 // cache does not grow; closing the session frees every tensor.
 func TestKVCacheErrorsAndMemory(t *testing.T) {
-	m, err := Load(tinyDir, Options{})
+	opts, _ := testOpts(t)
+	m, err := Load(tinyDir, opts)
 	require.NoError(t, err)
 	defer m.Close()
 	before := torch.LiveTensors()
@@ -266,7 +285,7 @@ func TestKVCacheErrorsAndMemory(t *testing.T) {
 	require.NoError(t, cache.Truncate(5))
 	assert.Error(t, cache.Truncate(6))
 
-	other, err := New(randomConfig(t), Options{}, 1)
+	other, err := New(randomConfig(t), opts, 1)
 	require.NoError(t, err)
 	_, err = other.ForwardCached(s, in, 0, cache)
 	assert.ErrorContains(t, err, "does not fit the model")
@@ -279,7 +298,9 @@ func TestKVCacheErrorsAndMemory(t *testing.T) {
 // TestForwardCachedBF16: in bf16 the cached logits agree with Forward's to bf16
 // precision.
 func TestForwardCachedBF16(t *testing.T) {
-	m, err := Load(tinyDir, Options{DType: torch.BF16})
+	opts, _ := testOpts(t)
+	opts.DType = torch.BF16
+	m, err := Load(tinyDir, opts)
 	require.NoError(t, err)
 	defer m.Close()
 	s := torch.NewScope()
@@ -302,4 +323,40 @@ func TestForwardCachedBF16(t *testing.T) {
 		scale = max(scale, abs(v))
 	}
 	assert.Less(t, maxDiff(want, lg.Float64s()), 0.05*scale)
+}
+
+// TestGreedyMatchesTransformers: greedy generation from the tiny fixture with the KV
+// cache gives the tokens of transformers' generate (with and without its cache),
+// 60 new tokens from each of three prompts (testdata/generate/hf_reference.json).
+func TestGreedyMatchesTransformers(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/generate/hf_reference.json")
+	require.NoError(t, err)
+	var ref struct {
+		Greedy struct {
+			EOS          int `json:"eos_token_id"`
+			MaxNewTokens int `json:"max_new_tokens"`
+			Cases        []struct {
+				Prompt  []int
+				Cache   []int
+				NoCache []int `json:"no_cache"`
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(b, &ref))
+	require.Len(t, ref.Greedy.Cases, 3)
+	opts, _ := testOpts(t)
+	m, err := Load(tinyDir, opts)
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Equal(t, []int{ref.Greedy.EOS}, m.Cfg.EOSTokenIDs)
+	for _, c := range ref.Greedy.Cases {
+		require.Equal(t, c.Cache, c.NoCache)
+		sess, err := m.NewSession(SessionOptions{})
+		require.NoError(t, err)
+		r, err := generate.Generate(context.Background(), sess, c.Prompt,
+			generate.Options{MaxNewTokens: ref.Greedy.MaxNewTokens, EOS: m.Cfg.EOSTokenIDs})
+		sess.Close()
+		require.NoError(t, err)
+		assert.Equal(t, c.Cache, r.Tokens, "prompt %v", c.Prompt)
+	}
 }

@@ -45,28 +45,6 @@ import (
 
 func main() { cli.Main("finetune", run) }
 
-// demoConfig is the tiny RoBERTa of the demo (vocabulary of the embedded
-// roberta-tiny tokenizer; 128 positions + the pad offset).
-const demoConfig = `{
-  "architectures": ["RobertaForSequenceClassification"],
-  "model_type": "roberta",
-  "vocab_size": 1000,
-  "hidden_size": 128,
-  "num_hidden_layers": 4,
-  "num_attention_heads": 4,
-  "intermediate_size": 256,
-  "max_position_embeddings": 130,
-  "type_vocab_size": 1,
-  "pad_token_id": 1,
-  "bos_token_id": 0,
-  "eos_token_id": 2,
-  "hidden_act": "gelu",
-  "hidden_dropout_prob": 0.1,
-  "attention_probs_dropout_prob": 0.1,
-  "initializer_range": 0.02,
-  "layer_norm_eps": 1e-05
-}`
-
 type options struct {
 	cli.Runtime
 	cli.Output
@@ -423,7 +401,7 @@ func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab i
 		if err := robertaOnly(); err != nil {
 			return nil, limits{}, err
 		}
-		c, err := config.ParseRoberta([]byte(demoConfig))
+		c, err := config.ParseRoberta(data.RobertaDemoConfig)
 		if err != nil {
 			return nil, limits{}, err
 		}

@@ -540,14 +540,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		Eval:           evalFn,
 	}
 	o.RunFlags.Apply(&cfg)
-	var jsonLines *cli.JSONLines
-	if jsonOut != nil {
-		jsonLines = &cli.JSONLines{W: jsonOut, Extra: map[string]any{"task": j.task.Name, "method": mc.Method}}
-		cfg.Observers = append(cfg.Observers, jsonLines)
-	}
-	if o.Progress {
-		cfg.Observers = append(cfg.Observers, &cli.Progress{W: stderr})
-	}
+	jsonLines := o.Attach(&cfg, jsonOut, map[string]any{"task": j.task.Name, "method": mc.Method}, stderr)
 	if err := torch.Try(func() { torch.ResetPeakMemory(dev) }); err != nil {
 		return nil, err
 	}

@@ -165,7 +165,17 @@ func (j *instructJob) prepareData() error {
 		if val, err = readRecords(o.valData); err != nil {
 			return err
 		}
-	} else {
+	}
+	var tmpl *chat.Template
+	for _, r := range append(append([]instruct.Record(nil), recs...), val...) {
+		if r.Layout.IsChat() {
+			if tmpl, err = j.chatTemplate(); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if o.valData == "" {
 		recs, val = instruct.Split(recs, o.valFraction, 0)
 	}
 	if o.maxTrain > 0 && len(recs) > o.maxTrain {
@@ -175,9 +185,9 @@ func (j *instructJob) prepareData() error {
 		val = val[:o.maxEval]
 	}
 	if len(recs) == 0 || len(val) == 0 {
-		return fmt.Errorf("instruction data: %d training and %d validation records (both must be at least 1)", len(recs), len(val))
+		return fmt.Errorf("instruction data: %d training and %d validation records (both must be at least 1: raise --val-fraction or pass --val-data)", len(recs), len(val))
 	}
-	enc := instruct.Encoder{Tokenizer: j.tok, MaxLen: o.maxLen}
+	enc := instruct.Encoder{Tokenizer: j.tok, Template: tmpl, MaxLen: o.maxLen}
 	switch o.alpaca {
 	case "stanford":
 		enc.Alpaca = instruct.StanfordAlpaca
@@ -185,14 +195,6 @@ func (j *instructJob) prepareData() error {
 		enc.Alpaca = instruct.AlpacaNewline
 	default:
 		return fmt.Errorf("--alpaca-prompt %q: want stanford or newline", o.alpaca)
-	}
-	for _, r := range append(append([]instruct.Record(nil), recs...), val...) {
-		if r.Layout.IsChat() {
-			if enc.Template, err = j.chatTemplate(); err != nil {
-				return err
-			}
-			break
-		}
 	}
 	trEx, st, err := enc.EncodeAll(recs)
 	if err != nil {

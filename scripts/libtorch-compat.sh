@@ -4,7 +4,8 @@
 #   scripts/libtorch-compat.sh trixie     # libtorch 2.6
 #   scripts/libtorch-compat.sh sid        # the newest Debian has (2.14 on 2026-11-27)
 # As root: debootstraps a minimal chroot of that release (once) under
-# ${COMPAT_ROOT:-/var/tmp/blockllm-compat}, installs libtorch-dev, g++ and OpenBLAS there,
+# ${COMPAT_ROOT:-/var/tmp/blockllm-compat} from this machine's apt mirror ($COMPAT_MIRROR
+# overrides it), installs libtorch-dev, the Gloo headers, g++ and OpenBLAS there,
 # builds the test binaries here with Go (`go test -c`, as for the GPU checks), copies the
 # tree into the chroot, rebuilds the shim against the chroot's libtorch and runs every
 # binary from its package directory. The chroot has no Go: this is the same flow as
@@ -19,16 +20,42 @@ mkdir -p "$out"
 log() { echo "libtorch-compat($rel): $*" | tee -a "$out/summary.txt"; }
 [ "$(id -u)" = 0 ] || { echo "libtorch-compat: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
 
-# 1. the chroot
-if [ ! -x "$root/usr/bin/g++" ] || [ ! -e "$root/usr/include/torch/csrc/api/include/torch/version.h" ]; then
+# The Debian mirror: $COMPAT_MIRROR, else the first non-security archive in this machine's
+# apt sources (deb822 .sources files, then sources.list lines).
+mirror() {
+  [ -n "${COMPAT_MIRROR:-}" ] && { echo "$COMPAT_MIRROR"; return; }
+  local f u
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    for u in $(sed -n 's/^URIs:[[:space:]]*//p' "$f"); do
+      case $u in *security*|*updates*) ;; *) echo "$u"; return ;; esac
+    done
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -e "$f" ] || continue
+    u=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; break } }' "$f" |
+      grep -v -e security -e updates | head -1)
+    [ -n "$u" ] && { echo "$u"; return; }
+  done
+  return 1
+}
+
+# 1. the chroot (libgloo-dev: the Gloo headers that c10d's ProcessGroupGloo.hpp includes)
+chroot_pkgs="libtorch-dev libgloo-dev libopenblas0-pthread g++ make binutils ca-certificates"
+if [ ! -x "$root/usr/bin/g++" ] || [ ! -e "$root/usr/include/torch/csrc/api/include/torch/version.h" ] ||
+   [ ! -e "$root/usr/include/gloo/config.h" ]; then
   command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
   mkdir -p "$root"
-  [ -x "$root/bin/bash" ] || debootstrap --variant=minbase "$rel" "$root" http://deb.debian.org/debian > "$out/debootstrap.txt" 2>&1 ||
-    { log "debootstrap failed (see $out/debootstrap.txt)"; exit 1; }
+  if [ ! -x "$root/bin/bash" ]; then
+    url=$(mirror) || { log "no Debian mirror in /etc/apt/sources* (set COMPAT_MIRROR=http://host/debian)"; exit 1; }
+    log "debootstrap $rel from $url"
+    debootstrap --variant=minbase "$rel" "$root" "$url" > "$out/debootstrap.txt" 2>&1 ||
+      { log "debootstrap failed (see $out/debootstrap.txt)"; exit 1; }
+  fi
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   # a mirror snapshot older than its Release file's Valid-Until (seen for sid) is still what we want
   chroot "$root" bash -c "apt-get -o Acquire::Check-Valid-Until=false update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    libtorch-dev libopenblas0-pthread g++ make binutils ca-certificates" > "$out/apt.txt" 2>&1 ||
+    $chroot_pkgs" > "$out/apt.txt" 2>&1 ||
     { log "apt-get in the chroot failed (see $out/apt.txt)"; exit 1; }
 fi
 

@@ -227,7 +227,9 @@ func PGAllGather(pg, in unsafe.Pointer, outs []unsafe.Pointer, timeout time.Dura
 	arr := cArray(outs)
 	defer C.free(unsafe.Pointer(arr))
 	var w C.bt_work
-	err := dcheck(func() *C.char { return C.bt_pg_allgather(C.bt_pg(pg), C.bt_tensor(in), arr, C.int(len(outs)), ms(timeout), &w) })
+	err := dcheck(func() *C.char {
+		return C.bt_pg_allgather(C.bt_pg(pg), C.bt_tensor(in), arr, C.int(len(outs)), ms(timeout), &w)
+	})
 	return unsafe.Pointer(w), err
 }
 

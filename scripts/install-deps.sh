@@ -6,11 +6,15 @@
 #   libopenblas0-pthread  a fast BLAS behind Debian's libtorch (the generic libblas is ~30x slower)
 #   g++ make              to build the shim
 #   libsvm-tools          LIBSVM's svm-train/svm-predict, used by the SVM comparison tests
+#   libgloo-dev           Gloo's headers, which c10d's ProcessGroupGloo.hpp includes (torch/dist's
+#                         CPU collectives; the library itself comes with libtorch)
+#   python3-torch         Debian's PyTorch for /usr/bin/python3: torch/dist's test hosts the agent
+#                         store with torch.distributed.TCPStore (wire-format check, always run in CI)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/python-torch.sh"
 
-pkgs=(g++ make libopenblas0-pthread libsvm-tools)
+pkgs=(g++ make libopenblas0-pthread libsvm-tools libgloo-dev python3-torch)
 # libtorch-dev unless $LIBTORCH or a real Python torch (headers and libraries) will be used
 if [ -z "${LIBTORCH:-}" ] && ! python_torch >/dev/null; then pkgs+=(libtorch-dev); fi
 

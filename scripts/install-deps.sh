@@ -10,11 +10,18 @@
 #                         CPU collectives; the library itself comes with libtorch)
 #   python3-torch         Debian's PyTorch for /usr/bin/python3: torch/dist's test hosts the agent
 #                         store with torch.distributed.TCPStore (wire-format check, always run in CI)
+#   (where Debian's CUDA build of Gloo is installed, as with libtorch-cuda-dev from contrib, their
+#   CUDA variants libgloo-cuda-dev and python3-torch-cuda instead: the CPU ones would replace it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/python-torch.sh"
 
-pkgs=(g++ make libopenblas0-pthread libsvm-tools libgloo-dev python3-torch)
+pkgs=(g++ make libopenblas0-pthread libsvm-tools)
+if dpkg-query -W -f='${Status}' libgloo-cuda-0 2>/dev/null | grep -q "install ok installed"; then
+  pkgs+=(libgloo-cuda-dev python3-torch-cuda)
+else
+  pkgs+=(libgloo-dev python3-torch)
+fi
 # libtorch-dev unless $LIBTORCH or a real Python torch (headers and libraries) will be used
 if [ -z "${LIBTORCH:-}" ] && ! python_torch >/dev/null; then pkgs+=(libtorch-dev); fi
 

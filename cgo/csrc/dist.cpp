@@ -52,6 +52,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "handle.h"
@@ -144,6 +146,24 @@ struct Work {
   bool done = false;
   bool failed = false;
 };
+
+// TCPStoreOptions::useLibUV (2.2+, on by default from 2.4) selects the libuv server; a
+// libtorch built without libuv (Debian's 2.6) refuses it, even for a client.
+template <typename T, typename = void>
+struct has_libuv : std::false_type {};
+template <typename T>
+struct has_libuv<T, std::void_t<decltype(std::declval<T&>().useLibUV)>> : std::true_type {};
+template <typename O>
+bool disable_libuv(O& o) {
+  if constexpr (has_libuv<O>::value) {
+    if (!o.useLibUV) return false;
+    o.useLibUV = false;
+    return true;
+  } else {
+    (void)o;
+    return false;
+  }
+}
 
 std::shared_ptr<PG>& P(bt_pg h) {
   TORCH_CHECK(h != nullptr, "nil process group handle");
@@ -324,7 +344,13 @@ const char* bt_store_tcp(const char* host, int port, int is_server, int64_t time
     o.isServer = is_server != 0;
     o.waitWorkers = false;  // the Go side's join step waits, naming who is missing
     o.timeout = ms(timeout_ms > 0 ? timeout_ms : 300000);
-    auto s = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    c10::intrusive_ptr<c10d::TCPStore> s;
+    try {
+      s = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    } catch (const std::exception& e) {
+      if (std::string(e.what()).find("libuv") == std::string::npos || !disable_libuv(o)) throw;
+      s = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
+    }
     *bound_port = static_cast<int>(s->getPort());
     *out = new StoreH{s};
   })

@@ -620,7 +620,9 @@ const char* bt_pg_allgather(bt_pg h, bt_tensor inh, const bt_tensor* outs, int n
         std::vector<at::Tensor> couts;
         for (const auto& u : users) {
           staged->push_back(stage(pg, u, false));
-          couts.push_back(staged->back().comm);
+          // c10d wants outputs shaped like the input: view the staged (contiguous) output that way
+          at::Tensor o = staged->back().comm;
+          couts.push_back(o.sizes() == cin.sizes() ? o : o.view(cin.sizes()));
         }
         c10d::AllgatherOptions o;
         o.timeout = t;

@@ -305,7 +305,7 @@ func (g *Group) AllReduceFloat64s(v []float64, op ReduceOp) ([]float64, error) {
 	err := torch.WithScope(func(s *torch.Scope) error {
 		t := s.FromFloat64(v, int64(len(v)))
 		if g.cfg.Backend == NCCL {
-			t = t.ToDevice(torch.F64, torch.CUDA(g.cfg.Device))
+			t = t.ToDevice(torch.F64, torch.CUDA(g.cfg.LocalRank))
 		}
 		if cerr = g.AllReduce(t, op); cerr != nil {
 			return nil

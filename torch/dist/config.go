@@ -60,8 +60,14 @@ type Config struct {
 	// file system) instead of a TCPStore; MasterAddr and MasterPort are then unused.
 	StoreFile string
 
-	Backend string // Gloo (default) or NCCL
-	Device  int    // CUDA device of an NCCL group (default: LocalRank); -1 picks LocalRank
+	// Backend is Gloo (default) or NCCL; an NCCL group runs on cuda:LocalRank (with
+	// CUDA_VISIBLE_DEVICES choosing the devices, as under torchrun).
+	Backend string
+
+	// SingleRankGroup builds the store and the process group even for one rank (to
+	// exercise a backend, say NCCL on a machine with one GPU); without it world size 1
+	// costs nothing.
+	SingleRankGroup bool
 
 	Timeout     time.Duration // default per collective (DefaultTimeout when 0)
 	InitTimeout time.Duration // to reach the store and for all ranks to join (DefaultInitTimeout when 0)
@@ -77,14 +83,14 @@ type Config struct {
 // ConfigFromEnv reads torchrun's environment contract: RANK, WORLD_SIZE, LOCAL_RANK,
 // LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE,
 // TORCHELASTIC_RESTART_COUNT and GLOO_SOCKET_IFNAME (and BLOCKLLM_DIST_TIMEOUT). Without
-// WORLD_SIZE it returns a single-process config. LOCAL_RANK defaults to RANK modulo
-// LOCAL_WORLD_SIZE (which defaults to WORLD_SIZE: one machine).
+// WORLD_SIZE, or with WORLD_SIZE=1, it returns a single-process config. LOCAL_RANK
+// defaults to RANK modulo LOCAL_WORLD_SIZE (which defaults to WORLD_SIZE: one machine).
 func ConfigFromEnv() (Config, error) {
 	return configFrom(os.Getenv)
 }
 
 func configFrom(getenv func(string) string) (Config, error) {
-	c := Config{WorldSize: 1, LocalWorldSize: 1, Device: -1}
+	c := Config{WorldSize: 1, LocalWorldSize: 1}
 	intVar := func(name string, dst *int, min int) error {
 		v := strings.TrimSpace(getenv(name))
 		n, err := strconv.Atoi(v)
@@ -146,8 +152,8 @@ func configFrom(getenv func(string) string) (Config, error) {
 			return c, err
 		}
 	}
-	if c.WorldSize == 1 && !c.UseAgentStore {
-		return c, nil // nothing to connect to
+	if c.WorldSize == 1 {
+		return c, nil // nothing to connect to (torchrun's agent store, if any, is not needed)
 	}
 	c.MasterAddr = getenv(EnvMasterAddr)
 	if c.MasterAddr == "" {
@@ -183,9 +189,6 @@ func (c Config) withDefaults() (Config, error) {
 	if c.InitTimeout <= 0 {
 		c.InitTimeout = DefaultInitTimeout
 	}
-	if c.Device < 0 {
-		c.Device = c.LocalRank
-	}
 	switch {
 	case c.WorldSize < 1:
 		return c, fmt.Errorf("dist: world size %d < 1", c.WorldSize)
@@ -194,7 +197,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.Backend != Gloo && c.Backend != NCCL:
 		return c, fmt.Errorf("dist: unknown backend %q (want %q or %q)", c.Backend, Gloo, NCCL)
 	}
-	if c.WorldSize == 1 && !c.UseAgentStore {
+	if c.WorldSize == 1 && !c.SingleRankGroup {
 		return c, nil
 	}
 	if c.StoreFile == "" {

@@ -108,7 +108,7 @@ func New(cfg Config) (*Group, error) {
 	}
 	c := &core{cfg: cfg, stats: map[string]*OpStats{}}
 	g := &Group{core: c}
-	if cfg.WorldSize == 1 && !cfg.UseAgentStore && cfg.StoreFile == "" {
+	if cfg.WorldSize == 1 && !cfg.SingleRankGroup {
 		return g, nil
 	}
 	if err := torch.Init(); err != nil {
@@ -333,7 +333,7 @@ func (c *core) newPG() error {
 	if cfg.Backend == NCCL {
 		backend = cgo.BackendNCCL
 	}
-	pg, err := cgo.PGNew(backend, c.pgSt, cfg.Rank, cfg.WorldSize, cfg.Timeout, cfg.GlooInterface, cfg.GlooHost, cfg.Device)
+	pg, err := cgo.PGNew(backend, c.pgSt, cfg.Rank, cfg.WorldSize, cfg.Timeout, cfg.GlooInterface, cfg.GlooHost, cfg.LocalRank)
 	if err != nil {
 		where := ""
 		if cfg.Backend == Gloo {

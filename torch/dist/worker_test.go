@@ -23,6 +23,8 @@ func storeGet(g *Group, key string, d time.Duration) (string, error) {
 // when the group could not be made, 3 when a collective failed as the scenario expects.
 func runWorker(scenario string) int {
 	torch.SetNumThreads(1)
+	// a quicker liveness check than the default 1s/3s, to keep the tests short
+	heartbeatEvery, lostAfter = 200*time.Millisecond, time.Second
 	var g *Group
 	var err error
 	if f := os.Getenv("BLOCKLLM_DIST_TEST_STOREFILE"); f != "" {
@@ -177,7 +179,7 @@ func collectives(g *Group) []string {
 	in := s.FromFloat64([]float64{rf, rf * 10, rf * 100}, 3).To(torch.F32)
 	outs := make([]*torch.Tensor, n)
 	for r := range outs {
-		outs[r] = s.Zeros([]int64{3}, torch.F32, torch.CPU)
+		outs[r] = s.Zeros([]int64{1, 3}, torch.F32, torch.CPU) // shaped differently from in
 	}
 	if c.noErr("all_gather", g.AllGather(in, outs)) {
 		for r, o := range outs {

@@ -217,7 +217,8 @@ Staged stage(const PG& g, const at::Tensor& t, bool reduces) {
   if (reduces) {
     TORCH_CHECK(st != at::kBool, "cannot reduce a bool tensor (use uint8)");
   }
-  bool dense = t.is_contiguous() && !t.is_sparse();
+  TORCH_CHECK(!t.is_sparse(), "collectives of sparse tensors are not supported");
+  bool dense = t.is_contiguous();
   if (is_gloo(g) && !gloo_dtype_ok(st)) {
     if (!reduces && dense && (st == at::kBFloat16 || st == at::kBool)) {
       r.comm = t.view(st == at::kBool ? at::kByte : at::kHalf);
@@ -232,7 +233,7 @@ Staged stage(const PG& g, const at::Tensor& t, bool reduces) {
     r.comm = t;
     return r;
   }
-  r.comm = t.contiguous().clone();
+  r.comm = t.contiguous();  // a copy: t is not contiguous
   r.copy_back = true;
   return r;
 }
@@ -289,7 +290,10 @@ const char* issue(bt_pg h, const char* op, int64_t timeout_ms,
     w->pg = g;
     w->op = op;
     w->timeout = t;
-    w->w = start(*g, t);
+    {
+      at::NoGradGuard ng;  // staging copies are not part of any graph
+      w->w = start(*g, t);
+    }
     w->finish = std::move(finish);
     {
       std::lock_guard<std::mutex> lk(g->mu);

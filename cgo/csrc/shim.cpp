@@ -5,6 +5,8 @@
 #include <c10/util/Logging.h>
 #include <ATen/Parallel.h>
 
+#include "handle.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -52,9 +54,7 @@ char* dupstr(const char* s) {
 
 // ---- handles ---------------------------------------------------------------
 
-struct Handle {
-  at::Tensor t;
-};
+using bt::Handle;  // handle.h
 
 std::atomic<int64_t> g_live{0};
 std::mutex g_reg_mu;

@@ -1,6 +1,6 @@
 // blockllm-go libtorch shim, distributed part: c10d stores, process groups and
-// collectives. See dist.h for the conventions and /work/notes/dist-design.md (DESIGN.md,
-// "Distributed") for how the pieces fit.
+// collectives. See dist.h for the conventions and docs/DESIGN.md ("Distributed")
+// for how the pieces fit.
 //
 // c10d classes by libtorch version:
 //   1.13: ProcessGroupGloo/ProcessGroupNCCL derive from c10d::ProcessGroup;

@@ -101,8 +101,11 @@ func runInstruct(ctx context.Context, o *options, dev torch.Device, dt torch.DTy
 		"weight-decay", o.weightDecay, "seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
 		"dtype", o.DType, "switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers)
 	if o.out != "" {
-		rd, err := o.OpenOut(o.out, "finetune", j.settings, o.resume != "")
-		if err != nil {
+		var rd *blockllm.RunDir
+		if o.par.Main() {
+			rd, err = o.OpenOut(o.out, "finetune", j.settings, o.resume != "")
+		}
+		if err := o.par.All(err); err != nil {
 			return err
 		}
 		defer rd.Close()
@@ -298,13 +301,21 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		return row, nil, err
 	}
 	defer opt.Close()
-	d, err := instruct.NewBatches(j.train, o.batch, j.pad, o.seed, j.dev)
+	d, err := instruct.NewBatches(j.train, o.batch, j.pad, o.seed, j.dev, o.par.Rank(), o.par.Size())
 	if err != nil {
 		return row, nil, err
 	}
 	steps := o.epochs * d.StepsPerEpoch()
-	valPPL := func() (float64, error) {
-		n, err := eval.SequencesNLL(m, j.val, o.evalBatch, j.pad)
+	valPPL := func() (float64, error) { // each rank scores its share of the records
+		var mine []instruct.Sequence
+		for _, i := range o.par.Shard(len(j.val)) {
+			mine = append(mine, j.val[i])
+		}
+		n, err := eval.SequencesNLL(m, mine, o.evalBatch, j.pad)
+		if err := o.par.All(err); err != nil {
+			return math.NaN(), err
+		}
+		n, err = o.par.ReduceNLL(n)
 		return n.Perplexity(), err
 	}
 	cfg := blockllm.TrainConfig{
@@ -317,6 +328,8 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		CheckpointEvery: o.checkpointEvery,
 		KeepCheckpoints: o.keep,
 		Settings:        j.settings,
+		Dist:            o.par.Group,
+		ShardState:      o.ShardState,
 		Eval: func(step int) (map[string]float64, error) {
 			ppl, err := valPPL()
 			if err != nil {
@@ -338,7 +351,7 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		}
 		return cli.WriteTokenizer(dir, j.tokJSON)
 	}
-	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, saveExtra, j.info, "finetune", row.Method)
+	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, saveExtra, j.info, "finetune", row.Method, o.par.Main())
 	if err != nil {
 		return row, nil, err
 	}
@@ -373,7 +386,7 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		return row, nil, err
 	}
 	row.OptimizerBytes, row.PeakBytes = res.OptimizerBytes, res.PeakBytes
-	if methodDir != "" && res.Status == blockllm.Completed {
+	if methodDir != "" && res.Status == blockllm.Completed && o.par.Main() {
 		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "finetune", row.Method); err != nil {
 			return row, nil, err
 		}

@@ -52,6 +52,7 @@ type options struct {
 	cli.Selection
 	cli.Memory
 	cli.RunFlags
+	cli.Parallel
 	model, tokenizer, task, data       string
 	lr, warmupRatio, weightDecay, clip float64
 	epochs, batch, evalBatch, maxLen   int
@@ -63,6 +64,8 @@ type options struct {
 	valFraction                           float64
 	pack, maxLenSet                       bool
 	checkpointEvery, keep                 int
+
+	par *cli.Job // data parallelism (one rank without a launcher)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -77,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Selection.Register(fs)
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
 	o.RunFlags.Register(fs, true)
+	o.Parallel.Register(fs)
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
 	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli);\n"+
@@ -184,6 +188,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.par, err = cli.JoinJob(cli.Settings("model", o.model, "task", o.task, "data", o.data, "method", o.List,
+		"lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen, "seed", o.seed, "sparsity", o.Sparsity,
+		"shard-state", o.ShardState)); err != nil {
+		return err
+	}
+	defer o.par.Close()
+	dev = o.par.Device(dev, o.Device)
+	stdout, stderr = o.par.Out(stdout), o.par.Out(stderr)
+	if !o.par.Main() {
+		o.Progress = false
+	}
 	if o.task == "instruct" {
 		return runInstruct(ctx, o, dev, dt, stdout, stderr)
 	}
@@ -236,10 +251,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.out != "" {
-		rd, err := o.OpenOut(o.out, "finetune", cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task,
-			"data", o.data, "method", o.List, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen,
-			"seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible, "dtype", o.DType), false)
-		if err != nil {
+		var rd *blockllm.RunDir
+		if o.par.Main() {
+			rd, err = o.OpenOut(o.out, "finetune", cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task,
+				"data", o.data, "method", o.List, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen,
+				"seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible, "dtype", o.DType), false)
+		}
+		if err := o.par.All(err); err != nil {
 			return err
 		}
 		defer rd.Close()
@@ -528,7 +546,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 	if pad < 0 {
 		pad = lim.pad
 	}
-	d, err := glue.NewBatches(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev)
+	d, err := glue.NewBatches(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev, o.par.Rank(), o.par.Size())
 	if err != nil {
 		return nil, err
 	}
@@ -538,7 +556,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		out := map[string]float64{}
 		last = last[:0]
 		for i, ev := range j.evals {
-			sc, err := eval.ScoreGLUE(m, ev, j.evEnc[i], o.evalBatch, pad)
+			sc, err := eval.ScoreGLUEShard(m, ev, j.evEnc[i], o.evalBatch, pad, o.par.Rank(), o.par.Size(), o.par.Sum)
 			if err != nil {
 				return nil, err
 			}
@@ -565,6 +583,8 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		StepInBackward: o.StepInBackward,
 		EvalEvery:      d.StepsPerEpoch(),
 		Eval:           evalFn,
+		Dist:           o.par.Group,
+		ShardState:     o.ShardState,
 	}
 	o.RunFlags.Apply(&cfg)
 	jsonLines := o.Attach(&cfg, jsonOut, map[string]any{"task": j.task.Name, "method": mc.Method}, stderr)
@@ -586,7 +606,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 			return nil, e
 		}
 	}
-	if o.out != "" {
+	if o.out != "" && o.par.Main() {
 		dir := filepath.Join(o.out, j.task.Name, mc.Method)
 		if err := m.Save(dir); err != nil {
 			return nil, err

@@ -46,10 +46,20 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	}
 	defer closeData()
 
-	valPPL := func() (float64, error) {
+	valPPL := func() (float64, error) { // each rank scores its share of the blocks
+		var mine [][]int
+		for _, i := range j.par.Shard(len(j.valBlocks)) {
+			mine = append(mine, j.valBlocks[i])
+		}
 		var n eval.NLL
 		var err error
-		torch.NoGrad(func() { n, err = eval.BlocksNLL(m, j.valBlocks, o.evalBatch) })
+		if len(mine) > 0 {
+			torch.NoGrad(func() { n, err = eval.BlocksNLL(m, mine, o.evalBatch) })
+		}
+		if err := j.par.All(err); err != nil {
+			return math.NaN(), err
+		}
+		n, err = j.par.ReduceNLL(n)
 		return n.Perplexity(), err
 	}
 	cfg := blockllm.TrainConfig{
@@ -73,10 +83,12 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 		KeepCheckpoints: o.keep,
 		CheckpointEvery: o.checkpointEvery,
 		Settings:        j.settings,
+		Dist:            j.par.Group,
+		ShardState:      o.ShardState,
 	}
 	o.RunFlags.Apply(&cfg)
 	jsonLines := o.Attach(&cfg, j.jsonOut, map[string]any{"method": mc.Method}, j.stderr)
-	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, func(dir string) error { return saveExtra(m, j.tokJSON, dir) }, j.info, "pretrain", row.Method)
+	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, func(dir string) error { return saveExtra(m, j.tokJSON, dir) }, j.info, "pretrain", row.Method, j.par.Main())
 	if err != nil {
 		return row, nil, err
 	}
@@ -104,7 +116,7 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 		return row, nil, jsonLines.Err()
 	}
 	row.Steps = res.Step
-	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen)
+	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen*j.par.Size())
 	if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Step {
 		row.PPLAfter = res.Evals[n-1].Metrics["val_ppl"]
 	} else if row.PPLAfter, err = valPPL(); err != nil {
@@ -112,7 +124,7 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	}
 	row.OptimizerBytes = res.OptimizerBytes
 	row.PeakBytes = res.PeakBytes
-	if methodDir != "" && res.Status == blockllm.Completed {
+	if methodDir != "" && res.Status == blockllm.Completed && j.par.Main() {
 		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "pretrain", row.Method); err != nil {
 			return row, nil, err
 		}

@@ -3,8 +3,8 @@ package instruct
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 
+	"github.com/blockllm/blockllm-go/eval/internal/sampler"
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
 )
@@ -78,76 +78,47 @@ func LearnedPositions(seqs []Sequence) int {
 
 // Batches is a resumable source of shuffled training batches over sequences (it
 // implements blockllm.Data): every epoch visits each sequence once, in an order drawn
-// from (Seed, epoch); the last batch of an epoch may be smaller.
+// from (Seed, epoch); the last batch of an epoch may be smaller. In data-parallel
+// training (size > 1) each rank takes its share of every global batch of
+// batchSize*size sequences.
 type Batches struct {
-	Seqs      []Sequence
-	BatchSize int
-	Pad       int
-	Seed      uint64
-	Device    torch.Device
+	Seqs   []Sequence
+	Pad    int
+	Device torch.Device
 
-	epoch, pos int
-	order      []int
+	s *sampler.Sampler
 }
 
-// NewBatches checks the sequences and returns a source at epoch 0.
-func NewBatches(seqs []Sequence, batchSize, pad int, seed uint64, dev torch.Device) (*Batches, error) {
-	if len(seqs) == 0 {
-		return nil, fmt.Errorf("instruct: no training examples")
+// NewBatches returns a source at epoch 0 for rank of size ranks (size 0 or 1: one
+// process).
+func NewBatches(seqs []Sequence, batchSize, pad int, seed uint64, dev torch.Device, rank, size int) (*Batches, error) {
+	s, err := sampler.New(len(seqs), batchSize, seed, rank, size)
+	if err != nil {
+		return nil, fmt.Errorf("instruct: %w", err)
 	}
-	if batchSize < 1 {
-		return nil, fmt.Errorf("instruct: batch size %d must be positive", batchSize)
-	}
-	d := &Batches{Seqs: seqs, BatchSize: batchSize, Pad: pad, Seed: seed, Device: dev}
-	d.shuffle()
-	return d, nil
+	return &Batches{Seqs: seqs, Pad: pad, Device: dev, s: s}, nil
 }
 
-// StepsPerEpoch is the number of batches in one epoch.
-func (d *Batches) StepsPerEpoch() int { return (len(d.Seqs) + d.BatchSize - 1) / d.BatchSize }
+// StepsPerEpoch is the number of (global) batches in one epoch.
+func (d *Batches) StepsPerEpoch() int { return d.s.StepsPerEpoch() }
 
-func (d *Batches) shuffle() {
-	d.order = rand.New(rand.NewPCG(d.Seed, uint64(d.epoch))).Perm(len(d.Seqs))
-}
-
-// Next returns the next batch, its tensors owned by s.
+// Next returns this rank's next batch, its tensors owned by s.
 func (d *Batches) Next(s *torch.Scope) (*nn.Batch, error) {
-	if d.pos >= len(d.order) {
-		d.epoch++
-		d.pos = 0
-		d.shuffle()
+	idx := d.s.Next()
+	seqs := make([]Sequence, len(idx))
+	for k, i := range idx {
+		seqs[k] = d.Seqs[i]
 	}
-	end := min(d.pos+d.BatchSize, len(d.order))
-	seqs := make([]Sequence, 0, end-d.pos)
-	for _, i := range d.order[d.pos:end] {
-		seqs = append(seqs, d.Seqs[i])
-	}
-	d.pos = end
 	return Collate(s, seqs, d.Pad, d.Device)
 }
 
-type batchesState struct {
-	Epoch int `json:"epoch"`
-	Pos   int `json:"pos"`
-	N     int `json:"sequences"`
-}
-
 // State returns the epoch and position as JSON.
-func (d *Batches) State() (json.RawMessage, error) {
-	return json.Marshal(batchesState{Epoch: d.epoch, Pos: d.pos, N: len(d.Seqs)})
-}
+func (d *Batches) State() (json.RawMessage, error) { return d.s.State() }
 
 // Restore continues from a State of a source over the same sequences.
 func (d *Batches) Restore(state json.RawMessage) error {
-	var st batchesState
-	if err := json.Unmarshal(state, &st); err != nil {
-		return fmt.Errorf("instruct: data state: %w", err)
+	if err := d.s.Restore(state); err != nil {
+		return fmt.Errorf("instruct: %w (other data, or another --pack or --max-len?)", err)
 	}
-	if st.N != len(d.Seqs) || st.Pos < 0 || st.Pos > len(d.Seqs) || st.Epoch < 0 {
-		return fmt.Errorf("instruct: data state (epoch %d, position %d of %d sequences) does not fit %d sequences (other data or --pack/--max-len?)",
-			st.Epoch, st.Pos, st.N, len(d.Seqs))
-	}
-	d.epoch, d.pos = st.Epoch, st.Pos
-	d.shuffle()
 	return nil
 }

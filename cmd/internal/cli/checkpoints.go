@@ -11,14 +11,18 @@ import (
 // Checkpoints sets up the checkpoints of one method's run under out (--out): they go to
 // out/<method>/checkpoints, saveExtra adds config.json and tokenizer.json to each, and
 // the temporaries an interrupted write left there are removed (and reported on info, as
-// name: label: ...). It returns out/<method>; "" when out is empty (no checkpoints).
-func Checkpoints(cfg *blockllm.TrainConfig, out, method string, saveExtra func(dir string) error, info io.Writer, name, label string) (string, error) {
+// name: label: ...) by the rank that owns the directory (main). It returns
+// out/<method>; "" when out is empty (no checkpoints).
+func Checkpoints(cfg *blockllm.TrainConfig, out, method string, saveExtra func(dir string) error, info io.Writer, name, label string, main bool) (string, error) {
 	if out == "" {
 		return "", nil
 	}
 	dir := filepath.Join(out, method)
 	cfg.CheckpointDir = filepath.Join(dir, "checkpoints")
 	cfg.SaveExtra = saveExtra
+	if !main {
+		return dir, nil
+	}
 	removed, err := blockllm.RemoveStaleTemporaries(cfg.CheckpointDir)
 	if err != nil {
 		return "", err

@@ -3,6 +3,9 @@ package cli
 import (
 	"flag"
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
 
 	"github.com/blockllm/blockllm-go/torch"
 )
@@ -37,6 +40,12 @@ func Setup(threads int, device string) (torch.Device, error) {
 	dev, err := torch.ParseDevice(device)
 	if err != nil {
 		return torch.Device{}, fmt.Errorf("--device: %w", err)
+	}
+	if threads == 0 {
+		// data-parallel workers on one machine share its cores
+		if n, err := strconv.Atoi(os.Getenv("LOCAL_WORLD_SIZE")); err == nil && n > 1 {
+			threads = max(1, runtime.NumCPU()/n)
+		}
 	}
 	missing := false
 	if err := torch.Try(func() {

@@ -270,6 +270,24 @@ func TestLlamaResumeBitForBit(t *testing.T) {
 	}
 }
 
+// TestDeterministicModeCPU: libtorch's deterministic-algorithms mode (what a
+// --deterministic flag turns on for CUDA) changes nothing on the CPU: every op of the
+// training steps runs in it, and the runs end with the same bits as without it.
+func TestDeterministicModeCPU(t *testing.T) {
+	if testDevice != torch.CPU {
+		t.Skip("compares with the CPU runs")
+	}
+	want := map[string]detResult{}
+	for _, c := range detCases {
+		want[c.Name] = detReference(t, c)
+	}
+	torch.SetDeterministic(true, false)
+	defer torch.SetDeterministic(false, false)
+	for _, c := range detCases {
+		requireSame(t, want[c.Name], detRun(t, c), c.Name+", deterministic mode")
+	}
+}
+
 var (
 	detRefMu sync.Mutex
 	detRefs  = map[string]detResult{}

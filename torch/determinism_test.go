@@ -2,6 +2,7 @@ package torch_test
 
 import (
 	"bytes"
+	"os"
 	"runtime"
 	"testing"
 
@@ -93,4 +94,37 @@ func TestNumThreadsEveryOSThread(t *testing.T) {
 	close(set)
 	assert.Equal(t, 3, <-done, "the worker thread's count follows SetNumThreads")
 	assert.Equal(t, 3, torch.NumThreads())
+}
+
+// TestDeterministicMode: SetDeterministic turns libtorch's mode on and off and, when on,
+// provides the cuBLAS workspace setting unless the environment has one.
+func TestDeterministicMode(t *testing.T) {
+	require.False(t, torch.Deterministic(), "off by default")
+	prev, had := os.LookupEnv("CUBLAS_WORKSPACE_CONFIG")
+	os.Unsetenv("CUBLAS_WORKSPACE_CONFIG")
+	defer func() {
+		torch.SetDeterministic(false, false)
+		if had {
+			os.Setenv("CUBLAS_WORKSPACE_CONFIG", prev)
+		} else {
+			os.Unsetenv("CUBLAS_WORKSPACE_CONFIG")
+		}
+	}()
+	torch.SetDeterministic(true, false)
+	assert.True(t, torch.Deterministic())
+	assert.Equal(t, ":4096:8", os.Getenv("CUBLAS_WORKSPACE_CONFIG"))
+	os.Setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+	torch.SetDeterministic(true, true)
+	assert.Equal(t, ":16:8", os.Getenv("CUBLAS_WORKSPACE_CONFIG"), "the user's setting stays")
+	// a training-style op mix still runs in the mode
+	s := torch.NewScope()
+	defer s.Close()
+	g := torch.NewGenerator(2, torch.CPU)
+	defer g.Close()
+	w := s.Randn([]int64{8, 4}, torch.F32, torch.CPU, g).ToDevice(torch.F32, testDevice).Detach().SetRequiresGrad(true)
+	ids := s.FromInt64([]int64{1, 3, 3, 7}, 4).ToDevice(torch.I64, testDevice)
+	torch.Embedding(w, ids).Square().Sum().Backward()
+	assert.Equal(t, []int64{8, 4}, w.GradIn(s).Shape())
+	torch.SetDeterministic(false, false)
+	assert.False(t, torch.Deterministic())
 }

@@ -168,15 +168,18 @@ func requireSame(t *testing.T, want, got detResult, what string) {
 // TestIdenticalRuns: each case (tiny Llama pretraining and RoBERTa fine-tuning, AdamW
 // and BlockLLM with reselections) runs once, then twice more at the same time in two
 // goroutines (the Go scheduler moves them between OS threads), and in two other
-// processes: every run ends with the same weights, losses and held-out loss, bit for bit.
+// processes (not with -short): every run ends with the same weights, losses and
+// held-out loss, bit for bit.
 func TestIdenticalRuns(t *testing.T) {
 	if testDevice != torch.CPU {
 		t.Skip("bitwise reproducibility is a CPU property (CUDA kernels with atomics are not reproducible)")
 	}
-	// the other processes start first and run alongside this one
-	children := make([]*detChild, 2)
-	for i := range children {
-		children[i] = startDetChild(t, detChildSpec{Mode: "run"}, "")
+	// the other processes (not with -short) start first and run alongside this one
+	var children []*detChild
+	if !testing.Short() {
+		for range 2 {
+			children = append(children, startDetChild(t, detChildSpec{Mode: "run"}, ""))
+		}
 	}
 	ref := map[string]detResult{}
 	for _, c := range detCases {
@@ -219,7 +222,7 @@ func TestIdenticalRuns(t *testing.T) {
 // recomputed layers) trained with a checkpoint at step 10, then resumed in a model whose
 // weights were overwritten, ends bit for bit where the uninterrupted run ends (weights,
 // losses, held-out loss); and so does a run interrupted by SIGINT in another process and
-// resumed in a third.
+// resumed in a third (not with -short).
 func TestLlamaResumeBitForBit(t *testing.T) {
 	if testDevice != torch.CPU {
 		t.Skip("bitwise reproducibility is a CPU property")
@@ -231,7 +234,10 @@ func TestLlamaResumeBitForBit(t *testing.T) {
 	for _, c := range cases {
 		names = append(names, c.Name)
 	}
-	first := startDetChild(t, detChildSpec{Mode: "sigint", Cases: names, SigintAt: 10}, dir)
+	var first *detChild
+	if !testing.Short() {
+		first = startDetChild(t, detChildSpec{Mode: "sigint", Cases: names, SigintAt: 10}, dir)
+	}
 	for _, c := range cases {
 		want := detReference(t, c)
 		tr, _, opt, _ := detSetup(t, c, "")
@@ -251,6 +257,9 @@ func TestLlamaResumeBitForBit(t *testing.T) {
 		var got detResult
 		got.collect(tr2, m2, opt2, eval2)
 		requireSame(t, want, got, c.Name+", resumed in process")
+	}
+	if first == nil {
+		return // -short: no other processes
 	}
 	interrupted := first.wait(t)
 	for _, c := range cases {

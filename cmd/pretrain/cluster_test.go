@@ -106,43 +106,51 @@ func (p *process) wait(t *testing.T) (int, map[string]any) {
 	return code, res
 }
 
-// TestSIGTERMCheckpointAndResume: SIGTERM (Slurm, Kubernetes, docker stop) makes a
-// running pretrain finish its step, write a checkpoint and exit with status 143; the run
-// resumed from that checkpoint ends at the same loss and perplexity, and with the same
-// weights, as an uninterrupted run.
-func TestSIGTERMCheckpointAndResume(t *testing.T) {
+// TestSignalCheckpointAndResume: SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes, docker
+// stop) make a running pretrain of the demo finish its step, write a checkpoint and exit
+// with status 130 or 143; the run resumed from that checkpoint ends at the same validation
+// perplexity, to the last digit, and with the same weights, byte for byte, as an
+// uninterrupted run.
+func TestSignalCheckpointAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
 	common := []string{"--json", "--steps", "30", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4",
-		"--eval-every", "30", "--method", "adamw", "--lr", "1e-2"}
-	full, cut := t.TempDir(), t.TempDir()
+		"--eval-every", "30", "--method", "adamw", "--lr", "1e-2", "--deterministic"}
+	full := t.TempDir()
 	p := startPretrain(t, append(common, "--out", full)...)
 	code, want := p.wait(t)
 	require.Equal(t, 0, code, p.stderr.String())
 	require.NotNil(t, want)
-
-	p = startPretrain(t, append(common, "--out", cut)...)
-	p.waitFor(t, `"step":3,`)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	code, _ = p.wait(t)
-	assert.Equal(t, 143, code, "exit status after SIGTERM: %s", p.stderr.String())
-	assert.Contains(t, p.stderr.String(), "received terminated")
-	assert.Contains(t, p.stderr.String(), "--resume latest --out "+cut)
-	ckpts, err := filepath.Glob(filepath.Join(cut, "adamw", "checkpoints", "step-*"))
-	require.NoError(t, err)
-	require.Len(t, ckpts, 1, "the checkpoint written on SIGTERM")
-	assert.NoFileExists(t, filepath.Join(cut, "adamw", "final", "model.safetensors"), "no final model for an unfinished run")
-
-	p = startPretrain(t, append(common, "--out", cut, "--resume", "latest")...)
-	code, got := p.wait(t)
-	require.Equal(t, 0, code, p.stderr.String())
-	assert.Equal(t, want["val_ppl_after"], got["val_ppl_after"], "final perplexity, resumed vs uninterrupted")
 	a, err := os.ReadFile(filepath.Join(full, "adamw", "final", "model.safetensors"))
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(cut, "adamw", "final", "model.safetensors"))
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(a, b), "final weights, resumed vs uninterrupted")
+
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+		name string
+	}{{syscall.SIGINT, 130, "interrupt"}, {syscall.SIGTERM, 143, "terminated"}} {
+		cut := t.TempDir()
+		p = startPretrain(t, append(common, "--out", cut)...)
+		p.waitFor(t, `"step":3,`)
+		require.NoError(t, p.cmd.Process.Signal(c.sig))
+		code, _ = p.wait(t)
+		assert.Equal(t, c.code, code, "exit status after %v: %s", c.sig, p.stderr.String())
+		assert.Contains(t, p.stderr.String(), "received "+c.name)
+		assert.Contains(t, p.stderr.String(), "--resume latest --out "+cut)
+		ckpts, err := filepath.Glob(filepath.Join(cut, "adamw", "checkpoints", "step-*"))
+		require.NoError(t, err)
+		require.Len(t, ckpts, 1, "the checkpoint written on %v", c.sig)
+		assert.NoFileExists(t, filepath.Join(cut, "adamw", "final", "model.safetensors"), "no final model for an unfinished run")
+
+		p = startPretrain(t, append(common, "--out", cut, "--resume", "latest")...)
+		code, got := p.wait(t)
+		require.Equal(t, 0, code, p.stderr.String())
+		assert.Equal(t, want["val_ppl_after"], got["val_ppl_after"], "%v: final perplexity, resumed vs uninterrupted", c.sig)
+		b, err := os.ReadFile(filepath.Join(cut, "adamw", "final", "model.safetensors"))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(a, b), "%v: final weights, resumed vs uninterrupted", c.sig)
+	}
 }
 
 // TestConcurrentRunsOneOut: while a run holds --out, a second run into it cannot

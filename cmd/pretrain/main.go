@@ -319,10 +319,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // settings are the values that define a run (after the defaults): a checkpoint records
 // them and a resume must match them (--resume-allow names exceptions).
 func (o *options) settings() map[string]string {
-	return cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
+	return o.DeterminismSettings(cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
 		"val-fraction", o.valFraction, "steps", o.steps, "seq-len", o.seqLen, "batch-size", o.batch,
 		"grad-accum", o.gradAccum, "lr", o.lr, "warmup", o.warmup, "schedule", o.schedule, "min-lr-ratio", o.minLRRatio,
 		"grad-clip", o.clip, "weight-decay", o.weightDecay, "dtype", o.DType, "seed", o.seed,
 		"sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
-		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers)
+		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers))
 }

@@ -1,6 +1,7 @@
 package blockllm
 
 import (
+	"context"
 	"fmt"
 	"sort"
 
@@ -38,6 +39,21 @@ type distributed interface{ setGroup(g *dist.Group) }
 
 // sharded is an optimizer whose Adam state can be split across ranks (ZeRO stage 1).
 type sharded interface{ adamStateOf() *adamState }
+
+// stopRequested reports whether the run should stop now: ctx is cancelled (a signal)
+// on this rank or, with data parallelism, on any rank (a signal may reach the ranks at
+// different steps; they must all stop at the same one).
+func (t *Trainer) stopRequested(ctx context.Context) (bool, error) {
+	stop := ctx.Err() != nil
+	if !t.parallel() {
+		return stop, nil
+	}
+	v, err := t.cfg.Dist.AllReduceFloat64s([]float64{b2f(stop)}, dist.Max)
+	if err != nil {
+		return false, fmt.Errorf("blockllm: %w", err)
+	}
+	return v[0] > 0, nil
+}
 
 // broadcastWeights copies rank 0's parameters to every rank.
 func (t *Trainer) broadcastWeights() error {

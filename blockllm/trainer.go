@@ -490,7 +490,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	for t.step < t.cfg.Steps {
-		if ctx.Err() != nil {
+		stop, err := t.stopRequested(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if stop {
 			if err := t.checkpointIfSet(); err != nil {
 				return fail(err)
 			}
@@ -525,7 +529,12 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 				return fail(err)
 			}
 		}
-		if ctx.Err() != nil {
+		if t.step == t.cfg.Steps {
+			break
+		}
+		if stop, err := t.stopRequested(ctx); err != nil {
+			return fail(err)
+		} else if stop {
 			if err := t.checkpointIfSet(); err != nil {
 				return fail(err)
 			}

@@ -29,7 +29,7 @@ $(ENVFILE):
 shim: deps env
 	@$(MAKE) --no-print-directory $(SHIM)
 
-$(SHIM): cgo/csrc/shim.cpp cgo/csrc/shim.h $(ENVFILE)
+$(SHIM): $(wildcard cgo/csrc/*.cpp cgo/csrc/*.h) $(ENVFILE)
 	@mkdir -p build/lib
 	@CXX=$(CXX) bash scripts/build-shim.sh $(ENVFILE) $(SHIM).tmp
 	@mv $(SHIM).tmp $(SHIM)

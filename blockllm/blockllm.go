@@ -11,6 +11,7 @@ import (
 
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
+	"github.com/blockllm/blockllm-go/torch/dist"
 )
 
 // Default BlockLLM settings.
@@ -275,7 +276,8 @@ type BlockLLM struct {
 	chosen    []bool    // per eligible: in the block now
 	trainable []*nn.Param
 
-	adam *adamState
+	adam  *adamState
+	group *dist.Group // data parallelism: the selection pass averages gradients across ranks
 
 	hist       []float64 // losses since the last selection
 	sinceCheck int
@@ -434,6 +436,13 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 	var loss float64
 	err := torch.WithScope(func(s *torch.Scope) error {
 		setGrads(o.params, nil)
+		parallel := o.group != nil && o.group.Size() > 1
+		if parallel {
+			// gradient sinks need their tensors to require grad; the sinks take the
+			// gradients, so none is accumulated
+			setGrads(o.params, o.eligible)
+			defer setGrads(o.params, nil)
+		}
 		dev := o.model.Device()
 		token := s.Zeros(nil, torch.F32, dev).SetRequiresGrad(true)
 		buf := s.Zeros([]int64{int64(len(o.eligible))}, torch.F64, dev)
@@ -451,7 +460,20 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 			if t := probes[p]; t != nil {
 				return t // one probe per tensor: the norm of the summed gradient
 			}
-			t := torch.NormProbe(p.T, token, buf, i)
+			var t *torch.Tensor
+			if parallel {
+				// data parallel: the norm of the gradient averaged across ranks, taken as
+				// each gradient is complete in backward (the same order on every rank)
+				t = torch.GradSink(s.In(p.T), func(_ *torch.Scope, g *torch.Tensor) {
+					if err := o.group.AllReduce(g, dist.Avg); err != nil {
+						panic(&torch.Error{Op: "selection pass", Msg: err.Error()})
+					}
+					n := g.Norm(2).To(torch.F64)
+					buf.Narrow(0, int64(i), 1).CopyFrom(n.Mul(n).Reshape(1))
+				})
+			} else {
+				t = torch.NormProbe(p.T, token, buf, i)
+			}
 			probes[p] = t
 			return t
 		})
@@ -479,6 +501,13 @@ func (o *BlockLLM) probe(b *nn.Batch) ([]float64, float64, error) {
 		}
 		loss = out.Loss.Item()
 		out.Loss.Backward()
+		if o.group != nil && o.group.Size() > 1 {
+			l, err := o.group.AllReduceFloat64s([]float64{loss}, dist.Avg)
+			if err != nil {
+				return err
+			}
+			loss = l[0]
+		}
 		sq := buf.Float64s()
 		norms = make([]float64, len(sq))
 		for i, v := range sq {

@@ -43,6 +43,7 @@ type checkpointState struct {
 	Generators [][]byte          `json:"generators,omitempty"`
 	Evals      []EvalRecord      `json:"evals,omitempty"`
 	Settings   map[string]string `json:"settings,omitempty"`
+	WorldSize  int               `json:"world_size,omitempty"`
 	Saved      string            `json:"saved"`
 }
 
@@ -160,7 +161,7 @@ func (t *Trainer) SaveCheckpoint(dir string) error {
 		}
 		cs := checkpointState{Version: checkpointVersion, Method: t.opt.Name(), Step: t.step, Steps: t.cfg.Steps,
 			Tokens: t.tokens, Losses: t.losses, Optimizer: ost.Meta, Data: ds, Evals: t.evals,
-			Settings: t.cfg.Settings, Saved: time.Now().UTC().Format(time.RFC3339)}
+			Settings: t.cfg.Settings, WorldSize: t.worldSize(), Saved: time.Now().UTC().Format(time.RFC3339)}
 		for _, g := range t.cfg.Generators {
 			cs.Generators = append(cs.Generators, g.State())
 		}
@@ -232,6 +233,10 @@ func (t *Trainer) Resume(dir string) error {
 	}
 	if cs.Method != t.opt.Name() {
 		return fmt.Errorf("blockllm: resume: checkpoint %s was written by method %q, not %q", dir, cs.Method, t.opt.Name())
+	}
+	if ws := max(cs.WorldSize, 1); ws != t.worldSize() {
+		return fmt.Errorf("blockllm: resume: checkpoint %s was written by a run of %d ranks, this one has %d: resume with %d ranks "+
+			"(--nproc-per-node %d), as another number would change what each step trains on", dir, ws, t.worldSize(), ws, ws)
 	}
 	if err := CompareSettings(t.cfg.Settings, cs.Settings, t.cfg.AllowChanged); err != nil {
 		return fmt.Errorf("blockllm: resume from %s: %w", dir, err)

@@ -85,10 +85,16 @@ func (r *RandomTokens) Restore(state json.RawMessage) error {
 }
 
 // TokenBlocks turns a resumable stream of token blocks (for example an eval/c4 Packer
-// with BlockLen = SeqLen) into causal-LM batches of Batch blocks on Device.
+// with BlockLen = SeqLen) into causal-LM batches of Batch blocks on Device. With Size > 1
+// (data parallelism) every rank reads the same stream of global batches of Batch*Size
+// blocks and keeps its own Batch of each (rank r: blocks r*Batch to (r+1)*Batch), so no
+// two ranks train on the same block in a step and the ranks together see what one
+// process with a batch of Batch*Size would.
 type TokenBlocks struct {
 	Batch  int
 	Device torch.Device
+	// Rank and Size shard the global batches (Size 0 or 1: no sharding).
+	Rank, Size int
 	// NextBlock returns the next block of token ids (all blocks the same length).
 	NextBlock func() ([]int, error)
 	// Position and Seek save and restore the stream position as JSON.
@@ -101,9 +107,13 @@ func (d *TokenBlocks) Next(s *torch.Scope) (*nn.Batch, error) {
 	if d.Batch < 1 || d.NextBlock == nil {
 		return nil, fmt.Errorf("blockllm: token blocks need a positive batch size and a NextBlock function")
 	}
+	size := max(d.Size, 1)
+	if d.Rank < 0 || d.Rank >= size {
+		return nil, fmt.Errorf("blockllm: token blocks: rank %d outside 0..%d", d.Rank, size-1)
+	}
 	var ids []int64
 	T := -1
-	for i := 0; i < d.Batch; i++ {
+	for i := 0; i < d.Batch*size; i++ {
 		blk, err := d.NextBlock()
 		if err != nil {
 			return nil, err
@@ -112,6 +122,9 @@ func (d *TokenBlocks) Next(s *torch.Scope) (*nn.Batch, error) {
 			return nil, fmt.Errorf("blockllm: token block %d has %d tokens, the first had %d", i, len(blk), T)
 		}
 		T = len(blk)
+		if i/d.Batch != d.Rank {
+			continue // another rank's share
+		}
 		for _, id := range blk {
 			ids = append(ids, int64(id))
 		}

@@ -52,6 +52,8 @@ type MethodConfig struct {
 	// defaults); LISALayers the number of layers LISA trains at a time.
 	SwitchEvery int
 	LISALayers  int
+	// BAdamOrder is the order in which BAdam visits the layers.
+	BAdamOrder BlockOrder
 	// Seed drives the random choices of BAdam (random order) and LISA, and BlockLLM's
 	// random first block.
 	Seed uint64
@@ -73,7 +75,7 @@ func NewOptimizer(m nn.Model, c MethodConfig) (Optimizer, error) {
 	case "adamw":
 		return NewAdamW(m, c.Adam)
 	case "badam":
-		return NewBAdam(m, BAdamConfig{Adam: c.Adam, SwitchEvery: c.SwitchEvery, Seed: c.Seed})
+		return NewBAdam(m, BAdamConfig{Adam: c.Adam, SwitchEvery: c.SwitchEvery, Order: c.BAdamOrder, Seed: c.Seed})
 	case "lisa":
 		return NewLISA(m, LISAConfig{Adam: c.Adam, SwitchEvery: c.SwitchEvery, Layers: c.LISALayers, Seed: c.Seed})
 	}

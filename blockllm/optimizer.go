@@ -134,6 +134,9 @@ type adamState struct {
 	cfg   AdamConfig
 	store *torch.Scope
 	st    map[*nn.Param]*moments
+	// owned, when set (ZeRO-1), says which parameters this rank updates: the others'
+	// gradients are freed without an update (their owner broadcasts the result).
+	owned func(p *nn.Param) bool
 }
 
 func newAdamState(cfg AdamConfig) *adamState {
@@ -280,6 +283,9 @@ func (a *adamState) denseStep(p *nn.Param) *moments {
 // multi-tensor call (libtorch's fused kernel where it applies, in place, with no
 // temporaries) when fused, else update.
 func (a *adamState) updateOne(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr, frac float64) {
+	if a.owned != nil && !a.owned(p) {
+		return
+	}
 	if !a.fused(p, frac) {
 		a.update(s, p, g, lr, frac)
 		return
@@ -308,6 +314,10 @@ func (a *adamState) stepParams(ps []*nn.Param, lr float64, maskFor func(*nn.Para
 		for _, p := range ps {
 			g := p.T.GradIn(s)
 			if g == nil {
+				continue
+			}
+			if a.owned != nil && !a.owned(p) {
+				p.T.ZeroGrad(true)
 				continue
 			}
 			frac := 0.0

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BLOCKLLM_HELPER") != "" {
 		os.Exit(helperMain())
 	}
+	if os.Getenv("BLOCKLLM_DP_SCENARIO") != "" {
+		os.Exit(dpWorker())
+	}
 	os.Exit(m.Run())
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
+	"github.com/blockllm/blockllm-go/torch/dist"
 )
 
 // ErrNonFinite is wrapped by the error Train returns when a loss is NaN or Inf.
@@ -82,6 +83,14 @@ type TrainConfig struct {
 	// AllowChanged ("*": any).
 	Settings     map[string]string
 	AllowChanged []string
+
+	// Dist runs data-parallel training across the ranks of a process group (nil, or one
+	// rank: a single process): see parallel.go. Every rank must build the same model,
+	// optimizer and configuration; each reads its own shard of the data.
+	Dist *dist.Group
+	// ShardState splits the Adam state across the ranks (ZeRO stage 1): each trainable
+	// tensor's moments live on one rank, which updates it and broadcasts the result.
+	ShardState bool
 
 	// Observers receive the run's events (see Event): a progress bar, a JSON-lines
 	// writer, a test.
@@ -173,6 +182,8 @@ type Trainer struct {
 
 	setAside      string
 	setAsideSteps []int
+
+	owner map[*nn.Param]int // ZeRO-1: the rank that updates each trainable tensor
 }
 
 // NewTrainer checks the configuration and returns a trainer at step 0.
@@ -215,7 +226,19 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 				cfg.GradAccum, cfg.MaxGradNorm)
 		}
 	}
-	return &Trainer{model: model, opt: opt, data: data, cfg: cfg}, nil
+	t := &Trainer{model: model, opt: opt, data: data, cfg: cfg}
+	if t.parallel() {
+		if _, ok := opt.(sharded); cfg.ShardState && !ok {
+			return nil, fmt.Errorf("blockllm: %s cannot shard its state across ranks (ShardState)", opt.Name())
+		}
+		if d, ok := opt.(distributed); ok {
+			d.setGroup(cfg.Dist)
+		}
+		if err := t.broadcastWeights(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // StepCount is the number of optimizer steps completed.
@@ -258,6 +281,9 @@ func (t *Trainer) Step() (StepStats, error) {
 		if changed || !t.applied {
 			setGrads(params, t.opt.Trainable())
 			t.applied = true
+			if t.parallel() && t.cfg.ShardState {
+				t.assignOwners(t.opt.Trainable())
+			}
 			if sel, ok := t.opt.(interface{ LastSelection() Selection }); ok && changed {
 				if x := sel.LastSelection(); x.Index > 0 {
 					st.Selection = &x
@@ -285,8 +311,15 @@ func (t *Trainer) Step() (StepStats, error) {
 					return fmt.Errorf("blockllm: step %d: the loss does not depend on any trainable parameter (%d trainable)", st.Step, len(trainable))
 				}
 				if t.cfg.StepInBackward {
-					// the updates happen in backward: check the loss first
-					if v := l.Item(); math.IsNaN(v) || math.IsInf(v, 0) {
+					// the updates happen in backward: check the loss first (every rank)
+					v := l.Item()
+					if t.parallel() {
+						var err error
+						if v, err = t.averageLoss(v); err != nil {
+							return err
+						}
+					}
+					if math.IsNaN(v) || math.IsInf(v, 0) {
 						return fmt.Errorf("%w %v at step %d (nothing updated)", ErrNonFinite, v, st.Step)
 					}
 				}
@@ -296,6 +329,12 @@ func (t *Trainer) Step() (StepStats, error) {
 			})
 			if err != nil {
 				return fmt.Errorf("blockllm: step %d, micro-batch %d: %w", st.Step, i, err)
+			}
+		}
+		if t.parallel() {
+			var err error
+			if st.Loss, err = t.averageLoss(st.Loss); err != nil {
+				return err
 			}
 		}
 		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
@@ -309,6 +348,11 @@ func (t *Trainer) Step() (StepStats, error) {
 			if g := p.T.GradIn(s); g != nil {
 				grads = append(grads, g)
 				st.Memory.Gradients += g.NBytes()
+			}
+		}
+		if t.parallel() && !t.cfg.StepInBackward && len(grads) > 0 {
+			if err := averageGrads(t.cfg.Dist, grads); err != nil {
+				return err
 			}
 		}
 		if (t.cfg.MaxGradNorm > 0 || t.cfg.ZeroGradSteps > 0) && len(grads) > 0 {
@@ -328,6 +372,11 @@ func (t *Trainer) Step() (StepStats, error) {
 	}
 	if err := t.opt.Step(st.LR); err != nil {
 		return st, err
+	}
+	if t.parallel() && t.cfg.ShardState {
+		if err := t.broadcastOwned(t.opt.Trainable()); err != nil {
+			return st, err
+		}
 	}
 	t.opt.ObserveLoss(st.Loss)
 	t.step++
@@ -368,7 +417,14 @@ func (t *Trainer) installSinks(trainable []*nn.Param, lr float64) func() {
 		if x := sinks[p]; x != nil {
 			return x // one sink per tensor: its gradient summed over every use
 		}
-		x := torch.GradSink(sc.In(p.T), func(s *torch.Scope, g *torch.Tensor) { ib.updateInBackward(s, p, g, lr) })
+		x := torch.GradSink(sc.In(p.T), func(s *torch.Scope, g *torch.Tensor) {
+			if t.parallel() { // average as soon as the gradient is complete: overlaps the rest of backward
+				if err := t.cfg.Dist.AllReduce(g, dist.Avg); err != nil {
+					panic(&torch.Error{Op: "step in backward", Msg: err.Error()})
+				}
+			}
+			ib.updateInBackward(s, p, g, lr)
+		})
 		sinks[p] = x
 		return x
 	})
@@ -434,7 +490,11 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 		return res, err
 	}
 	for t.step < t.cfg.Steps {
-		if ctx.Err() != nil {
+		stop, err := t.stopRequested(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if stop {
 			if err := t.checkpointIfSet(); err != nil {
 				return fail(err)
 			}
@@ -469,7 +529,12 @@ func (t *Trainer) Run(ctx context.Context) (*Result, error) {
 				return fail(err)
 			}
 		}
-		if ctx.Err() != nil {
+		if t.step == t.cfg.Steps {
+			break
+		}
+		if stop, err := t.stopRequested(ctx); err != nil {
+			return fail(err)
+		} else if stop {
 			if err := t.checkpointIfSet(); err != nil {
 				return fail(err)
 			}
@@ -547,6 +612,9 @@ func (t *Trainer) checkpointIfSet() error {
 	dir := checkpointPath(t.cfg.CheckpointDir, t.step)
 	if t.lastCkpt == dir {
 		return nil
+	}
+	if t.parallel() {
+		return t.checkpointParallel(dir)
 	}
 	if err := t.SaveCheckpoint(dir); err != nil {
 		return err

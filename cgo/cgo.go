@@ -190,6 +190,19 @@ func NumThreads() (int, error) {
 	return int(n), err
 }
 
+// SetDeterministic sets libtorch's deterministic-algorithms mode (as
+// torch.use_deterministic_algorithms(on, warn_only=warnOnly)) and cuDNN's.
+func SetDeterministic(on, warnOnly bool) error {
+	return check(C.bt_set_deterministic(b2i(on), b2i(warnOnly)))
+}
+
+// Deterministic reports libtorch's deterministic-algorithms mode.
+func Deterministic() (on, warnOnly bool, err error) {
+	var o, w C.int
+	err = check(C.bt_get_deterministic(&o, &w))
+	return o != 0, w != 0, err
+}
+
 // ManualSeed seeds libtorch's default generators.
 func ManualSeed(seed uint64) error { return check(C.bt_manual_seed(C.uint64_t(seed))) }
 

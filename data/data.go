@@ -9,6 +9,7 @@
 //     SST-2 layout (label 1: the fortune comes from a computing category;
 //     label 0: from the people/love/literature/wisdom categories), read with
 //     package eval/glue as task "sst2" (DemoGLUETask);
+//   - models/: the demo models' configurations (LlamaDemoConfig, RobertaDemoConfig);
 //   - tokenizers/: the tiny tokenizers trained on the fortunes text
 //     (RobertaTinyTokenizer, vocabulary 1000, and LlamaTinyTokenizer,
 //     vocabulary 1024), copies of testdata/hf/roberta-tiny-tok and
@@ -27,8 +28,20 @@ import (
 
 // FS holds the embedded files: fortunes/..., demo-glue/... and tokenizers/... .
 //
-//go:embed fortunes demo-glue tokenizers README.md
+//go:embed fortunes demo-glue tokenizers models README.md
 var FS embed.FS
+
+// The demo models' config.json: a Llama of hidden size 128 with 4 layers (about 1M
+// parameters) over the fortunes tokenizer's 1024 ids (LlamaTinyTokenizer), and a
+// RoBERTa sequence classifier of hidden size 128 with 4 layers over the 1000 ids of
+// RobertaTinyTokenizer (128 positions plus the pad offset). The commands' demos train
+// them from random weights.
+var (
+	//go:embed models/llama-demo.json
+	LlamaDemoConfig []byte
+	//go:embed models/roberta-demo.json
+	RobertaDemoConfig []byte
+)
 
 // File names in Fortunes().
 const (

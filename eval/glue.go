@@ -89,3 +89,40 @@ func ScoreGLUE(m nn.Model, ds *glue.Dataset, ex []glue.Encoded, batchSize, pad i
 	}
 	return sc, nil
 }
+
+// ScoreGLUEShard is ScoreGLUE in data-parallel evaluation: this rank predicts the
+// examples i ≡ rank (mod size), reduce sums the ranks' prediction vectors (zeros where a
+// rank did not predict), and every rank scores all predictions.
+func ScoreGLUEShard(m nn.Model, ds *glue.Dataset, ex []glue.Encoded, batchSize, pad, rank, size int,
+	reduce func([]float64) ([]float64, error)) (metrics.TaskScore, error) {
+	if size <= 1 {
+		return ScoreGLUE(m, ds, ex, batchSize, pad)
+	}
+	if len(ex) != len(ds.Examples) {
+		return metrics.TaskScore{}, fmt.Errorf("eval: %d encoded examples for %d in %s %s", len(ex), len(ds.Examples), ds.Task.Name, ds.Split)
+	}
+	var idx []int
+	var mine []glue.Encoded
+	for i := rank; i < len(ex); i += size {
+		idx, mine = append(idx, i), append(mine, ex[i])
+	}
+	all := make([]float64, len(ex))
+	if len(mine) > 0 {
+		pred, err := Predict(m, mine, batchSize, pad)
+		if err != nil {
+			return metrics.TaskScore{}, err
+		}
+		for k, i := range idx {
+			all[i] = pred[k]
+		}
+	}
+	all, err := reduce(all)
+	if err != nil {
+		return metrics.TaskScore{}, fmt.Errorf("eval: gathering predictions: %w", err)
+	}
+	sc, err := ds.Score(all)
+	if err != nil {
+		return sc, fmt.Errorf("eval: %w", err)
+	}
+	return sc, nil
+}

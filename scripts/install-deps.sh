@@ -6,6 +6,12 @@
 #   libopenblas0-pthread  a fast BLAS behind Debian's libtorch (the generic libblas is ~30x slower)
 #   g++ make              to build the shim
 #   libsvm-tools          LIBSVM's svm-train/svm-predict, used by the SVM comparison tests
+#   libgloo-dev           Gloo's headers, which c10d's ProcessGroupGloo.hpp includes (torch/dist's
+#                         CPU collectives; the library itself comes with libtorch)
+#   python3-torch         Debian's PyTorch for /usr/bin/python3: torch/dist's test hosts the agent
+#                         store with torch.distributed.TCPStore (wire-format check, always run in CI)
+#   (where Debian's CUDA build of Gloo is installed, as with libtorch-cuda-dev from contrib, their
+#   CUDA variants libgloo-cuda-dev and python3-torch-cuda instead: the CPU ones would replace it)
 #
 #   scripts/install-deps.sh --print-packages   lists the packages it requires here, one per
 #                                               line, and changes nothing
@@ -14,6 +20,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/python-torch.sh"
 
 pkgs=(g++ make libopenblas0-pthread libsvm-tools)
+if dpkg-query -W -f='${Status}' libgloo-cuda-0 2>/dev/null | grep -q "install ok installed"; then
+  pkgs+=(libgloo-cuda-dev python3-torch-cuda)
+else
+  pkgs+=(libgloo-dev python3-torch)
+fi
 # libtorch-dev unless $LIBTORCH or a real Python torch (headers and libraries) will be used
 if [ -z "${LIBTORCH:-}" ] && ! python_torch >/dev/null; then pkgs+=(libtorch-dev); fi
 

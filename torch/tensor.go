@@ -15,6 +15,7 @@ package torch
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -440,6 +441,42 @@ func NumThreads() int {
 		fail("num_threads", err)
 	}
 	return n
+}
+
+// cublasWorkspace is the CUBLAS_WORKSPACE_CONFIG cuBLAS needs for reproducible results
+// (and that libtorch's deterministic mode requires for CUDA matrix products).
+const cublasWorkspace = ":4096:8"
+
+// SetDeterministic turns libtorch's deterministic-algorithms mode on or off, as
+// torch.use_deterministic_algorithms(on, warn_only=warnOnly) with
+// torch.backends.cudnn.deterministic = on: ops that have a deterministic implementation
+// use it; the others fail with libtorch's message naming the op (warnOnly: warn and run).
+// Turning it on also sets CUBLAS_WORKSPACE_CONFIG=:4096:8 unless the environment sets
+// it; cuBLAS reads it when it starts, so call this before the first CUDA matrix product.
+//
+// CPU training needs none of this to be bitwise reproducible: runs with the same
+// thread count (SetNumThreads), libtorch and CPU give the same bits. The mode matters
+// for CUDA kernels that accumulate with atomics.
+func SetDeterministic(on, warnOnly bool) {
+	mustInit("set_deterministic")
+	if on {
+		if _, ok := os.LookupEnv("CUBLAS_WORKSPACE_CONFIG"); !ok {
+			os.Setenv("CUBLAS_WORKSPACE_CONFIG", cublasWorkspace)
+		}
+	}
+	if err := cgo.SetDeterministic(on, warnOnly); err != nil {
+		fail("set_deterministic", err)
+	}
+}
+
+// Deterministic reports whether libtorch's deterministic-algorithms mode is on.
+func Deterministic() bool {
+	mustInit("deterministic")
+	on, _, err := cgo.Deterministic()
+	if err != nil {
+		fail("deterministic", err)
+	}
+	return on
 }
 
 // LiveTensors is the number of tensor handles alive in the shim (for leak checks).

@@ -71,6 +71,8 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_set_num_threads, (int n), (n)) \
   X(bt_get_num_threads, (int* n), (n)) \
   X(bt_manual_seed, (uint64_t seed), (seed)) \
+  X(bt_set_deterministic, (int on, int warn_only), (on, warn_only)) \
+  X(bt_get_deterministic, (int* on, int* warn_only), (on, warn_only)) \
   X(bt_cuda_device_count, (int* n), (n)) \
   X(bt_cuda_synchronize, (int device), (device)) \
   X(bt_set_grad_enabled, (int enabled, int* previous), (enabled, previous)) \

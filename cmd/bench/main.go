@@ -76,12 +76,18 @@ type Line struct {
 	Sparsity            float64 `json:"sparsity,omitempty"`
 	Options             string  `json:"options,omitempty"` // non-default memory/speed flags
 	Torch               string  `json:"torch,omitempty"`
+	// Data parallelism (--nproc-per-node): the number of ranks, the bytes each rank
+	// all-reduces per step (mean over the timed steps) and the time in collectives.
+	WorldSize             int     `json:"world_size,omitempty"`
+	AllReduceBytesPerStep float64 `json:"allreduce_bytes_per_step,omitempty"`
+	CollectiveMsPerStep   float64 `json:"collective_ms_per_step,omitempty"`
 }
 
 type options struct {
 	cli.Runtime
 	cli.Memory
 	cli.Selection
+	cli.Parallel
 	method, model                string
 	batch, seqLen, steps, warmup int
 	sparsity, lr                 float64
@@ -108,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.warmup, "warmup", 2, "untimed steps first")
 	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity")
 	o.Selection.Register(fs)
+	o.Parallel.Register(fs)
 	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
 	fs.IntVar(&o.probeRows, "probe-rows", 0, "BlockLLM selection pass on this many sequences of the batch (0: all)")
 	fs.BoolVar(&o.probeKeep, "probe-keep-activations", false, "BlockLLM selection pass keeps every activation (default: recomputes layers in its backward)")
@@ -184,6 +191,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--dtype: %w", err)
 	}
+	par, err := cli.JoinJob(cli.Settings("method", o.method, "model", o.model, "batch-size", o.batch, "seq-len", o.seqLen,
+		"dtype", o.DType, "sparsity", o.sparsity, "shard-state", o.ShardState))
+	if err != nil {
+		return err
+	}
+	defer par.Close()
+	dev = par.Device(dev, o.Device)
+	stdout, stderr = par.Out(stdout), par.Out(stderr)
 	cfg, err := loadConfig(o.model)
 	if err != nil {
 		return err
@@ -209,12 +224,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--method: %w", err)
 	}
 	defer opt.Close()
-	data, err := blockllm.NewRandomTokens(cfg.VocabSize, o.batch, o.seqLen, o.seed, dev)
+	data, err := blockllm.NewRandomTokens(cfg.VocabSize, o.batch, o.seqLen, o.seed+uint64(par.Rank()), dev) // each rank its own tokens
 	if err != nil {
 		return err
 	}
 	total := o.warmup + o.steps
-	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr, StepInBackward: o.StepInBackward})
+	tr, err := blockllm.NewTrainer(model, opt, data, blockllm.TrainConfig{Steps: total, LR: o.lr, StepInBackward: o.StepInBackward,
+		Dist: par.Group, ShardState: o.ShardState})
 	if err != nil {
 		return err
 	}
@@ -261,6 +277,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	line.Options = strings.Join(flags, ",")
 	var ms []float64
 	for i := 0; i < total; i++ {
+		if i == o.warmup {
+			par.Group.ResetStats()
+		}
 		start := time.Now()
 		st, err := tr.Step()
 		if err != nil {
@@ -283,6 +302,23 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := torch.Try(func() { _, line.PeakMemoryBytes = torch.MemStats(dev) }); err != nil {
 		return err
+	}
+	if par.Size() > 1 {
+		line.WorldSize = par.Size()
+		var bytes float64
+		var coll time.Duration
+		for op, st := range par.Group.Stats() {
+			if op == "all_reduce" {
+				bytes += float64(st.Bytes)
+			}
+			coll += st.Time
+		}
+		line.AllReduceBytesPerStep = bytes / float64(o.steps)
+		line.CollectiveMsPerStep = float64(coll.Microseconds()) / 1000 / float64(o.steps)
+		if o.ShardState {
+			flags = append(flags, "shard-state")
+			line.Options = strings.Join(flags, ",")
+		}
 	}
 	line.MsPerStep = median(ms)
 	line.TokensPerS = float64(o.batch*o.seqLen) / (line.MsPerStep / 1000)

@@ -45,28 +45,6 @@ import (
 
 func main() { cli.Main("finetune", run) }
 
-// demoConfig is the tiny RoBERTa of the demo (vocabulary of the embedded
-// roberta-tiny tokenizer; 128 positions + the pad offset).
-const demoConfig = `{
-  "architectures": ["RobertaForSequenceClassification"],
-  "model_type": "roberta",
-  "vocab_size": 1000,
-  "hidden_size": 128,
-  "num_hidden_layers": 4,
-  "num_attention_heads": 4,
-  "intermediate_size": 256,
-  "max_position_embeddings": 130,
-  "type_vocab_size": 1,
-  "pad_token_id": 1,
-  "bos_token_id": 0,
-  "eos_token_id": 2,
-  "hidden_act": "gelu",
-  "hidden_dropout_prob": 0.1,
-  "attention_probs_dropout_prob": 0.1,
-  "initializer_range": 0.02,
-  "layer_norm_eps": 1e-05
-}`
-
 type options struct {
 	cli.Runtime
 	cli.Output
@@ -74,12 +52,20 @@ type options struct {
 	cli.Selection
 	cli.Memory
 	cli.RunFlags
+	cli.Parallel
 	model, tokenizer, task, data       string
 	lr, warmupRatio, weightDecay, clip float64
 	epochs, batch, evalBatch, maxLen   int
 	seed                               uint64
 	out                                string
 	maxTrain, maxEval                  int
+	// instruction tuning (--task instruct)
+	valData, chatTemplate, alpaca, resume string
+	valFraction                           float64
+	pack, maxLenSet                       bool
+	checkpointEvery, keep                 int
+
+	par *cli.Job // data parallelism (one rank without a launcher)
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -93,10 +79,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"empty: all but embeddings for a checkpoint, '.*' (all) for the demo model")
 	o.Selection.Register(fs)
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
-	o.RunFlags.Register(fs, false)
+	o.RunFlags.Register(fs, true)
+	o.Parallel.Register(fs)
 	fs.StringVar(&o.model, "model", "", "Hugging Face RoBERTa or Llama checkpoint `DIR` (Llama gets a score head on the last token, as LlamaForSequenceClassification) (config.json, model.safetensors, tokenizer.json); empty: the demo's tiny random RoBERTa")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded)")
-	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli)")
+	fs.StringVar(&o.task, "task", "sst2", "GLUE task: cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, a comma list, or all (the papers' eight: all but wnli);\n"+
+		"or instruct: instruction tuning of a causal LM (Llama) on --data files (Alpaca, prompt/completion, chat messages, ShareGPT)")
 	fs.StringVar(&o.data, "data", "", "GLUE data `DIR` (GLUE TSV distribution or Hugging Face parquet/jsonl layout); empty: the embedded demo task (sst2 only)")
 	fs.Float64Var(&o.lr, "lr", 0, "peak learning rate (0: 1e-3 for the demo model, 2e-5 for a checkpoint)")
 	fs.Float64Var(&o.warmupRatio, "warmup-ratio", 0.06, "fraction of the steps with linear warmup (then linear decay to 0)")
@@ -105,11 +93,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.epochs, "epochs", 0, "training epochs (0: 3 for a checkpoint, 2 for the demo model)")
 	fs.IntVar(&o.batch, "batch-size", 32, "training batch size")
 	fs.IntVar(&o.evalBatch, "eval-batch-size", 64, "evaluation batch size")
-	fs.IntVar(&o.maxLen, "max-len", 128, "truncate inputs to this many tokens (special tokens included)")
+	fs.IntVar(&o.maxLen, "max-len", 128, "truncate inputs to this many tokens (special tokens included; instruct: 512 unless given,\n"+
+		"keeping at least a quarter of each response)")
 	fs.Uint64Var(&o.seed, "seed", 42, "random seed (initialisation of new weights, data order, BAdam/LISA choices)")
 	fs.StringVar(&o.out, "out", "", "save each fine-tuned model in Hugging Face layout under `DIR`/<task>/<method>")
 	fs.IntVar(&o.maxTrain, "max-train", 0, "use only the first N training examples of each task (0: all)")
 	fs.IntVar(&o.maxEval, "max-eval", 0, "evaluate on only the first N validation examples (0: all)")
+	fs.StringVar(&o.valData, "val-data", "", "instruct: validation files (default: a hashed --val-fraction of --data)")
+	fs.Float64Var(&o.valFraction, "val-fraction", 0.05, "instruct: fraction of the records held out for validation when --val-data is empty")
+	fs.StringVar(&o.chatTemplate, "chat-template", "", "instruct: Jinja chat template `FILE` for chat data (default: the model's tokenizer_config.json / chat_template.jinja)")
+	fs.StringVar(&o.alpaca, "alpaca-prompt", "stanford", "instruct: prompt of Alpaca records: stanford (train.py's, ending \"### Response:\") or newline (with a newline after it)")
+	fs.BoolVar(&o.pack, "pack", false, "instruct: pack short examples into sequences of --max-len tokens (best-fit; attention crosses examples, as HF's packing)")
+	fs.IntVar(&o.checkpointEvery, "checkpoint-every", 0, "instruct: write a checkpoint every N steps under --out (0: only at the end and on interrupt)")
+	fs.IntVar(&o.keep, "keep-checkpoints", 2, "instruct: keep only the newest N checkpoints (0: all)")
+	fs.StringVar(&o.resume, "resume", "", "instruct: resume from a checkpoint `DIR`, or 'latest' (the newest under --out for each method)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.Selection.Parsed(fs)
+	o.maxLenSet = o.Selection.IsSet("max-len")
 	if err := o.Methods.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,8 +131,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	switch {
-	case o.LossChunk > 0:
-		return nil, fmt.Errorf("--loss-chunk applies to causal-LM training (the LM head); sequence classifiers have none")
+	case o.task != "instruct" && o.LossChunk > 0:
+		return nil, fmt.Errorf("--loss-chunk applies to causal-LM training (the LM head; --task instruct); sequence classifiers have none")
+	case o.task != "instruct" && (o.resume != "" || o.checkpointEvery > 0 || o.valData != "" || o.pack || o.chatTemplate != ""):
+		return nil, fmt.Errorf("--resume, --checkpoint-every, --val-data, --pack and --chat-template apply to --task instruct")
+	case o.valFraction <= 0 || o.valFraction >= 1:
+		return nil, fmt.Errorf("--val-fraction %g outside (0, 1)", o.valFraction)
+	case o.checkpointEvery < 0 || o.keep < 0:
+		return nil, fmt.Errorf("--checkpoint-every and --keep-checkpoints must not be negative")
+	case o.resume == "latest" && o.out == "":
+		return nil, fmt.Errorf("--resume latest needs --out DIR (where the checkpoints are)")
 	case o.lr < 0 || math.IsNaN(o.lr):
 		return nil, fmt.Errorf("--lr %g must be positive", o.lr)
 	case o.epochs < 0:
@@ -181,6 +187,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dt, err := o.TrainDType()
 	if err != nil {
 		return err
+	}
+	if o.par, err = cli.JoinJob(cli.Settings("model", o.model, "task", o.task, "data", o.data, "method", o.List,
+		"lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen, "seed", o.seed, "sparsity", o.Sparsity,
+		"shard-state", o.ShardState)); err != nil {
+		return err
+	}
+	defer o.par.Close()
+	dev = o.par.Device(dev, o.Device)
+	stdout, stderr = o.par.Out(stdout), o.par.Out(stderr)
+	if !o.par.Main() {
+		o.Progress = false
+	}
+	if o.task == "instruct" {
+		return runInstruct(ctx, o, dev, dt, stdout, stderr)
 	}
 	info := stdout // human-readable notes
 	if o.JSON {
@@ -231,10 +251,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.out != "" {
-		rd, err := o.OpenOut(o.out, "finetune", cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task,
-			"data", o.data, "method", o.List, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen,
-			"seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible, "dtype", o.DType), false)
-		if err != nil {
+		var rd *blockllm.RunDir
+		if o.par.Main() {
+			rd, err = o.OpenOut(o.out, "finetune", cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task,
+				"data", o.data, "method", o.List, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen,
+				"seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible, "dtype", o.DType), false)
+		}
+		if err := o.par.All(err); err != nil {
 			return err
 		}
 		defer rd.Close()
@@ -423,7 +446,7 @@ func newModel(o *options, t glue.Task, dev torch.Device, dt torch.DType, vocab i
 		if err := robertaOnly(); err != nil {
 			return nil, limits{}, err
 		}
-		c, err := config.ParseRoberta([]byte(demoConfig))
+		c, err := config.ParseRoberta(data.RobertaDemoConfig)
 		if err != nil {
 			return nil, limits{}, err
 		}
@@ -523,7 +546,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 	if pad < 0 {
 		pad = lim.pad
 	}
-	d, err := glue.NewBatches(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev)
+	d, err := glue.NewBatches(j.trEnc, o.batch, pad, j.task.Regression(), o.seed, dev, o.par.Rank(), o.par.Size())
 	if err != nil {
 		return nil, err
 	}
@@ -533,7 +556,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		out := map[string]float64{}
 		last = last[:0]
 		for i, ev := range j.evals {
-			sc, err := eval.ScoreGLUE(m, ev, j.evEnc[i], o.evalBatch, pad)
+			sc, err := eval.ScoreGLUEShard(m, ev, j.evEnc[i], o.evalBatch, pad, o.par.Rank(), o.par.Size(), o.par.Sum)
 			if err != nil {
 				return nil, err
 			}
@@ -560,16 +583,11 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 		StepInBackward: o.StepInBackward,
 		EvalEvery:      d.StepsPerEpoch(),
 		Eval:           evalFn,
+		Dist:           o.par.Group,
+		ShardState:     o.ShardState,
 	}
 	o.RunFlags.Apply(&cfg)
-	var jsonLines *cli.JSONLines
-	if jsonOut != nil {
-		jsonLines = &cli.JSONLines{W: jsonOut, Extra: map[string]any{"task": j.task.Name, "method": mc.Method}}
-		cfg.Observers = append(cfg.Observers, jsonLines)
-	}
-	if o.Progress {
-		cfg.Observers = append(cfg.Observers, &cli.Progress{W: stderr})
-	}
+	jsonLines := o.Attach(&cfg, jsonOut, map[string]any{"task": j.task.Name, "method": mc.Method}, stderr)
 	if err := torch.Try(func() { torch.ResetPeakMemory(dev) }); err != nil {
 		return nil, err
 	}
@@ -588,7 +606,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 			return nil, e
 		}
 	}
-	if o.out != "" {
+	if o.out != "" && o.par.Main() {
 		dir := filepath.Join(o.out, j.task.Name, mc.Method)
 		if err := m.Save(dir); err != nil {
 			return nil, err

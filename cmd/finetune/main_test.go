@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval/glue"
+	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/roberta"
 )
@@ -231,4 +233,79 @@ func TestJSONFields(t *testing.T) {
 		"--patience", "1", "--method", "blockllm,adamw,badam,lisa", "--switch-every", "1")
 	require.NoError(t, err)
 	clitest.CheckFields(t, "finetune", out)
+}
+
+// tinyCausalLM saves a random tiny Llama with the fortunes tokenizer and, when
+// chatConfig is set, that tokenizer_config.json (its chat template).
+func tinyCausalLM(t *testing.T, chatConfig string) string {
+	t.Helper()
+	c, err := config.LlamaPreset("llama-tiny")
+	require.NoError(t, err)
+	c.VocabSize = 1024
+	c.MaxPositionEmbeddings = 256
+	m, err := llama.New(c, llama.Options{}, 5)
+	require.NoError(t, err)
+	defer m.Close()
+	dir := t.TempDir()
+	require.NoError(t, m.Save(dir))
+	tok, err := os.ReadFile("../../testdata/hf/llama-tiny-tok/tokenizer.json")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644))
+	if chatConfig != "" {
+		b, err := os.ReadFile(chatConfig)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), b, 0o644))
+	}
+	return dir
+}
+
+// TestInstruct tunes a tiny Llama on Alpaca and chat records (the chat template from the
+// model directory), lowers the validation perplexity of the response tokens, writes
+// checkpoints and the final model, resumes, and refuses bad files by file and line.
+func TestInstruct(t *testing.T) {
+	model := tinyCausalLM(t, "../../testdata/chat/qwen2.5/tokenizer_config.json")
+	dir := t.TempDir()
+	var alpaca, chat strings.Builder
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&alpaca, `{"instruction": "Say the number %d.", "input": "", "output": "The number is %d."}`+"\n", i, i)
+		fmt.Fprintf(&chat, `{"messages": [{"role": "user", "content": "Count to %d."}, {"role": "assistant", "content": "%s"}]}`+"\n",
+			i%5+1, strings.Repeat("one ", i%5+1))
+	}
+	ap := filepath.Join(dir, "alpaca.jsonl")
+	cp := filepath.Join(dir, "chat.jsonl")
+	require.NoError(t, os.WriteFile(ap, []byte(alpaca.String()), 0o644))
+	require.NoError(t, os.WriteFile(cp, []byte(chat.String()), 0o644))
+	out := t.TempDir()
+	args := []string{"--task", "instruct", "--model", model, "--data", ap + "," + cp, "--val-fraction", "0.2", "--epochs", "2",
+		"--batch-size", "8", "--lr", "3e-3", "--method", "adamw,blockllm", "--sparsity", "0.5", "--out", out, "--json", "--max-len", "64"}
+	stdout, _, err := runArgs(t, args...)
+	require.NoError(t, err)
+	res := map[string]map[string]any{}
+	for _, ev := range jsonEvents(t, stdout) {
+		if ev["event"] == "result" {
+			res[ev["method"].(string)] = ev
+		}
+	}
+	require.Len(t, res, 2)
+	for m, r := range res {
+		assert.Less(t, r["val_ppl_after"].(float64), r["val_ppl_before"].(float64), m)
+	}
+	for _, m := range []string{"adamw", "blockllm"} {
+		assert.FileExists(t, filepath.Join(out, m, "final", "model.safetensors"))
+		ck, _ := filepath.Glob(filepath.Join(out, m, "checkpoints", "step-*"))
+		assert.NotEmpty(t, ck, m)
+	}
+	// resume: the run is complete, so it continues from its last step to the same end
+	stdout, _, err = runArgs(t, append(args, "--resume", "latest", "--method", "adamw")...)
+	require.NoError(t, err)
+	assert.Contains(t, stdout, `"event":"result"`)
+
+	bad := filepath.Join(dir, "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"instruction": "a", "output": "b"}`+"\n"+`{"instruction": "c"}`+"\n"), 0o644))
+	_, _, err = runArgs(t, "--task", "instruct", "--model", model, "--data", bad, "--epochs", "1")
+	assert.ErrorContains(t, err, "bad.jsonl:2")
+	_, _, err = runArgs(t, "--task", "instruct", "--data", cp, "--epochs", "1")
+	assert.ErrorContains(t, err, "--chat-template")
+	_, _, err = runArgs(t, "--task", "sst2", "--pack")
+	assert.ErrorContains(t, err, "apply to --task instruct")
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,17 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
+		if os.Getenv("BLOCKLLM_LAUNCHED") != "" {
+			// a worker of the built-in launcher: it re-ran this test binary, whose
+			// arguments come from the environment, so drop the launcher's flag here as
+			// the launcher does from a command's own arguments
+			for i := 0; i+1 < len(args); i++ {
+				if args[i] == "--nproc-per-node" {
+					args = append(args[:i:i], args[i+2:]...)
+					break
+				}
+			}
+		}
 		os.Args = append([]string{"pretrain"}, args...)
 		main()
 		return
@@ -48,9 +60,15 @@ type process struct {
 
 func startPretrain(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startPretrainEnv(t, nil, args...)
+}
+
+// startPretrainEnv is startPretrain with extra environment variables.
+func startPretrainEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	b, _ := json.Marshal(append([]string{"--progress=false", "--threads", "1"}, args...))
 	p := &process{cmd: exec.Command(os.Args[0], "-test.run=^$"), lines: make(chan string, 1000)}
-	p.cmd.Env = append(os.Environ(), "BLOCKLLM_PRETRAIN_ARGS="+string(b))
+	p.cmd.Env = append(append(os.Environ(), "BLOCKLLM_PRETRAIN_ARGS="+string(b)), env...)
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -106,43 +124,51 @@ func (p *process) wait(t *testing.T) (int, map[string]any) {
 	return code, res
 }
 
-// TestSIGTERMCheckpointAndResume: SIGTERM (Slurm, Kubernetes, docker stop) makes a
-// running pretrain finish its step, write a checkpoint and exit with status 143; the run
-// resumed from that checkpoint ends at the same loss and perplexity, and with the same
-// weights, as an uninterrupted run.
-func TestSIGTERMCheckpointAndResume(t *testing.T) {
+// TestSignalCheckpointAndResume: SIGINT (Ctrl-C) and SIGTERM (Slurm, Kubernetes, docker
+// stop) make a running pretrain of the demo finish its step, write a checkpoint and exit
+// with status 130 or 143; the run resumed from that checkpoint ends at the same validation
+// perplexity, to the last digit, and with the same weights, byte for byte, as an
+// uninterrupted run.
+func TestSignalCheckpointAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
 	common := []string{"--json", "--steps", "30", "--seq-len", "32", "--batch-size", "4", "--eval-blocks", "4",
-		"--eval-every", "30", "--method", "adamw", "--lr", "1e-2"}
-	full, cut := t.TempDir(), t.TempDir()
+		"--eval-every", "30", "--method", "adamw", "--lr", "1e-2", "--deterministic"}
+	full := t.TempDir()
 	p := startPretrain(t, append(common, "--out", full)...)
 	code, want := p.wait(t)
 	require.Equal(t, 0, code, p.stderr.String())
 	require.NotNil(t, want)
-
-	p = startPretrain(t, append(common, "--out", cut)...)
-	p.waitFor(t, `"step":3,`)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	code, _ = p.wait(t)
-	assert.Equal(t, 143, code, "exit status after SIGTERM: %s", p.stderr.String())
-	assert.Contains(t, p.stderr.String(), "received terminated")
-	assert.Contains(t, p.stderr.String(), "--resume latest --out "+cut)
-	ckpts, err := filepath.Glob(filepath.Join(cut, "adamw", "checkpoints", "step-*"))
-	require.NoError(t, err)
-	require.Len(t, ckpts, 1, "the checkpoint written on SIGTERM")
-	assert.NoFileExists(t, filepath.Join(cut, "adamw", "final", "model.safetensors"), "no final model for an unfinished run")
-
-	p = startPretrain(t, append(common, "--out", cut, "--resume", "latest")...)
-	code, got := p.wait(t)
-	require.Equal(t, 0, code, p.stderr.String())
-	assert.Equal(t, want["val_ppl_after"], got["val_ppl_after"], "final perplexity, resumed vs uninterrupted")
 	a, err := os.ReadFile(filepath.Join(full, "adamw", "final", "model.safetensors"))
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(cut, "adamw", "final", "model.safetensors"))
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(a, b), "final weights, resumed vs uninterrupted")
+
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+		name string
+	}{{syscall.SIGINT, 130, "interrupt"}, {syscall.SIGTERM, 143, "terminated"}} {
+		cut := t.TempDir()
+		p = startPretrain(t, append(common, "--out", cut)...)
+		p.waitFor(t, `"step":3,`)
+		require.NoError(t, p.cmd.Process.Signal(c.sig))
+		code, _ = p.wait(t)
+		assert.Equal(t, c.code, code, "exit status after %v: %s", c.sig, p.stderr.String())
+		assert.Contains(t, p.stderr.String(), "received "+c.name)
+		assert.Contains(t, p.stderr.String(), "--resume latest --out "+cut)
+		ckpts, err := filepath.Glob(filepath.Join(cut, "adamw", "checkpoints", "step-*"))
+		require.NoError(t, err)
+		require.Len(t, ckpts, 1, "the checkpoint written on %v", c.sig)
+		assert.NoFileExists(t, filepath.Join(cut, "adamw", "final", "model.safetensors"), "no final model for an unfinished run")
+
+		p = startPretrain(t, append(common, "--out", cut, "--resume", "latest")...)
+		code, got := p.wait(t)
+		require.Equal(t, 0, code, p.stderr.String())
+		assert.Equal(t, want["val_ppl_after"], got["val_ppl_after"], "%v: final perplexity, resumed vs uninterrupted", c.sig)
+		b, err := os.ReadFile(filepath.Join(cut, "adamw", "final", "model.safetensors"))
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(a, b), "%v: final weights, resumed vs uninterrupted", c.sig)
+	}
 }
 
 // TestConcurrentRunsOneOut: while a run holds --out, a second run into it cannot
@@ -243,5 +269,113 @@ func TestOutputChecksFirst(t *testing.T) {
 			assert.Contains(t, err.Error(), c.want, "%v", c.args)
 		}
 		assert.Less(t, time.Since(start), 20*time.Second, "%v refused before training", c.args)
+	}
+}
+
+// torchrunEnv is torchrun's environment contract for rank r of n on this machine.
+func torchrunEnv(r, n, port int) []string {
+	return []string{"RANK=" + fmt.Sprint(r), "LOCAL_RANK=" + fmt.Sprint(r), "WORLD_SIZE=" + fmt.Sprint(n),
+		"LOCAL_WORLD_SIZE=" + fmt.Sprint(n), "GROUP_RANK=0", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + fmt.Sprint(port)}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// pythonStoreHost starts Debian's python3-torch hosting a TCPStore, as torchrun's agent
+// does, and returns its port; it skips the test when /usr/bin/python3 lacks torch.
+func pythonStoreHost(t *testing.T) int {
+	const py = "/usr/bin/python3"
+	check := exec.Command(py, "-c", "import torch.distributed as d; assert d.is_available()")
+	check.Dir = "/"
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Skipf("%s cannot import torch.distributed (apt-get install python3-torch): %s", py, out)
+	}
+	cmd := exec.Command(py, "-c", `
+import datetime, sys, torch.distributed as dist
+def host(**kw):
+    return dist.TCPStore("127.0.0.1", 0, None, True, datetime.timedelta(seconds=120), wait_for_workers=False, **kw)
+try:
+    store = host()
+except RuntimeError as e:
+    if "libuv" not in str(e):
+        raise
+    store = host(use_libuv=False)
+print("port", store.port, flush=True)
+sys.stdin.read()
+`)
+	cmd.Dir = "/"
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "port "); ok {
+			var port int
+			_, err := fmt.Sscan(v, &port)
+			require.NoError(t, err)
+			return port
+		}
+	}
+	t.Fatal("the Python store host printed no port")
+	return 0
+}
+
+// TestTorchrunContract: pretrain runs as two workers started the way torchrun starts
+// them (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, ...), with rank 0 hosting the store
+// and with the store hosted outside the workers by PyTorch itself
+// (TORCHELASTIC_USE_AGENT_STORE=True); rank 0 alone prints the result, which equals one
+// process on twice the batch; the built-in launcher (--nproc-per-node 2) gives the same.
+func TestTorchrunContract(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	common := []string{"--json", "--steps", "6", "--seq-len", "32", "--eval-blocks", "4", "--method", "adamw,blockllm", "--lr", "1e-2"}
+	results := func(p *process) map[string]float64 {
+		out := map[string]float64{}
+		for l := range p.lines {
+			var ev map[string]any
+			if json.Unmarshal([]byte(l), &ev) == nil && ev["event"] == "result" {
+				out[ev["method"].(string)] = ev["val_ppl_after"].(float64)
+			}
+		}
+		return out
+	}
+	p := startPretrain(t, append(common, "--batch-size", "4")...)
+	one := results(p)
+	require.NoError(t, p.cmd.Wait())
+	require.Len(t, one, 2)
+
+	check := func(name string, env func(r int) []string) {
+		var ps [2]*process
+		for r := range ps {
+			ps[r] = startPretrainEnv(t, env(r), append(common, "--batch-size", "2")...)
+		}
+		got := results(ps[0])
+		rest := results(ps[1])
+		for r, p := range ps {
+			require.NoError(t, p.cmd.Wait(), "%s: rank %d: %s", name, r, p.stderr.String())
+		}
+		assert.Empty(t, rest, "%s: only rank 0 prints results", name)
+		require.Len(t, got, 2, name)
+		for m, v := range one {
+			assert.InDelta(t, v, got[m], 1e-4*v, "%s: %s: two ranks vs one process on twice the batch", name, m)
+		}
+	}
+	port := freePort(t)
+	check("rank 0 hosts the store", func(r int) []string { return torchrunEnv(r, 2, port) })
+	agent := pythonStoreHost(t)
+	check("agent store", func(r int) []string {
+		return append(torchrunEnv(r, 2, agent), "TORCHELASTIC_USE_AGENT_STORE=True", "TORCHELASTIC_RESTART_COUNT=0")
+	})
+	p = startPretrain(t, append(common, "--batch-size", "2", "--nproc-per-node", "2")...)
+	got := results(p)
+	require.NoError(t, p.cmd.Wait(), p.stderr.String())
+	for m, v := range one {
+		assert.InDelta(t, v, got[m], 1e-4*v, "--nproc-per-node 2: %s", m)
 	}
 }

@@ -61,6 +61,7 @@ type job struct {
 	valBlocks [][]int
 
 	info, jsonOut, stderr io.Writer // jsonOut: nil without --json
+	par                   *cli.Job  // data parallelism (one rank without a launcher)
 }
 
 // packOptions are the packing options for split: blocks of --seq-len tokens with
@@ -140,6 +141,7 @@ func (j *job) trainData() (*blockllm.TokenBlocks, func(), error) {
 		return nil, nil, err
 	}
 	e := &c4.Epochs{Packer: p, Desc: j.trainSrc.desc}
-	return &blockllm.TokenBlocks{Batch: j.o.batch, Device: j.dev, NextBlock: e.Next, Position: e.Position, Seek: e.Seek},
+	return &blockllm.TokenBlocks{Batch: j.o.batch, Device: j.dev, NextBlock: e.Next, Position: e.Position, Seek: e.Seek,
+			Rank: j.par.Rank(), Size: j.par.Size()},
 		func() { r.Close() }, nil
 }

@@ -42,6 +42,7 @@ type options struct {
 	cli.Selection
 	cli.Memory
 	cli.RunFlags
+	cli.Parallel
 	model, tokenizer, data, valData   string
 	valFraction                       float64
 	steps, seqLen, batch, gradAccum   int
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Selection.Register(fs)
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1, FusedAdamW: true}, "-1: 64 on CUDA, off on the CPU; 0: off")
 	o.RunFlags.Register(fs, true)
+	o.Parallel.Register(fs)
 	fs.StringVar(&o.model, "model", "", "`MODEL`: a preset ("+strings.Join(config.LlamaPresets(), ", ")+
 		"), a config.json, or a Hugging Face Llama checkpoint directory (continues training); empty: the demo's tiny Llama")
 	fs.StringVar(&o.tokenizer, "tokenizer", "", "tokenizer.json `FILE` or directory (default: the model directory; demo: embedded); a preset's vocab_size becomes the tokenizer's")
@@ -217,10 +219,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.resume != "" && o.resume != "latest" && len(methods) > 1 {
 		return fmt.Errorf("--resume %s names one checkpoint; pass a single --method (or --resume latest)", o.resume)
 	}
-	j := &job{o: o, dev: dev, dt: dt, stderr: stderr, info: stdout, settings: o.settings(),
+	par, err := cli.JoinJob(o.settings())
+	if err != nil {
+		return err
+	}
+	defer par.Close()
+	dev = par.Device(dev, o.Device)
+	stdout = par.Out(stdout) // rank 0 prints; the others train
+	if !par.Main() {
+		o.Progress = false
+	}
+	j := &job{o: o, dev: dev, dt: dt, stderr: stderr, info: stdout, settings: o.settings(), par: par,
 		sched: blockllm.Schedule{Kind: sched, Warmup: o.warmup, MinRatio: o.minLRRatio}}
 	if o.JSON {
-		j.info, j.jsonOut = stderr, stdout
+		j.info, j.jsonOut = par.Out(stderr), stdout
 	}
 	demoModel, demoData := o.model == "", o.data == ""
 	demoTok := ""
@@ -242,8 +254,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(j.info, "pretrain: DEMO run —", strings.Join(parts, "; "))
 	}
 	if o.out != "" {
-		rd, err := o.OpenOut(o.out, "pretrain", j.settings, o.resume != "")
-		if err != nil {
+		var rd *blockllm.RunDir
+		if par.Main() { // rank 0 owns the output directory
+			rd, err = o.OpenOut(o.out, "pretrain", j.settings, o.resume != "")
+		}
+		if err := par.All(err); err != nil {
 			return err
 		}
 		defer rd.Close()
@@ -253,6 +268,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(j.info, "pretrain: validation: %d blocks of %d tokens\n", len(j.valBlocks), o.seqLen)
 	if o.ablate != "" {
+		if par.Size() > 1 {
+			return fmt.Errorf("--ablate runs in one process (drop --nproc-per-node)")
+		}
 		return j.ablation(ctx, methods[0].Adam, stdout, demoModel || demoData)
 	}
 
@@ -301,10 +319,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // settings are the values that define a run (after the defaults): a checkpoint records
 // them and a resume must match them (--resume-allow names exceptions).
 func (o *options) settings() map[string]string {
-	return cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
+	return o.DeterminismSettings(cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
 		"val-fraction", o.valFraction, "steps", o.steps, "seq-len", o.seqLen, "batch-size", o.batch,
 		"grad-accum", o.gradAccum, "lr", o.lr, "warmup", o.warmup, "schedule", o.schedule, "min-lr-ratio", o.minLRRatio,
 		"grad-clip", o.clip, "weight-decay", o.weightDecay, "dtype", o.DType, "seed", o.seed,
 		"sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
-		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers)
+		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers))
 }

@@ -7,32 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/safetensors"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
 )
-
-// demoConfig is the model of the demo run: a Llama of hidden size 128 with 4
-// layers (about 1M parameters) over the embedded fortunes tokenizer's 1024 ids.
-const demoConfig = `{
-  "architectures": ["LlamaForCausalLM"],
-  "model_type": "llama",
-  "vocab_size": 1024,
-  "hidden_size": 128,
-  "intermediate_size": 344,
-  "num_hidden_layers": 4,
-  "num_attention_heads": 4,
-  "max_position_embeddings": 1024,
-  "rms_norm_eps": 1e-06,
-  "rope_theta": 10000.0,
-  "initializer_range": 0.02,
-  "tie_word_embeddings": false,
-  "hidden_act": "silu",
-  "bos_token_id": 1,
-  "eos_token_id": 2
-}`
 
 // newModel builds the model: a preset or config.json (random init) or a
 // checkpoint directory (loaded).
@@ -42,7 +23,7 @@ func newModel(o *options, tok *tokenizer.Tokenizer, dev torch.Device, dt torch.D
 	var c *config.LlamaConfig
 	if name == "" {
 		var err error
-		if c, err = config.ParseLlama([]byte(demoConfig)); err != nil {
+		if c, err = config.ParseLlama(data.LlamaDemoConfig); err != nil {
 			return nil, err
 		}
 		return llama.New(c, lo, seed)

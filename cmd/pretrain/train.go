@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"time"
 
 	"github.com/blockllm/blockllm-go/blockllm"
@@ -47,10 +46,20 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	}
 	defer closeData()
 
-	valPPL := func() (float64, error) {
+	valPPL := func() (float64, error) { // each rank scores its share of the blocks
+		var mine [][]int
+		for _, i := range j.par.Shard(len(j.valBlocks)) {
+			mine = append(mine, j.valBlocks[i])
+		}
 		var n eval.NLL
 		var err error
-		torch.NoGrad(func() { n, err = eval.BlocksNLL(m, j.valBlocks, o.evalBatch) })
+		if len(mine) > 0 {
+			torch.NoGrad(func() { n, err = eval.BlocksNLL(m, mine, o.evalBatch) })
+		}
+		if err := j.par.All(err); err != nil {
+			return math.NaN(), err
+		}
+		n, err = j.par.ReduceNLL(n)
 		return n.Perplexity(), err
 	}
 	cfg := blockllm.TrainConfig{
@@ -74,51 +83,21 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 		KeepCheckpoints: o.keep,
 		CheckpointEvery: o.checkpointEvery,
 		Settings:        j.settings,
+		Dist:            j.par.Group,
+		ShardState:      o.ShardState,
 	}
 	o.RunFlags.Apply(&cfg)
-	var jsonLines *cli.JSONLines
-	if j.jsonOut != nil {
-		jsonLines = &cli.JSONLines{W: j.jsonOut, Extra: map[string]any{"method": mc.Method}}
-		cfg.Observers = append(cfg.Observers, jsonLines)
-	}
-	if o.Progress {
-		cfg.Observers = append(cfg.Observers, &cli.Progress{W: j.stderr})
-	}
-	var methodDir string
-	if o.out != "" {
-		methodDir = filepath.Join(o.out, mc.Method)
-		cfg.CheckpointDir = filepath.Join(methodDir, "checkpoints")
-		cfg.SaveExtra = func(dir string) error { return saveExtra(m, j.tokJSON, dir) }
-		removed, err := blockllm.RemoveStaleTemporaries(cfg.CheckpointDir)
-		if err != nil {
-			return row, nil, err
-		}
-		for _, r := range removed {
-			fmt.Fprintf(j.info, "pretrain: %s: removed %s, left by an interrupted checkpoint write\n", row.Method, filepath.Join(cfg.CheckpointDir, r))
-		}
+	jsonLines := o.Attach(&cfg, j.jsonOut, map[string]any{"method": mc.Method}, j.stderr)
+	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, func(dir string) error { return saveExtra(m, j.tokJSON, dir) }, j.info, "pretrain", row.Method, j.par.Main())
+	if err != nil {
+		return row, nil, err
 	}
 	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
 	if err != nil {
 		return row, nil, err
 	}
-	if o.resume != "" {
-		dir := o.resume
-		if dir == "latest" {
-			if dir, err = blockllm.LatestCheckpoint(cfg.CheckpointDir); err != nil {
-				return row, nil, err
-			}
-		}
-		if dir == "" {
-			fmt.Fprintf(j.info, "pretrain: %s: no checkpoint under %s, starting from scratch\n", row.Method, cfg.CheckpointDir)
-		} else {
-			if err := tr.Resume(dir); err != nil {
-				return row, nil, err
-			}
-			fmt.Fprintf(j.info, "pretrain: %s: resumed from %s at step %d\n", row.Method, dir, tr.StepCount())
-			if aside, steps := tr.SetAside(); len(steps) > 0 {
-				fmt.Fprintf(j.info, "pretrain: %s: the newer checkpoints of the earlier timeline (steps %v) moved to %s\n", row.Method, steps, aside)
-			}
-		}
+	if err := cli.Resume(tr, o.resume, cfg.CheckpointDir, j.info, "pretrain", row.Method); err != nil {
+		return row, nil, err
 	}
 	before := tr.StepCount()
 	if row.PPLBefore, err = valPPL(); err != nil {
@@ -137,7 +116,7 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 		return row, nil, jsonLines.Err()
 	}
 	row.Steps = res.Step
-	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen)
+	row.Tokens = int64(res.Step-before) * int64(o.gradAccum*o.batch*o.seqLen*j.par.Size())
 	if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Step {
 		row.PPLAfter = res.Evals[n-1].Metrics["val_ppl"]
 	} else if row.PPLAfter, err = valPPL(); err != nil {
@@ -145,15 +124,10 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	}
 	row.OptimizerBytes = res.OptimizerBytes
 	row.PeakBytes = res.PeakBytes
-	if methodDir != "" && res.Status == blockllm.Completed {
-		final := filepath.Join(methodDir, "final")
-		if err := m.Save(final); err != nil {
+	if methodDir != "" && res.Status == blockllm.Completed && j.par.Main() {
+		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "pretrain", row.Method); err != nil {
 			return row, nil, err
 		}
-		if err := cli.WriteTokenizer(final, j.tokJSON); err != nil {
-			return row, nil, err
-		}
-		fmt.Fprintf(j.info, "pretrain: %s: saved %s\n", row.Method, final)
 	}
 	if res.Checkpoint != "" {
 		fmt.Fprintf(j.info, "pretrain: %s: last checkpoint %s\n", row.Method, res.Checkpoint)

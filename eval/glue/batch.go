@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 
+	"github.com/blockllm/blockllm-go/eval/internal/sampler"
 	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/torch"
 )
@@ -71,29 +71,22 @@ func Collate(s *torch.Scope, ex []Encoded, pad int, regression, withLabels bool,
 // Batches is a resumable source of shuffled training batches over encoded
 // GLUE examples (it implements blockllm.Data). Each epoch visits every example
 // once in an order drawn from (Seed, epoch); the last batch of an epoch may be
-// smaller. Batches are padded to their longest example.
+// smaller. Batches are padded to their longest example. In data-parallel training
+// (size > 1) each rank takes its share of every global batch of batchSize*size
+// examples, as PyTorch's DistributedSampler splits them.
 type Batches struct {
 	Examples   []Encoded
-	BatchSize  int
 	Pad        int  // padding token id
 	Regression bool // float labels (stsb)
-	Seed       uint64
 	Device     torch.Device
 
-	epoch int
-	pos   int
-	order []int
+	s *sampler.Sampler
 }
 
-// NewBatches checks the examples (every one labelled, class ids
-// non-negative integers) and returns a batch source starting at epoch 0.
-func NewBatches(ex []Encoded, batchSize, pad int, regression bool, seed uint64, dev torch.Device) (*Batches, error) {
-	if len(ex) == 0 {
-		return nil, fmt.Errorf("glue: no training examples")
-	}
-	if batchSize < 1 {
-		return nil, fmt.Errorf("glue: batch size %d must be positive", batchSize)
-	}
+// NewBatches checks the examples (every one labelled, class ids non-negative
+// integers) and returns a batch source starting at epoch 0 for rank of size ranks
+// (size 0 or 1: one process).
+func NewBatches(ex []Encoded, batchSize, pad int, regression bool, seed uint64, dev torch.Device, rank, size int) (*Batches, error) {
 	for i, e := range ex {
 		bad := math.IsNaN(e.Label) || math.IsInf(e.Label, 0)
 		if !regression {
@@ -103,60 +96,36 @@ func NewBatches(ex []Encoded, batchSize, pad int, regression bool, seed uint64, 
 			return nil, fmt.Errorf("glue: training example %d has label %v (unlabelled or invalid)", i, e.Label)
 		}
 	}
-	d := &Batches{Examples: ex, BatchSize: batchSize, Pad: pad, Regression: regression, Seed: seed, Device: dev}
-	d.shuffle()
-	return d, nil
+	s, err := sampler.New(len(ex), batchSize, seed, rank, size)
+	if err != nil {
+		return nil, fmt.Errorf("glue: %w", err)
+	}
+	return &Batches{Examples: ex, Pad: pad, Regression: regression, Device: dev, s: s}, nil
 }
 
-// StepsPerEpoch is the number of batches in one epoch.
-func (d *Batches) StepsPerEpoch() int { return (len(d.Examples) + d.BatchSize - 1) / d.BatchSize }
+// StepsPerEpoch is the number of (global) batches in one epoch.
+func (d *Batches) StepsPerEpoch() int { return d.s.StepsPerEpoch() }
 
 // Epoch is the 0-based epoch of the next batch.
-func (d *Batches) Epoch() int { return d.epoch }
+func (d *Batches) Epoch() int { return d.s.Epoch() }
 
-func (d *Batches) shuffle() {
-	r := rand.New(rand.NewPCG(d.Seed, uint64(d.epoch)))
-	d.order = r.Perm(len(d.Examples))
-}
-
-// Next returns the next batch, its tensors owned by s.
+// Next returns this rank's next batch, its tensors owned by s.
 func (d *Batches) Next(s *torch.Scope) (*nn.Batch, error) {
-	if d.pos >= len(d.order) {
-		d.epoch++
-		d.pos = 0
-		d.shuffle()
+	idx := d.s.Next()
+	ex := make([]Encoded, len(idx))
+	for k, i := range idx {
+		ex[k] = d.Examples[i]
 	}
-	end := min(d.pos+d.BatchSize, len(d.order))
-	ex := make([]Encoded, 0, end-d.pos)
-	for _, i := range d.order[d.pos:end] {
-		ex = append(ex, d.Examples[i])
-	}
-	d.pos = end
 	return Collate(s, ex, d.Pad, d.Regression, true, d.Device)
 }
 
-type glueDataState struct {
-	Epoch    int `json:"epoch"`
-	Pos      int `json:"pos"`
-	Examples int `json:"examples"`
-}
-
 // State returns the epoch and position as JSON.
-func (d *Batches) State() (json.RawMessage, error) {
-	return json.Marshal(glueDataState{Epoch: d.epoch, Pos: d.pos, Examples: len(d.Examples)})
-}
+func (d *Batches) State() (json.RawMessage, error) { return d.s.State() }
 
 // Restore continues from a State of a source over the same examples.
 func (d *Batches) Restore(state json.RawMessage) error {
-	var st glueDataState
-	if err := json.Unmarshal(state, &st); err != nil {
-		return fmt.Errorf("glue: data state: %w", err)
+	if err := d.s.Restore(state); err != nil {
+		return fmt.Errorf("glue: %w", err)
 	}
-	if st.Examples != len(d.Examples) || st.Pos < 0 || st.Pos > len(d.Examples) || st.Epoch < 0 {
-		return fmt.Errorf("glue: data state (epoch %d, position %d of %d examples) does not fit %d examples",
-			st.Epoch, st.Pos, st.Examples, len(d.Examples))
-	}
-	d.epoch, d.pos = st.Epoch, st.Pos
-	d.shuffle()
 	return nil
 }

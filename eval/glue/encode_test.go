@@ -114,7 +114,7 @@ func TestBatchesEpochsAndResume(t *testing.T) {
 	for i := range ex {
 		ex[i] = Encoded{IDs: []int{0, 100 + i, 2}, Label: float64(i % 2)}
 	}
-	d, err := NewBatches(ex, 4, 1, false, 5, torch.CPU)
+	d, err := NewBatches(ex, 4, 1, false, 5, torch.CPU, 0, 1)
 	require.NoError(t, err)
 	assert.Equal(t, 3, d.StepsPerEpoch())
 	s := torch.NewScope()
@@ -149,16 +149,16 @@ func TestBatchesEpochsAndResume(t *testing.T) {
 	assert.NotEqual(t, epoch0, epoch1, "each epoch is reshuffled")
 
 	// A fresh source restored from the state continues identically.
-	d2, err := NewBatches(ex, 4, 1, false, 5, torch.CPU)
+	d2, err := NewBatches(ex, 4, 1, false, 5, torch.CPU, 0, 1)
 	require.NoError(t, err)
 	require.NoError(t, d2.Restore(st))
 	assert.Equal(t, rest[0], next(d2))
 	assert.Equal(t, rest[1], next(d2))
 
 	assert.Error(t, d2.Restore(json.RawMessage(`{"epoch":0,"pos":3,"examples":11}`)))
-	_, err = NewBatches([]Encoded{{IDs: []int{0}, Label: -1}}, 2, 1, false, 0, torch.CPU)
+	_, err = NewBatches([]Encoded{{IDs: []int{0}, Label: -1}}, 2, 1, false, 0, torch.CPU, 0, 1)
 	assert.ErrorContains(t, err, "example 0 has label -1")
-	_, err = NewBatches(ex, 0, 1, false, 0, torch.CPU)
+	_, err = NewBatches(ex, 0, 1, false, 0, torch.CPU, 0, 1)
 	assert.Error(t, err)
 }
 

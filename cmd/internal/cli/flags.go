@@ -56,6 +56,7 @@ type Methods struct {
 	Eligible    string
 	SwitchEvery int
 	LISALayers  int
+	BAdamOrder  string
 }
 
 // Register defines the flags on fs; sparsityHelp, patienceHelp and eligibleHelp say
@@ -67,6 +68,7 @@ func (m *Methods) Register(fs *flag.FlagSet, sparsityHelp, patienceHelp, eligibl
 	fs.StringVar(&m.Eligible, "eligible", "", "BlockLLM eligible tensors: comma-separated regular expressions over parameter names\n("+eligibleHelp+")")
 	fs.IntVar(&m.SwitchEvery, "switch-every", 0, "BAdam/LISA: steps between block switches (0: their defaults, 100 and 50)")
 	fs.IntVar(&m.LISALayers, "lisa-layers", 0, "LISA: layers trained at a time (0: 2)")
+	fs.StringVar(&m.BAdamOrder, "badam-order", "ascending", "BAdam: order of the layer blocks: ascending, descending or random (each layer once per round)")
 }
 
 // Validate checks the values.
@@ -96,6 +98,10 @@ func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection,
 	if err != nil {
 		return nil, err
 	}
+	order, err := blockllm.ParseBlockOrder(m.BAdamOrder)
+	if err != nil {
+		return nil, fmt.Errorf("--badam-order: %w", err)
+	}
 	variant := ""
 	if sel.Reference() {
 		variant = "reference"
@@ -106,7 +112,7 @@ func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection,
 	var out []blockllm.MethodConfig
 	for _, n := range names {
 		out = append(out, blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
-			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, Seed: seed, Variant: variant})
+			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, BAdamOrder: order, Seed: seed, Variant: variant})
 	}
 	return out, nil
 }

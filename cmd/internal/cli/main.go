@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/blockllm/blockllm-go/cmd/internal/launch"
 	"github.com/blockllm/blockllm-go/torch"
 )
 
@@ -38,8 +39,15 @@ type Run func(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // SIGINT, 143 for SIGTERM) when the run was interrupted. An error libtorch reports is
 // printed as an error, never as a Go stack trace; other panics are internal errors
 // (their stack is printed only with BLOCKLLM_DEBUG=1).
+//
+// --nproc-per-node N (N > 1) starts N workers of the same command on this machine with
+// torchrun's environment contract (cmd/internal/launch) instead of running it here.
 func Main(name string, run Run) {
-	os.Exit(main(name, run, os.Args[1:], os.Stdout, os.Stderr, true))
+	args, code, done := launch.Main(os.Args[1:])
+	if done {
+		os.Exit(code)
+	}
+	os.Exit(main(name, run, args, os.Stdout, os.Stderr, true))
 }
 
 func main(name string, run Run, args []string, stdout, stderr io.Writer, handleSignals bool) (code int) {

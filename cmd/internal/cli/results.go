@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/blockllm/blockllm-go/blockllm"
 	"github.com/blockllm/blockllm-go/eval/report"
 )
 
@@ -37,4 +38,20 @@ func (o *Output) WriteResults(stdout io.Writer, lines []map[string]any, title st
 	}
 	fmt.Fprintf(stdout, "\n%s\n", title)
 	return table(stdout)
+}
+
+// Attach adds the trainer observers of the output flags to cfg: the JSON-lines writer
+// (to jsonOut, when not nil, with the extra fields) and, with --progress, the progress
+// bar on stderr. It returns the writer (nil without one), whose Err says whether every
+// line was written.
+func (o *Output) Attach(cfg *blockllm.TrainConfig, jsonOut io.Writer, extra map[string]any, stderr io.Writer) *JSONLines {
+	var j *JSONLines
+	if jsonOut != nil {
+		j = &JSONLines{W: jsonOut, Extra: extra}
+		cfg.Observers = append(cfg.Observers, j)
+	}
+	if o.Progress {
+		cfg.Observers = append(cfg.Observers, &Progress{W: stderr})
+	}
+	return j
 }

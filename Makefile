@@ -70,6 +70,7 @@ gpu-commands:
 	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/pretrain ./cmd/pretrain
 	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/eval ./cmd/eval
 	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/finetune ./cmd/finetune
+	$(GO) build -ldflags='-s -w' -o build/gpu-cmd/generate ./cmd/generate
 
 clean:
 	rm -rf build

@@ -61,7 +61,7 @@ func hasDep(p pkgInfo, match func(string) bool) []string {
 //     neither blockllm nor eval (no back edges).
 func TestLayers(t *testing.T) {
 	pure := map[string]bool{"hf/safetensors": true, "hf/tokenizer": true, "hf/config": true, "eval/metrics": true,
-		"eval/c4": true, "blockllm/svm": true, "data": true}
+		"eval/c4": true, "hf/generate": true, "hf/chat": true, "blockllm/svm": true, "data": true}
 	ui := regexp.MustCompile(`^(github\.com/schollz/progressbar|github\.com/olekukonko/tablewriter|gonum\.org/v1/plot|github\.com/mattn/go-isatty|github\.com/mattn/go-colorable)(/|$)`)
 	// blockllm/svm's rule comparison still draws its own tables and plots (moving to
 	// cmd/bench with the SVM work); it is the one exception until then.

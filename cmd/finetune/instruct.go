@@ -17,6 +17,7 @@ import (
 	"github.com/blockllm/blockllm-go/eval/report"
 	"github.com/blockllm/blockllm-go/hf/chat"
 	"github.com/blockllm/blockllm-go/hf/config"
+	"github.com/blockllm/blockllm-go/hf/generate"
 	"github.com/blockllm/blockllm-go/hf/llama"
 	"github.com/blockllm/blockllm-go/hf/tokenizer"
 	"github.com/blockllm/blockllm-go/torch"
@@ -35,6 +36,13 @@ type instructJob struct {
 	info       io.Writer
 	jsonOut    io.Writer
 	stderr     io.Writer
+	samples    int      // validation prompts answered after each method
+	answers    []answer // their answers, printed after the table
+}
+
+// answer is one method's greedy answer to a validation prompt.
+type answer struct {
+	method, prompt, reference, text string
 }
 
 // runInstruct is finetune --task instruct: a causal LM (a Llama checkpoint, or the demo's
@@ -42,11 +50,17 @@ type instructJob struct {
 // validation loss and perplexity on held-out records before and after every epoch,
 // checkpoints and resume under --out, the final model in Hugging Face layout.
 func runInstruct(ctx context.Context, o *options, dev torch.Device, dt torch.DType, stdout, stderr io.Writer) error {
-	j := &instructJob{o: o, dev: dev, dt: dt, info: stdout, stderr: stderr}
+	j := &instructJob{o: o, dev: dev, dt: dt, info: stdout, stderr: stderr, samples: o.samples}
 	if o.JSON {
 		j.info, j.jsonOut = stderr, stdout
 	}
 	demoModel, demoData := o.model == "", o.data == ""
+	if j.samples < 0 {
+		j.samples = 0
+		if demoModel || demoData {
+			j.samples = 3
+		}
+	}
 	auto := func(demoV, realV float64) float64 {
 		if demoModel {
 			return demoV
@@ -133,12 +147,18 @@ func runInstruct(ctx context.Context, o *options, dev torch.Device, dt torch.DTy
 			"val_loss_after": cli.JSONFloat(math.Log(r.PPLAfter)), "optimizer_state_bytes": r.OptimizerBytes,
 			"peak_bytes": r.PeakBytes, "elapsed_s": r.Elapsed.Seconds(), "demo": demoModel || demoData})
 	}
+	for _, a := range j.answers {
+		lines = append(lines, map[string]any{"event": "answer", "method": a.method, "prompt": a.prompt, "reference": a.reference, "text": a.text})
+	}
 	title := "Validation perplexity on the response tokens:"
 	if demoModel || demoData {
 		title = "Validation perplexity on the response tokens (DEMO data and model):"
 	}
 	if err := o.WriteResults(stdout, lines, title, func(w io.Writer) error { return report.WritePretrainTable(w, rows) }); err != nil {
 		return err
+	}
+	if len(j.answers) > 0 && !o.JSON {
+		j.printAnswers(stdout, demoModel || demoData)
 	}
 	if len(rows) < len(methods) || ctx.Err() != nil {
 		hint := "the table shows the runs so far"
@@ -386,6 +406,11 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		return row, nil, err
 	}
 	row.OptimizerBytes, row.PeakBytes = res.OptimizerBytes, res.PeakBytes
+	if j.samples > 0 && res.Status == blockllm.Completed && o.par.Main() {
+		if err := j.answer(ctx, m, mc.Method); err != nil {
+			return row, nil, err
+		}
+	}
 	if methodDir != "" && res.Status == blockllm.Completed && o.par.Main() {
 		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "finetune", row.Method); err != nil {
 			return row, nil, err
@@ -393,4 +418,71 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 	}
 	row.Elapsed = time.Since(start)
 	return row, res, nil
+}
+
+// answer generates the model's greedy answers to the first j.samples validation prompts
+// (the positions before each one's first learned label), up to 48 new tokens each, with
+// a KV cache, stopping at the tokenizer's and the config's eos ids.
+func (j *instructJob) answer(ctx context.Context, m *llama.Model, method string) error {
+	eos := append([]int(nil), m.Cfg.EOSTokenIDs...)
+	if id := j.tok.EOS(); id >= 0 {
+		eos = append(eos, id)
+	}
+	for _, q := range j.val[:min(j.samples, len(j.val))] {
+		p := 0
+		for p < len(q.Labels) && q.Labels[p] == instruct.IgnoreIndex {
+			p++
+		}
+		if p == 0 || p == len(q.IDs) {
+			continue
+		}
+		sess, err := m.NewSession(llama.SessionOptions{})
+		if err != nil {
+			return err
+		}
+		res, err := generate.Generate(ctx, sess, q.IDs[:p], generate.Options{MaxNewTokens: 48, MaxLength: m.Cfg.MaxPositionEmbeddings, EOS: eos})
+		sess.Close()
+		if err != nil {
+			return fmt.Errorf("generating an answer: %w", err)
+		}
+		a := answer{method: method}
+		for _, d := range []struct {
+			ids []int
+			s   *string
+		}{{q.IDs[:p], &a.prompt}, {q.IDs[p:], &a.reference}, {res.Tokens, &a.text}} {
+			if *d.s, err = j.tok.Decode(d.ids, true); err != nil {
+				return err
+			}
+		}
+		j.answers = append(j.answers, a)
+	}
+	return nil
+}
+
+// printAnswers prints each validation prompt with the reference answer and every
+// method's greedy answer.
+func (j *instructJob) printAnswers(w io.Writer, demo bool) {
+	title := "Greedy answers to validation prompts"
+	if demo {
+		title += " (DEMO model trained for minutes: expect fortune-like text, not sense)"
+	}
+	fmt.Fprintf(w, "\n%s:\n", title)
+	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	width := len("reference:")
+	for _, a := range j.answers {
+		width = max(width, len(a.method)+1)
+	}
+	done := map[int]bool{}
+	for i, a := range j.answers { // grouped by prompt, in the order they were asked
+		if done[i] {
+			continue
+		}
+		fmt.Fprintf(w, "\n  %-*s %s\n  %-*s %s\n", width, "prompt:", oneLine(a.prompt), width, "reference:", oneLine(a.reference))
+		for k := i; k < len(j.answers); k++ {
+			if b := j.answers[k]; !done[k] && b.prompt == a.prompt {
+				fmt.Fprintf(w, "  %-*s %s\n", width, b.method+":", oneLine(b.text))
+				done[k] = true
+			}
+		}
+	}
 }

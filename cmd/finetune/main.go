@@ -63,7 +63,7 @@ type options struct {
 	valData, chatTemplate, alpaca, resume string
 	valFraction                           float64
 	pack, maxLenSet                       bool
-	checkpointEvery, keep                 int
+	checkpointEvery, keep, samples        int
 
 	par *cli.Job // data parallelism (one rank without a launcher)
 }
@@ -104,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.chatTemplate, "chat-template", "", "instruct: Jinja chat template `FILE` for chat data (default: the model's tokenizer_config.json / chat_template.jinja)")
 	fs.StringVar(&o.alpaca, "alpaca-prompt", "stanford", "instruct: prompt of Alpaca records: stanford (train.py's, ending \"### Response:\") or newline (with a newline after it)")
 	fs.BoolVar(&o.pack, "pack", false, "instruct: pack short examples into sequences of --max-len tokens (best-fit; attention crosses examples, as HF's packing)")
+	fs.IntVar(&o.samples, "samples", -1, "instruct: after each method, print its greedy answers (up to 48 tokens, KV cache) to the first N validation prompts\n"+
+		"(-1: 3 for the demo, 0 otherwise)")
 	fs.IntVar(&o.checkpointEvery, "checkpoint-every", 0, "instruct: write a checkpoint every N steps under --out (0: only at the end and on interrupt)")
 	fs.IntVar(&o.keep, "keep-checkpoints", 2, "instruct: keep only the newest N checkpoints (0: all)")
 	fs.StringVar(&o.resume, "resume", "", "instruct: resume from a checkpoint `DIR`, or 'latest' (the newest under --out for each method)")
@@ -133,8 +135,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	switch {
 	case o.task != "instruct" && o.LossChunk > 0:
 		return nil, fmt.Errorf("--loss-chunk applies to causal-LM training (the LM head; --task instruct); sequence classifiers have none")
-	case o.task != "instruct" && (o.resume != "" || o.checkpointEvery > 0 || o.valData != "" || o.pack || o.chatTemplate != ""):
-		return nil, fmt.Errorf("--resume, --checkpoint-every, --val-data, --pack and --chat-template apply to --task instruct")
+	case o.task != "instruct" && (o.resume != "" || o.checkpointEvery > 0 || o.valData != "" || o.pack || o.chatTemplate != "" || o.samples > 0):
+		return nil, fmt.Errorf("--resume, --checkpoint-every, --val-data, --pack, --chat-template and --samples apply to --task instruct")
+	case o.samples < -1:
+		return nil, fmt.Errorf("--samples %d must not be negative", o.samples)
 	case o.valFraction <= 0 || o.valFraction >= 1:
 		return nil, fmt.Errorf("--val-fraction %g outside (0, 1)", o.valFraction)
 	case o.checkpointEvery < 0 || o.keep < 0:

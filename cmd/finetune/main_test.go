@@ -278,14 +278,22 @@ func TestInstruct(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"--task", "instruct", "--model", model, "--data", ap + "," + cp, "--val-fraction", "0.2", "--epochs", "2",
 		"--batch-size", "8", "--lr", "3e-3", "--method", "adamw,blockllm", "--sparsity", "0.5", "--out", out, "--json", "--max-len", "64"}
-	stdout, _, err := runArgs(t, args...)
+	stdout, _, err := runArgs(t, append(args, "--samples", "2")...)
 	require.NoError(t, err)
 	res := map[string]map[string]any{}
+	answers := map[string]int{}
 	for _, ev := range jsonEvents(t, stdout) {
-		if ev["event"] == "result" {
+		switch ev["event"] {
+		case "result":
 			res[ev["method"].(string)] = ev
+		case "answer": // greedy answers to the first two validation prompts
+			answers[ev["method"].(string)]++
+			p := strings.TrimSpace(ev["prompt"].(string))
+			assert.True(t, strings.HasSuffix(p, "### Response:") || strings.HasSuffix(p, "assistant"), "the prompt ends where the response starts: %q", p)
+			assert.NotEmpty(t, ev["reference"])
 		}
 	}
+	assert.Equal(t, map[string]int{"adamw": 2, "blockllm": 2}, answers)
 	require.Len(t, res, 2)
 	for m, r := range res {
 		assert.Less(t, r["val_ppl_after"].(float64), r["val_ppl_before"].(float64), m)

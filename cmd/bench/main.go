@@ -5,9 +5,12 @@
 //
 // Fields: method, model, params, trainable_params, batch_size, seq_len, dtype, device,
 // threads, steps, ms_per_step (median over the timed steps), tokens_per_s (from the
-// median), optimizer_state_bytes, gradient_bytes (largest over the timed steps),
-// peak_memory_bytes (allocator peak after the weights exist, weights included),
-// weights_bytes and loss (last step).
+// median; of all ranks together under data parallelism), optimizer_state_bytes,
+// gradient_bytes (largest over the timed steps), peak_memory_bytes (allocator peak after
+// the weights exist, weights included), weights_bytes and loss (last step); with more
+// than one rank (--nproc-per-node, torchrun) also world_size, allreduce_bytes_per_step
+// (one rank's all-reduced bytes per timed step) and collective_ms_per_step (time in
+// collectives per timed step); memory and state figures are rank 0's.
 //
 // --compare REF prints, after the line, the ratios against the row of REF (JSON lines in
 // this format) with the same method, model, batch size and sequence length.
@@ -321,7 +324,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	line.MsPerStep = median(ms)
-	line.TokensPerS = float64(o.batch*o.seqLen) / (line.MsPerStep / 1000)
+	line.TokensPerS = float64(o.batch*o.seqLen*par.Size()) / (line.MsPerStep / 1000) // --batch-size is per rank
 	b, err := json.Marshal(line)
 	if err != nil {
 		return err

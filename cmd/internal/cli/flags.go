@@ -47,8 +47,9 @@ func (o *Output) Register(fs *flag.FlagSet) {
 
 // Methods holds the flags that choose and configure the training methods: --method,
 // BlockLLM's --sparsity, --patience and --eligible, BAdam's and LISA's --switch-every
-// and --lisa-layers. Sparsity and Patience 0 mean "the command's default" (which the
-// command sets before Configs).
+// and --lisa-layers, and GaLore's and LoRA's (PEFT, registered by the command with its
+// defaults). Sparsity and Patience 0 mean "the command's default" (which the command
+// sets before Configs).
 type Methods struct {
 	List        string
 	Sparsity    float64
@@ -56,6 +57,7 @@ type Methods struct {
 	Eligible    string
 	SwitchEvery int
 	LISALayers  int
+	PEFT
 }
 
 // Register defines the flags on fs; sparsityHelp, patienceHelp and eligibleHelp say
@@ -81,7 +83,7 @@ func (m *Methods) Validate() error {
 	case m.LISALayers < 0:
 		return fmt.Errorf("--lisa-layers %d must not be negative", m.LISALayers)
 	}
-	return nil
+	return m.PEFT.Validate()
 }
 
 // Configs returns one MethodConfig per method of --method, each with adam and seed;
@@ -105,8 +107,10 @@ func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection,
 	}
 	var out []blockllm.MethodConfig
 	for _, n := range names {
-		out = append(out, blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
-			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, Seed: seed, Variant: variant})
+		mc := blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
+			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, Seed: seed, Variant: variant}
+		m.PEFT.Apply(&mc)
+		out = append(out, mc)
 	}
 	return out, nil
 }

@@ -135,7 +135,7 @@ func (m *Memory) Register(fs *flag.FlagSet, def Memory, padHelp string) {
 	fs.IntVar(&m.PadMLP, "pad-mlp", def.PadMLP, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same\n"+
 		"function; aligned rows for GPU matrix kernels); "+padHelp)
 	fs.BoolVar(&m.StepInBackward, "step-in-backward", def.StepInBackward, "update each trainable tensor during backward, as soon as its gradient is\n"+
-		"complete (AdamW and BlockLLM; needs --grad-clip 0 and --grad-accum 1)")
+		"complete (AdamW, BlockLLM and GaLore; needs --grad-clip 0 and --grad-accum 1)")
 	fs.BoolVar(&m.FusedAdamW, "fused-adamw", def.FusedAdamW, "update the tensors in one multi-tensor AdamW call where libtorch has the fused kernel\n"+
 		"(CUDA 2.1+, CPU 2.4+) and the moments have the weights' dtype; elsewhere the same per-tensor math")
 }

@@ -48,8 +48,10 @@ type LoRAConfig struct {
 	// TargetRegex, when set, replaces Targets: module names it matches whole are adapted
 	// (peft's target_modules given as a string).
 	TargetRegex string
-	// Train lists modules trained in full beside the adapters (peft's modules_to_save),
-	// matched as Targets are; task heads (nn.Param.Head: the classifier) always are.
+	// Train lists modules trained in full beside the adapters (peft's modules_to_save): a
+	// parameter's module trains when it equals an entry, ends with "."+entry, or lies
+	// inside one ("classifier" covers "classifier.dense"); task heads (nn.Param.Head: the
+	// classifier) always train.
 	Train []string
 	// TrainRest trains in full every parameter that is not adapted (embeddings, norms,
 	// LM head): the LoRA baseline of the GaLore paper's pretraining table (ReLoRA's

@@ -13,7 +13,7 @@ import (
 )
 
 // TestStepInBackward: updating each tensor in backward gives the same weights, bit for
-// bit, as the usual step after backward (AdamW and BlockLLM, plain, with recomputed
+// bit, as the usual step after backward (AdamW, BlockLLM and GaLore, plain, with recomputed
 // layers and MLPs, with the fused loss) and keeps no gradient.
 func TestStepInBackward(t *testing.T) {
 	type run struct {
@@ -26,9 +26,12 @@ func TestStepInBackward(t *testing.T) {
 		m.Opts.Recompute, m.Opts.RecomputeMLP, m.Opts.LossChunk = o.Recompute, o.RecomputeMLP, o.LossChunk
 		var opt Optimizer
 		var err error
-		if method == "adamw" {
+		switch method {
+		case "adamw":
 			opt, err = NewAdamW(m, AdamConfig{})
-		} else {
+		case "galore":
+			opt, err = NewGaLore(m, GaLoreConfig{Rank: 4, UpdateProjGap: 2})
+		default:
 			opt, err = NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.5, Patience: 2})
 		}
 		require.NoError(t, err)
@@ -59,7 +62,7 @@ func TestStepInBackward(t *testing.T) {
 		require.Positive(t, r.changed, "%s %+v: training changed the weights", method, o)
 		return r
 	}
-	for _, method := range []string{"adamw", "blockllm"} {
+	for _, method := range []string{"adamw", "blockllm", "galore"} {
 		for _, o := range []llama.Options{{}, {Recompute: true}, {RecomputeMLP: true, LossChunk: 5}} {
 			want := train(method, o, false)
 			got := train(method, o, true)

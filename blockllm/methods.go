@@ -8,7 +8,7 @@ import (
 )
 
 // Methods lists the training methods NewOptimizer builds, BlockLLM first.
-var Methods = []string{"blockllm", "adamw", "badam", "lisa"}
+var Methods = []string{"blockllm", "adamw", "badam", "lisa", "galore", "lora"}
 
 // ParseMethods parses a comma-separated list of methods ("blockllm,adamw"),
 // case-insensitively, rejecting unknown and repeated names.
@@ -60,6 +60,10 @@ type MethodConfig struct {
 	// Variant names a BlockLLM variant in labels ("reference", "--penalty exp-freq");
 	// empty for the default settings.
 	Variant string
+	// GaLore and LoRA configure those methods (their Adam fields are replaced by Adam,
+	// a zero LoRA seed by Seed).
+	GaLore GaLoreConfig
+	LoRA   LoRAConfig
 }
 
 // NewOptimizer returns the optimizer c names over m.
@@ -78,13 +82,24 @@ func NewOptimizer(m nn.Model, c MethodConfig) (Optimizer, error) {
 		return NewBAdam(m, BAdamConfig{Adam: c.Adam, SwitchEvery: c.SwitchEvery, Order: c.BAdamOrder, Seed: c.Seed})
 	case "lisa":
 		return NewLISA(m, LISAConfig{Adam: c.Adam, SwitchEvery: c.SwitchEvery, Layers: c.LISALayers, Seed: c.Seed})
+	case "galore":
+		gc := c.GaLore
+		gc.Adam = c.Adam
+		return NewGaLore(m, gc)
+	case "lora":
+		lc := c.LoRA
+		lc.Adam = c.Adam
+		if lc.Seed == 0 {
+			lc.Seed = c.Seed
+		}
+		return NewLoRA(m, lc)
 	}
 	return nil, fmt.Errorf("blockllm: unknown method %q (want %s)", c.Method, strings.Join(Methods, ", "))
 }
 
 // Label is the name of the method in result tables: "BlockLLM (sparsity 0.95)" (with
 // ", eligible <patterns>" when eligibility patterns are set), "Full AdamW", "BAdam",
-// "LISA".
+// "LISA", "GaLore (rank 128)", "LoRA (r 8)".
 func (c MethodConfig) Label() string {
 	switch c.Method {
 	case "blockllm":
@@ -106,6 +121,10 @@ func (c MethodConfig) Label() string {
 		return "BAdam"
 	case "lisa":
 		return "LISA"
+	case "galore":
+		return fmt.Sprintf("GaLore (rank %d)", c.GaLore.withDefaults().Rank)
+	case "lora":
+		return fmt.Sprintf("LoRA (r %d)", c.LoRA.withDefaults().Rank)
 	}
 	return c.Method
 }

@@ -26,6 +26,10 @@ func TestMethodLabel(t *testing.T) {
 	assert.Equal(t, "Full AdamW", MethodConfig{Method: "adamw"}.Label())
 	assert.Equal(t, "BAdam", MethodConfig{Method: "badam"}.Label())
 	assert.Equal(t, "LISA", MethodConfig{Method: "lisa"}.Label())
+	assert.Equal(t, "GaLore (rank 128)", MethodConfig{Method: "galore"}.Label())
+	assert.Equal(t, "GaLore (rank 4)", MethodConfig{Method: "galore", GaLore: GaLoreGLUE}.Label())
+	assert.Equal(t, "LoRA (r 8)", MethodConfig{Method: "lora"}.Label())
+	assert.Equal(t, "LoRA (r 16)", MethodConfig{Method: "lora", LoRA: LoRAConfig{Rank: 16}}.Label())
 }
 
 // TestNewOptimizer builds every method over a tiny llama; BlockLLM honours the

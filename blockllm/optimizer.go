@@ -20,7 +20,7 @@ import (
 //
 // Implementations are not safe for concurrent use.
 type Optimizer interface {
-	// Name is the method name: "adamw", "blockllm", "badam" or "lisa".
+	// Name is the method name: "adamw", "blockllm", "badam", "lisa", "galore" or "lora".
 	Name() string
 	// Prepare is called at the start of every optimizer step with the step's first
 	// micro-batch (owned by the caller). BlockLLM runs its selection pass on it when a

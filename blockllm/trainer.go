@@ -51,7 +51,7 @@ type TrainConfig struct {
 	// StepInBackward updates each trainable tensor during backward, as soon as its
 	// gradient is complete (torch.GradSink), and frees that gradient at once: no step
 	// holds every trainable gradient. The updates are those of the optimizer's Step
-	// (per tensor; AdamW and BlockLLM). It needs GradAccum 1 and no clipping (both need
+	// (per tensor; AdamW, BlockLLM and GaLore). It needs GradAccum 1 and no clipping (both need
 	// every gradient first), and the model's parameter hook (BlockLLM's selection pass
 	// uses it only in Prepare). The loss is checked before backward: a non-finite loss
 	// returns ErrNonFinite with the weights untouched.
@@ -219,7 +219,7 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 	}
 	if cfg.StepInBackward {
 		if _, ok := opt.(inBackward); !ok {
-			return nil, fmt.Errorf("blockllm: %s cannot update in backward (StepInBackward: AdamW and BlockLLM can)", opt.Name())
+			return nil, fmt.Errorf("blockllm: %s cannot update in backward (StepInBackward: AdamW, BlockLLM and GaLore can)", opt.Name())
 		}
 		if cfg.GradAccum > 1 || cfg.MaxGradNorm > 0 {
 			return nil, fmt.Errorf("blockllm: updating in backward needs every gradient only once: no gradient accumulation (%d) and no clipping (%g)",

@@ -449,6 +449,14 @@ func TopK(a unsafe.Pointer, k, dim int64, largest bool) (unsafe.Pointer, unsafe.
 	return unsafe.Pointer(v), unsafe.Pointer(i), err
 }
 
+// SVD is the reduced singular value decomposition a = u diag(s) vh
+// (torch.linalg.svd(a, full_matrices=False)).
+func SVD(a unsafe.Pointer) (u, s, vh unsafe.Pointer, err error) {
+	var cu, cs, cvh C.bt_tensor
+	err = check(C.bt_linalg_svd(C.bt_tensor(a), &cu, &cs, &cvh))
+	return unsafe.Pointer(cu), unsafe.Pointer(cs), unsafe.Pointer(cvh), err
+}
+
 // Softmax (or log-softmax) along dim, computed in dtype when dtype >= 0.
 func Softmax(a unsafe.Pointer, dim int64, log bool, dtype int) (unsafe.Pointer, error) {
 	var out C.bt_tensor

@@ -356,6 +356,19 @@ func (a *Tensor) TopK(k, dim int64, largest bool) (values, indices *Tensor) {
 	return s.add(v), s.add(i)
 }
 
+// SVD returns the reduced singular value decomposition of a matrix (or a batch of
+// matrices) a = u diag(s) vh, as torch.linalg.svd(a, full_matrices=False): for a [m, n]
+// with k = min(m, n), u [m, k], s [k] (descending), vh [k, n]. Not differentiable here
+// (GaLore takes it of a gradient).
+func (a *Tensor) SVD() (u, s, vh *Tensor) {
+	sc := resultScope("svd", a)
+	hu, hs, hvh, err := cgo.SVD(a.h)
+	if err != nil {
+		fail("svd", err)
+	}
+	return sc.add(hu), sc.add(hs), sc.add(hvh)
+}
+
 // Softmax along dim.
 func (a *Tensor) Softmax(dim int64) *Tensor {
 	s := resultScope("softmax", a)

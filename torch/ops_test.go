@@ -687,3 +687,33 @@ func TestPaddedLinear(t *testing.T) {
 	assert.Panics(t, func() { torch.PaddedLinear(x, w, b, 4) }, "width below N")
 	assert.Panics(t, func() { torch.PaddedLinear(x.Narrow(2, 0, 5), w, b, 8) }, "x narrower than K")
 }
+
+// TestSVD checks the reduced SVD against its definition on a tall and a wide matrix
+// worked out by hand: a = u diag(s) vh, orthonormal columns of u and rows of vh,
+// singular values descending, shapes [m, k], [k], [k, n].
+func TestSVD(t *testing.T) {
+	s := torch.NewScope()
+	defer s.Close()
+	// a = [[3, 0], [0, -2], [0, 0]]: singular values 3 and 2.
+	a := s.FromFloat64([]float64{3, 0, 0, -2, 0, 0}, 3, 2).ToDevice(torch.F64, testDevice)
+	u, sv, vh := a.SVD()
+	assert.Equal(t, []int64{3, 2}, u.Shape())
+	assert.Equal(t, []int64{2}, sv.Shape())
+	assert.Equal(t, []int64{2, 2}, vh.Shape())
+	near(t, []float64{3, 2}, sv.Float64s(), 1e-12, "singular values")
+	for _, x := range []*torch.Tensor{a, a.T()} {
+		u, sv, vh := x.SVD()
+		back := u.Mul(sv.Unsqueeze(0)).Matmul(vh)
+		near(t, x.Contiguous().Float64s(), back.Float64s(), 1e-12, "u diag(s) vh")
+		near(t, []float64{1, 0, 0, 1}, u.T().Matmul(u).Float64s(), 1e-12, "u'u")
+		near(t, []float64{1, 0, 0, 1}, vh.Matmul(vh.T()).Float64s(), 1e-12, "vh vh'")
+	}
+	// a random 5x3 float32 matrix is reconstructed to float32 precision
+	g := torch.NewGenerator(3, torch.CPU)
+	defer g.Close()
+	r := s.Randn([]int64{5, 3}, torch.F32, torch.CPU, g).ToDevice(torch.F32, testDevice)
+	u, sv, vh = r.SVD()
+	near(t, r.Float64s(), u.Mul(sv.Unsqueeze(0)).Matmul(vh).Float64s(), 1e-5, "random reconstruction")
+	sf := sv.Float64s()
+	assert.True(t, sf[0] >= sf[1] && sf[1] >= sf[2], "descending %v", sf)
+}

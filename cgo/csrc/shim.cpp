@@ -770,6 +770,17 @@ const char* bt_topk(bt_tensor a, int64_t k, int64_t dim, int largest, bt_tensor*
   })
 }
 
+// Reduced SVD (torch.linalg.svd(a, full_matrices=False)): a = u diag(s) vh, singular
+// values descending. Present in libtorch 1.13 and 2.x alike.
+const char* bt_linalg_svd(bt_tensor a, bt_tensor* u, bt_tensor* s, bt_tensor* vh) {
+  BT_TRY({
+    auto r = at::linalg_svd(T(a), /*full_matrices=*/false);
+    *u = wrap(std::get<0>(r));
+    *s = wrap(std::get<1>(r));
+    *vh = wrap(std::get<2>(r));
+  })
+}
+
 const char* bt_softmax(bt_tensor a, int64_t dim, int log, int dtype, bt_tensor* out) {
   BT_TRY({
     c10::optional<at::ScalarType> d;

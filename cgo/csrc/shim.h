@@ -109,6 +109,7 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_max_dim, (bt_tensor a, int64_t dim, int keepdim, int is_min, bt_tensor* values, bt_tensor* indices), (a, dim, keepdim, is_min, values, indices)) \
   X(bt_argmax, (bt_tensor a, int64_t dim, int keepdim, bt_tensor* out), (a, dim, keepdim, out)) \
   X(bt_topk, (bt_tensor a, int64_t k, int64_t dim, int largest, bt_tensor* values, bt_tensor* indices), (a, k, dim, largest, values, indices)) \
+  X(bt_linalg_svd, (bt_tensor a, bt_tensor* u, bt_tensor* s, bt_tensor* vh), (a, u, s, vh)) \
   X(bt_softmax, (bt_tensor a, int64_t dim, int log, int dtype, bt_tensor* out), (a, dim, log, dtype, out)) \
   /* shape */ \
   X(bt_reshape, (bt_tensor a, const int64_t* shape, int ndim, int view, bt_tensor* out), (a, shape, ndim, view, out)) \

@@ -91,6 +91,7 @@ type options struct {
 	cli.Memory
 	cli.Selection
 	cli.Parallel
+	cli.PEFT
 	method, model                string
 	batch, seqLen, steps, warmup int
 	sparsity, lr                 float64
@@ -107,7 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.method, "method", "blockllm", "optimizer: adamw, blockllm, badam or lisa")
+	fs.StringVar(&o.method, "method", "blockllm", "optimizer: "+strings.Join(blockllm.Methods, ", "))
 	fs.StringVar(&o.model, "model", "llama-20m", "Llama preset ("+strings.Join(config.LlamaPresets(), ", ")+") or a config.json path or model directory")
 	fs.IntVar(&o.batch, "batch-size", 8, "sequences per step")
 	fs.IntVar(&o.seqLen, "seq-len", 256, "tokens per sequence")
@@ -118,6 +119,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.sparsity, "sparsity", blockllm.DefaultPretrainSparsity, "BlockLLM sparsity")
 	o.Selection.Register(fs)
 	o.Parallel.Register(fs)
+	o.PEFT.Register(fs, "128, alpha 32, dropout 0.1, all-linear, the other tensors trained in full: pretrain's defaults",
+		"128, gap 200, scale 0.25: GaLore's Llama-60M C4 setting")
 	fs.IntVar(&o.patience, "patience", 0, "BlockLLM patience (0: default)")
 	fs.IntVar(&o.probeRows, "probe-rows", 0, "BlockLLM selection pass on this many sequences of the batch (0: all)")
 	fs.BoolVar(&o.probeKeep, "probe-keep-activations", false, "BlockLLM selection pass keeps every activation (default: recomputes layers in its backward)")
@@ -140,6 +143,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.Memory.Validate(0, 1); err != nil {
 		return nil, err
 	}
+	if err := o.PEFT.Validate(); err != nil {
+		return nil, err
+	}
+	o.PEFT.Defaults(blockllm.LoRAConfig{Rank: 128, Alpha: 32, Dropout: 0.1},
+		blockllm.GaLoreConfig{Rank: 128, UpdateProjGap: blockllm.DefaultGaLoreGap, Scale: blockllm.DefaultGaLoreScale})
+	if o.LoRATargets == "" {
+		o.LoRATargets = blockllm.AllLinear
+	}
+	o.LoRATrainRest = true // a new random model, as pretrain's
 	o.Selection.Parsed(fs)
 	ms, err := blockllm.ParseMethods(o.method)
 	switch {
@@ -177,8 +189,10 @@ func loadConfig(name string) (*config.LlamaConfig, error) {
 func methodConfig(o *options) (blockllm.MethodConfig, error) {
 	bc, err := o.Selection.Apply(blockllm.BlockLLMConfig{Sparsity: o.sparsity, Patience: o.patience,
 		ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}, 1000, nil)
-	return blockllm.MethodConfig{Method: o.method, Seed: o.seed, BlockLLM: bc,
-		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW}}, err
+	mc := blockllm.MethodConfig{Method: o.method, Seed: o.seed, BlockLLM: bc,
+		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW}}
+	o.PEFT.Apply(&mc)
+	return mc, err
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
@@ -258,6 +272,14 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 				flags = append(flags, d)
 			}
 		}
+	}
+	switch o.method {
+	case "lora":
+		flags = append(flags, fmt.Sprintf("lora-r=%d", o.LoRARank), fmt.Sprintf("lora-alpha=%g", o.LoRAAlpha),
+			fmt.Sprintf("lora-dropout=%g", o.LoRADropout), "lora-targets="+o.LoRATargets)
+	case "galore":
+		flags = append(flags, fmt.Sprintf("galore-rank=%d", o.GaLoreRank), fmt.Sprintf("galore-gap=%d", o.GaLoreGap),
+			fmt.Sprintf("galore-scale=%g", o.GaLoreScale))
 	}
 	for _, f := range []struct {
 		on   bool

@@ -126,3 +126,31 @@ func TestJSONFields(t *testing.T) {
 		"--threads", "2", "--method", "blockllm", "--fused-adamw"}, &out, &errb), errb.String())
 	clitest.CheckFields(t, "bench", out.String())
 }
+
+// TestBenchPEFT: bench's lines for GaLore and LoRA carry their memory accounts: LoRA's
+// trainable set is the adapters plus the non-adapted tensors (trained in full, as
+// pretrain's LoRA baseline), its optimizer state the adapters plus the Adam moments of
+// that set; GaLore trains every parameter with the projected moments and projections
+// of the attention and MLP weights.
+func TestBenchPEFT(t *testing.T) {
+	cfg := filepath.Join("..", "..", "testdata", "hf", "llama-tiny", "config.json")
+	common := []string{"--model", cfg, "--batch-size", "2", "--seq-len", "16", "--steps", "2", "--warmup", "1", "--threads", "2"}
+	a := benchLine(t, append([]string{"--method", "adamw"}, common...)...)
+	l := benchLine(t, append([]string{"--method", "lora", "--lora-r", "4", "--lora-targets", "q_proj,v_proj"}, common...)...)
+	g := benchLine(t, append([]string{"--method", "galore", "--galore-rank", "4"}, common...)...)
+	assert.Equal(t, "lora", l.Method)
+	assert.Equal(t, "lora-r=4,lora-alpha=32,lora-dropout=0.1,lora-targets=q_proj,v_proj", l.Options)
+	assert.Equal(t, "galore-rank=4,galore-gap=200,galore-scale=0.25", g.Options)
+	// llama-tiny: hidden 64, q_proj [64, 64], v_proj [32, 64], 2 layers
+	adapters := int64(2 * (4*64 + 64*4 + 4*64 + 32*4))
+	frozen := int64(2 * (64*64 + 32*64))
+	assert.Equal(t, a.Params, l.Params, "adapters are not model parameters")
+	assert.Equal(t, a.Params-frozen+adapters, l.TrainableParams)
+	assert.Equal(t, 4*adapters+2*4*l.TrainableParams, l.OptimizerStateBytes, "adapters plus Adam moments")
+	assert.Equal(t, 4*l.TrainableParams, l.GradientBytes)
+	assert.Equal(t, a.Params, g.TrainableParams)
+	assert.Less(t, g.OptimizerStateBytes, a.OptimizerStateBytes, "projected moments")
+	assert.Equal(t, a.GradientBytes, g.GradientBytes, "full gradients")
+	assert.Greater(t, l.Loss, 0.0)
+	assert.Greater(t, g.Loss, 0.0)
+}

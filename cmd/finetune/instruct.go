@@ -109,11 +109,11 @@ func runInstruct(ctx context.Context, o *options, dev torch.Device, dt torch.DTy
 	if err := j.prepareData(); err != nil {
 		return err
 	}
-	j.settings = o.DeterminismSettings(cli.Settings("model", o.model, "tokenizer", o.tokenizer, "task", o.task, "data", o.data, "val-data", o.valData,
+	j.settings = o.DeterminismSettings(cli.Settings(append([]any{"model", o.model, "tokenizer", o.tokenizer, "task", o.task, "data", o.data, "val-data", o.valData,
 		"val-fraction", o.valFraction, "lr", o.lr, "epochs", o.epochs, "batch-size", o.batch, "max-len", o.maxLen, "pack", o.pack,
 		"alpaca-prompt", o.alpaca, "chat-template", o.chatTemplate, "warmup-ratio", o.warmupRatio, "grad-clip", o.clip,
 		"weight-decay", o.weightDecay, "seed", o.seed, "sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
-		"dtype", o.DType, "switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers))
+		"dtype", o.DType, "switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers}, o.PEFT.Settings()...)...))
 	if o.out != "" {
 		var rd *blockllm.RunDir
 		if o.par.Main() {
@@ -412,7 +412,10 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		}
 	}
 	if methodDir != "" && res.Status == blockllm.Completed && o.par.Main() {
-		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "finetune", row.Method); err != nil {
+		save := func(dir string) error {
+			return cli.SaveModel(opt, m.Save, dir, o.model, j.info, "finetune", row.Method)
+		}
+		if err := cli.SaveFinal(save, j.tokJSON, methodDir, j.info, "finetune", row.Method); err != nil {
 			return row, nil, err
 		}
 	}

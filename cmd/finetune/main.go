@@ -78,6 +78,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.Methods.Register(fs, "0: 0.95 for a checkpoint, 0.5 for the demo model", "0: 100 for a checkpoint, 20 for the demo model",
 		"empty: all but embeddings for a checkpoint, '.*' (all) for the demo model")
 	o.Selection.Register(fs)
+	o.PEFT.Register(fs, "8, alpha 16 (the LoRA authors' RoBERTa GLUE scripts), dropout 0.1 for GLUE (peft's sequence-classification\n"+
+		"example), 0.05 for --task instruct; targets peft's defaults, query,value for RoBERTa and q_proj,v_proj for Llama",
+		"4, gap 500, scale 4: the GaLore authors' RoBERTa GLUE setting")
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1}, "-1: 64 on CUDA, off on the CPU; 0: off (Llama models only)")
 	o.RunFlags.Register(fs, true)
 	o.Parallel.Register(fs)
@@ -120,6 +123,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.Methods.Validate(); err != nil {
 		return nil, err
 	}
+	lora := blockllm.LoRAConfig{Rank: blockllm.DefaultLoRARank, Alpha: blockllm.DefaultLoRAAlpha, Dropout: 0.1}
+	if o.task == "instruct" {
+		lora.Dropout = 0.05
+	}
+	o.PEFT.Defaults(lora, blockllm.GaLoreGLUE)
 	if err := o.Memory.Validate(o.clip, 1); err != nil {
 		return nil, err
 	}
@@ -612,7 +620,7 @@ func runOne(ctx context.Context, o *options, mc blockllm.MethodConfig, j *job, d
 	}
 	if o.out != "" && o.par.Main() {
 		dir := filepath.Join(o.out, j.task.Name, mc.Method)
-		if err := m.Save(dir); err != nil {
+		if err := cli.SaveModel(opt, m.Save, dir, o.model, stderr, "finetune", mc.Label()); err != nil {
 			return nil, err
 		}
 		if err := cli.WriteTokenizer(dir, tokJSON); err != nil {

@@ -15,12 +15,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/blockllm/blockllm-go/blockllm"
 	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/data"
 	"github.com/blockllm/blockllm-go/eval/glue"
 	"github.com/blockllm/blockllm-go/hf/config"
 	"github.com/blockllm/blockllm-go/hf/llama"
+	"github.com/blockllm/blockllm-go/hf/nn"
 	"github.com/blockllm/blockllm-go/hf/roberta"
+	"github.com/blockllm/blockllm-go/torch"
 )
 
 const tinyRoberta = "../../testdata/hf/roberta-tiny-sst2"
@@ -316,4 +319,47 @@ func TestInstruct(t *testing.T) {
 	assert.ErrorContains(t, err, "--chat-template")
 	_, _, err = runArgs(t, "--task", "sst2", "--pack")
 	assert.ErrorContains(t, err, "apply to --task instruct")
+}
+
+// TestPEFTMethods fine-tunes the RoBERTa fixture with LoRA and GaLore: both rows are in
+// the table with their labels (the GLUE defaults: r 8, rank 4), LoRA's output directory
+// holds the merged model (a plain Hugging Face checkpoint) and the adapter in peft's
+// layout, and the adapter read back onto the base checkpoint gives the merged model's
+// logits.
+func TestPEFTMethods(t *testing.T) {
+	outDir := t.TempDir()
+	out, _, err := runArgs(t, "--model", tinyRoberta, "--method", "lora,galore", "--max-train", "32", "--max-eval", "16",
+		"--epochs", "1", "--batch-size", "8", "--max-len", "32", "--out", outDir, "--lr", "5e-3")
+	require.NoError(t, err)
+	for _, s := range []string{"LoRA (r 8)", "GaLore (rank 4)", "Optimizer memory"} {
+		assert.Contains(t, out, s)
+	}
+	dir := filepath.Join(outDir, "sst2", "lora")
+	assert.FileExists(t, filepath.Join(dir, "model.safetensors"))
+	assert.FileExists(t, filepath.Join(dir, "adapter", "adapter_config.json"))
+	assert.FileExists(t, filepath.Join(outDir, "sst2", "galore", "model.safetensors"))
+	merged, err := roberta.Load(dir, roberta.Options{})
+	require.NoError(t, err)
+	defer merged.Close()
+	base, err := roberta.Load(tinyRoberta, roberta.Options{NumLabels: 2})
+	require.NoError(t, err)
+	defer base.Close()
+	o, info, err := blockllm.LoadLoRAAdapter(base, filepath.Join(dir, "adapter"), blockllm.AdamConfig{}, 1)
+	require.NoError(t, err)
+	defer o.Close()
+	abs, _ := filepath.Abs(tinyRoberta)
+	assert.Equal(t, abs, info.BaseModel)
+	assert.Equal(t, 0.1, o.Config().Dropout)
+	s := torch.NewScope()
+	defer s.Close()
+	b := &nn.Batch{InputIDs: s.FromInt64([]int64{0, 31, 47, 82, 2, 0, 15, 90, 11, 2}, 2, 5)}
+	var lm, la []float64
+	torch.NoGrad(func() {
+		om, err := merged.Forward(s, b, false)
+		require.NoError(t, err)
+		oa, err := base.Forward(s, b, false)
+		require.NoError(t, err)
+		lm, la = om.Logits.Float64s(), oa.Logits.Float64s()
+	})
+	assert.InDeltaSlice(t, lm, la, 1e-4, "merged model = base + adapter")
 }

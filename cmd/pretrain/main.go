@@ -69,6 +69,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"empty: '.*' (all tensors) for a new model from a preset or config.json, whose embeddings must train;\n"+
 			"all but embeddings and LM head for a checkpoint")
 	o.Selection.Register(fs)
+	o.PEFT.Register(fs, "128, alpha 32, dropout 0.1, all-linear: the LoRA pretraining baseline of the GaLore paper (ReLoRA's code),\n"+
+		"with every other tensor trained in full for a new model; rank 32 for the demo's 128-wide model",
+		"128, gap 200, scale 0.25: GaLore's Llama-60M C4 setting; rank 32 for the demo's 128-wide model")
 	o.Memory.Register(fs, cli.Memory{PadMLP: -1, FusedAdamW: true}, "-1: 64 on CUDA, off on the CPU; 0: off")
 	o.RunFlags.Register(fs, true)
 	o.Parallel.Register(fs)
@@ -161,6 +164,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if err := o.Methods.Validate(); err != nil {
 		return nil, err
 	}
+	rank := 128 // GaLore's Llama-60M rank (hidden 512), also the LoRA baseline's there
+	if o.model == "" {
+		rank = 32 // the same fraction of the demo model's hidden size, 128
+	}
+	o.PEFT.Defaults(blockllm.LoRAConfig{Rank: rank, Alpha: 32, Dropout: 0.1},
+		blockllm.GaLoreConfig{Rank: rank, UpdateProjGap: blockllm.DefaultGaLoreGap, Scale: blockllm.DefaultGaLoreScale})
+	if o.LoRATargets == "" {
+		o.LoRATargets = blockllm.AllLinear
+	}
 	switch {
 	case o.steps < 1 || o.seqLen < 2 || o.batch < 1 || o.gradAccum < 1 || o.evalBlocks < 1 || o.evalBatch < 1:
 		return nil, fmt.Errorf("--steps, --batch-size, --grad-accum, --eval-blocks and --eval-batch-size must be positive and --seq-len at least 2")
@@ -211,6 +223,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if eligible == "" && !isCheckpoint(o.model) && !o.Selection.Reference() {
 		o.Eligible = ".*" // a new model: its embeddings must train too
 	}
+	o.LoRATrainRest = !isCheckpoint(o.model) // a new model: LoRA trains the non-adapted tensors in full
 	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 1000)
 	o.Eligible = eligible
 	if err != nil {
@@ -319,10 +332,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // settings are the values that define a run (after the defaults): a checkpoint records
 // them and a resume must match them (--resume-allow names exceptions).
 func (o *options) settings() map[string]string {
-	return o.DeterminismSettings(cli.Settings("model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
+	kv := []any{"model", o.model, "tokenizer", o.tokenizer, "data", o.data, "val-data", o.valData,
 		"val-fraction", o.valFraction, "steps", o.steps, "seq-len", o.seqLen, "batch-size", o.batch,
 		"grad-accum", o.gradAccum, "lr", o.lr, "warmup", o.warmup, "schedule", o.schedule, "min-lr-ratio", o.minLRRatio,
 		"grad-clip", o.clip, "weight-decay", o.weightDecay, "dtype", o.DType, "seed", o.seed,
 		"sparsity", o.Sparsity, "patience", o.Patience, "eligible", o.Eligible,
-		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers))
+		"switch-every", o.SwitchEvery, "lisa-layers", o.LISALayers}
+	return o.DeterminismSettings(cli.Settings(append(kv, o.PEFT.Settings()...)...))
 }

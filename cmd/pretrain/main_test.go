@@ -224,3 +224,29 @@ func TestAblation(t *testing.T) {
 	_, _, err = runArgs(t, "--ablate", "default --nope 3", "--steps", "2")
 	assert.ErrorContains(t, err, `variant "default --nope 3"`)
 }
+
+// TestPEFTMethods pretrains the demo model with GaLore and LoRA (the demo's rank 32):
+// both rows are in the table, LoRA's final directory holds the merged model and the
+// adapter in peft's layout (the non-adapted tensors as modules_to_save), and both runs
+// resume from their checkpoints.
+func TestPEFTMethods(t *testing.T) {
+	dir := t.TempDir()
+	common := []string{"--seq-len", "32", "--batch-size", "4", "--eval-blocks", "8", "--eval-every", "3", "--out", dir, "--method", "galore,lora"}
+	out, _, err := runArgs(t, append(common, "--steps", "4", "--lr", "1e-2")...)
+	require.NoError(t, err)
+	for _, s := range []string{"GaLore (rank 32)", "LoRA (r 32)", "Val PPL after"} {
+		assert.Contains(t, out, s)
+	}
+	final := filepath.Join(dir, "lora", "final")
+	m, err := llama.Load(final, llama.Options{})
+	require.NoError(t, err, "the merged model loads as a Hugging Face Llama")
+	m.Close()
+	cfg, err := os.ReadFile(filepath.Join(final, "adapter", "adapter_config.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(cfg), `"target_modules": "all-linear"`)
+	assert.Contains(t, string(cfg), `"model.embed_tokens"`)
+	assert.FileExists(t, filepath.Join(dir, "galore", "final", "model.safetensors"))
+	out2, _, err := runArgs(t, append(common, "--steps", "6", "--lr", "1e-2", "--resume", "latest", "--resume-allow", "steps")...)
+	require.NoError(t, err)
+	assert.Equal(t, 2, strings.Count(out2, "checkpoints/step-00000004 at step 4"), "both methods resumed at step 4:\n%s", out2)
+}

@@ -125,7 +125,10 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	row.OptimizerBytes = res.OptimizerBytes
 	row.PeakBytes = res.PeakBytes
 	if methodDir != "" && res.Status == blockllm.Completed && j.par.Main() {
-		if err := cli.SaveFinal(m.Save, j.tokJSON, methodDir, j.info, "pretrain", row.Method); err != nil {
+		save := func(dir string) error {
+			return cli.SaveModel(opt, m.Save, dir, o.model, j.info, "pretrain", row.Method)
+		}
+		if err := cli.SaveFinal(save, j.tokJSON, methodDir, j.info, "pretrain", row.Method); err != nil {
 			return row, nil, err
 		}
 	}

@@ -230,9 +230,9 @@ func (m *Model) cachedLayer(s *torch.Scope, L *Layer, layer int, h, cos4, sin4, 
 	S := pos + T
 
 	x := h.RMSNorm(m.W(s, L.InputNorm), eps)
-	q := x.Linear(m.W(s, L.Q), m.W(s, L.QB)).View(B, T, nh, hd).Transpose(1, 2)
-	k := x.Linear(m.W(s, L.K), m.W(s, L.KB)).View(B, T, nkv, hd).Transpose(1, 2)
-	v := x.Linear(m.W(s, L.V), m.W(s, L.VB)).View(B, T, nkv, hd).Transpose(1, 2)
+	q := m.Linear(s, x, L.Q, L.QB, false).View(B, T, nh, hd).Transpose(1, 2)
+	k := m.Linear(s, x, L.K, L.KB, false).View(B, T, nkv, hd).Transpose(1, 2)
+	v := m.Linear(s, x, L.V, L.VB, false).View(B, T, nkv, hd).Transpose(1, 2)
 	q = q.Mul(cos4).Add(rotateHalf(q).Mul(sin4))
 	k = k.Mul(cos4).Add(rotateHalf(k).Mul(sin4))
 
@@ -248,8 +248,8 @@ func (m *Model) cachedLayer(s *torch.Scope, L *Layer, layer int, h, cos4, sin4, 
 	if group > 1 {
 		a = a.Reshape(B, nh, T, hd)
 	}
-	a = a.Transpose(1, 2).Reshape(B, T, nh*hd).Linear(m.W(s, L.O), m.W(s, L.OB))
+	a = m.Linear(s, a.Transpose(1, 2).Reshape(B, T, nh*hd), L.O, L.OB, false)
 	h = h.Add(a)
 	x = h.RMSNorm(m.W(s, L.PostNorm), eps)
-	return h.Add(m.mlp(s, L, x))
+	return h.Add(m.mlp(s, L, x, false))
 }

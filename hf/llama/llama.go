@@ -46,6 +46,7 @@ type Options struct {
 	// function and gradients, for GPU matrix kernels. llama-1b's width, 5461, gives
 	// bf16 rows of 10922 bytes, not a multiple of 16, and cuBLAS then picks kernels 5 to
 	// 7 times slower (measured on an H200: 85-143 against 630-706 TFLOP/s at 5504).
+	// While an adapter is installed (LoRA) the MLP runs unpadded.
 	PadMLP int
 	// InitOnDevice draws New's random weights with a generator on Device (fast on a GPU)
 	// instead of the CPU's; the values then differ from a CPU-drawn model's.
@@ -172,6 +173,12 @@ func (m *Model) bind() {
 	}
 	m.Norm = m.Get("model.norm.weight")
 	m.LMHead = m.Get("lm_head.weight")
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		for _, p := range []*nn.Param{L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down} {
+			p.Linear = true // applied through Params.Linear (adapters)
+		}
+	}
 }
 
 // New creates a randomly initialised model as transformers does (weights N(0,
@@ -244,6 +251,11 @@ func (m *Model) SetRecompute(on bool) bool {
 	m.Opts.Recompute = on
 	return prev
 }
+
+// Recomputes reports whether training forward passes recompute activations in backward
+// (Options.Recompute or RecomputeMLP): a random draw inside a recomputed part (dropout)
+// would differ between the two runs.
+func (m *Model) Recomputes() bool { return m.Opts.Recompute || m.Opts.RecomputeMLP }
 
 // Device is where the weights live.
 func (m *Model) Device() torch.Device { return m.Opts.Device }
@@ -354,7 +366,7 @@ func (m *Model) hidden(s *torch.Scope, b *nn.Batch, train bool) *torch.Tensor {
 	for i := range m.Layers {
 		L := &m.Layers[i]
 		layer := func(s *torch.Scope, h *torch.Tensor) *torch.Tensor {
-			return m.decoderLayer(s, outer, mlpToken, L, h, cos4, sin4, mask, causal, B, T, scale)
+			return m.decoderLayer(s, outer, mlpToken, L, h, cos4, sin4, mask, causal, B, T, scale, train)
 		}
 		prev := h
 		if token != nil && m.Opts.Recompute {
@@ -384,23 +396,23 @@ func (m *Model) mlpWidth() int64 {
 // decoderLayer is one LlamaDecoderLayer: h + attn(norm(h)), then + mlp(norm(.)). With
 // mlpToken the MLP is recomputed in backward (torch.Checkpoint); its input is moved to
 // outer, the forward pass's scope, which keeps the recompute registered until backward.
-func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *Layer, h, cos4, sin4, mask *torch.Tensor, causal bool, B, T int64, scale float64) *torch.Tensor {
+func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *Layer, h, cos4, sin4, mask *torch.Tensor, causal bool, B, T int64, scale float64, train bool) *torch.Tensor {
 	c := m.Cfg
 	nh, nkv, hd := int64(c.NumAttentionHeads), int64(c.KVHeads()), int64(c.HeadDim())
 	eps := c.RMSNormEps
 	{
 		x := h.RMSNorm(m.W(s, L.InputNorm), eps)
-		q := x.Linear(m.W(s, L.Q), m.W(s, L.QB)).View(B, T, nh, hd).Transpose(1, 2)
-		k := x.Linear(m.W(s, L.K), m.W(s, L.KB)).View(B, T, nkv, hd).Transpose(1, 2)
-		v := x.Linear(m.W(s, L.V), m.W(s, L.VB)).View(B, T, nkv, hd).Transpose(1, 2)
+		q := m.Linear(s, x, L.Q, L.QB, train).View(B, T, nh, hd).Transpose(1, 2)
+		k := m.Linear(s, x, L.K, L.KB, train).View(B, T, nkv, hd).Transpose(1, 2)
+		v := m.Linear(s, x, L.V, L.VB, train).View(B, T, nkv, hd).Transpose(1, 2)
 		q = q.Mul(cos4).Add(rotateHalf(q).Mul(sin4))
 		k = k.Mul(cos4).Add(rotateHalf(k).Mul(sin4))
 		k, v = repeatKV(k, nh/nkv), repeatKV(v, nh/nkv)
 		a := torch.ScaledDotProductAttention(q, k, v, torch.SDPAOptions{Mask: mask, Causal: causal, Scale: scale, Fused: m.Opts.FusedSDPA})
-		a = a.Transpose(1, 2).Reshape(B, T, nh*hd).Linear(m.W(s, L.O), m.W(s, L.OB))
+		a = m.Linear(s, a.Transpose(1, 2).Reshape(B, T, nh*hd), L.O, L.OB, train)
 		h = h.Add(a)
 		x = h.RMSNorm(m.W(s, L.PostNorm), eps)
-		mlp := func(s *torch.Scope, x *torch.Tensor) *torch.Tensor { return m.mlp(s, L, x) }
+		mlp := func(s *torch.Scope, x *torch.Tensor) *torch.Tensor { return m.mlp(s, L, x, train) }
 		if mlpToken != nil {
 			y := torch.Checkpoint(x.MoveTo(outer), mlpToken, mlp)
 			h = h.Add(y)
@@ -414,16 +426,16 @@ func (m *Model) decoderLayer(s, outer *torch.Scope, mlpToken *torch.Tensor, L *L
 
 // mlp is the layer's SwiGLU MLP: down(silu(gate(x)) * up(x)), at the padded width
 // when Opts.PadMLP asks for one.
-func (m *Model) mlp(s *torch.Scope, L *Layer, x *torch.Tensor) *torch.Tensor {
+func (m *Model) mlp(s *torch.Scope, L *Layer, x *torch.Tensor, train bool) *torch.Tensor {
 	c := m.Cfg
-	if w := m.mlpWidth(); w > int64(c.IntermediateSize) {
+	if w := m.mlpWidth(); w > int64(c.IntermediateSize) && !m.HasAdapter() {
 		g := torch.PaddedLinear(x, m.W(s, L.Gate), m.W(s, L.GateB), w)
 		u := torch.PaddedLinear(x, m.W(s, L.Up), m.W(s, L.UpB), w)
 		return torch.PaddedLinear(torch.SwiGLU(g, u), m.W(s, L.Down), m.W(s, L.DownB), int64(c.HiddenSize))
 	}
-	g := x.Linear(m.W(s, L.Gate), m.W(s, L.GateB))
-	u := x.Linear(m.W(s, L.Up), m.W(s, L.UpB))
-	return torch.SwiGLU(g, u).Linear(m.W(s, L.Down), m.W(s, L.DownB))
+	g := m.Linear(s, x, L.Gate, L.GateB, train)
+	u := m.Linear(s, x, L.Up, L.UpB, train)
+	return m.Linear(s, torch.SwiGLU(g, u), L.Down, L.DownB, train)
 }
 
 // targets returns the shifted labels [B, T-1] (-100 ignored), as loss uses them.

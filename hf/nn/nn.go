@@ -1,7 +1,8 @@
 // Package nn holds what the model families (hf/llama, hf/roberta) and the optimizers
 // (blockllm) share: named parameters owned by a model's store, a forward hook that can
 // substitute a parameter inside a forward pass (gradient-norm probes for BlockLLM's
-// selection), the batch type, and the Model interface the trainer drives.
+// selection), an adapter that adds a term to linear layers (LoRA), the batch type, and the
+// Model interface the trainer drives.
 package nn
 
 import (
@@ -19,6 +20,9 @@ type Param struct {
 	Layer int           // transformer layer index, or -1 for embeddings, final norms and heads
 	Head  bool          // a task head (classifier): always trained by BlockLLM
 	Embed bool          // an embedding or LM head (not eligible for BlockLLM by default)
+	// Linear marks the weight [out, in] of a linear layer that the model's forward passes
+	// apply through Params.Linear, where an Adapter (LoRA) adds its term.
+	Linear bool
 }
 
 // Numel is the number of elements of the parameter.
@@ -27,6 +31,20 @@ func (p *Param) Numel() int64 { return p.T.Numel() }
 // Hook substitutes a parameter inside a forward pass: it gets the scope of the pass and
 // returns the tensor to use in place of p.T (e.g. torch.NormProbe(p.T, ...)).
 type Hook func(s *torch.Scope, p *Param) *torch.Tensor
+
+// Adapter adds a term to the output of a linear layer applied through Params.Linear: it
+// gets the layer's weight p (a Param.Linear), its input x and the forward pass's train
+// flag (dropout), and returns the term to add to x·Wᵀ + b, or nil for none. The term may
+// have another float dtype than the output (LoRA keeps float32 adapters for bf16
+// weights, as peft): the sum is taken in the wider dtype and cast back, as peft does.
+type Adapter func(p *Param, x *torch.Tensor, train bool) *torch.Tensor
+
+// Adaptable is implemented by models whose linear layers (the Param.Linear weights) go
+// through Params.Linear, so that an Adapter applies (hf/llama, hf/roberta).
+type Adaptable interface {
+	// SetAdapter installs (nil: removes) the adapter used by the next forward passes.
+	SetAdapter(a Adapter)
+}
 
 // Batch is one training or evaluation batch. Shapes: InputIDs [B, T] int64;
 // AttentionMask [B, T] int64 (1 = token, 0 = padding) or nil; Labels: for causal LMs
@@ -73,6 +91,7 @@ type Params struct {
 	list   []*Param
 	byName map[string]*Param
 	hook   Hook
+	adapt  Adapter
 }
 
 // NewParams returns an empty registry with its own store.
@@ -123,6 +142,30 @@ func (p *Params) W(s *torch.Scope, q *Param) *torch.Tensor {
 		return p.hook(s, q)
 	}
 	return q.T
+}
+
+// SetAdapter installs or removes (nil) the linear-layer adapter (nn.Adaptable).
+func (p *Params) SetAdapter(a Adapter) { p.adapt = a }
+
+// HasAdapter reports whether an adapter is installed.
+func (p *Params) HasAdapter() bool { return p.adapt != nil }
+
+// Linear applies the linear layer of weight w and bias b (nil: none) to x in a forward
+// pass in scope s: x·Wᵀ + b with the hook's substitutes, plus the adapter's term for w
+// when one is installed (train is the pass's train flag).
+func (p *Params) Linear(s *torch.Scope, x *torch.Tensor, w, b *Param, train bool) *torch.Tensor {
+	y := x.Linear(p.W(s, w), p.W(s, b))
+	if p.adapt == nil {
+		return y
+	}
+	d := p.adapt(w, x, train)
+	if d == nil {
+		return y
+	}
+	if dt := y.DType(); d.DType() != dt {
+		return y.Add(d).To(dt) // peft: result + lora(x) in the wider dtype, cast back
+	}
+	return y.Add(d)
 }
 
 // Close frees every parameter.

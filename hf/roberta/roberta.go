@@ -150,6 +150,12 @@ func (m *Model) bind() {
 			OutNorm: g("output.LayerNorm.weight"), OutNormB: g("output.LayerNorm.bias"),
 		}
 	}
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		for _, p := range []*nn.Param{L.Q, L.K, L.V, L.AttnOut, L.Inter, L.Out} {
+			p.Linear = true // applied through Params.Linear (adapters)
+		}
+	}
 	m.ClsDense, m.ClsDenseB = m.Get("classifier.dense.weight"), m.Get("classifier.dense.bias")
 	m.ClsOut, m.ClsOutB = m.Get("classifier.out_proj.weight"), m.Get("classifier.out_proj.bias")
 }
@@ -298,14 +304,14 @@ func (m *Model) forward(s *torch.Scope, b *nn.Batch, train bool) *nn.Output {
 		ls := torch.NewScope()
 		x := ls.In(h)
 		heads := func(w, bias *nn.Param) *torch.Tensor {
-			return x.Linear(m.W(s, w), m.W(s, bias)).View(B, T, nh, hd).Transpose(1, 2)
+			return m.Linear(s, x, w, bias, train).View(B, T, nh, hd).Transpose(1, 2)
 		}
 		q, k, v := heads(L.Q, L.QB), heads(L.K, L.KB), heads(L.V, L.VB)
 		a := torch.ScaledDotProductAttention(q, k, v, torch.SDPAOptions{Mask: mask, Scale: scale, Fused: m.Opts.FusedSDPA,
 			Dropout: dropP(train, c.AttentionProbsDropoutProb)})
-		a = a.Transpose(1, 2).Reshape(B, T, D).Linear(m.W(s, L.AttnOut), m.W(s, L.AttnOutB))
+		a = m.Linear(s, a.Transpose(1, 2).Reshape(B, T, D), L.AttnOut, L.AttnOutB, train)
 		x = drop(a, c.HiddenDropoutProb).Add(x).LayerNorm([]int64{D}, m.W(s, L.AttnNorm), m.W(s, L.AttnNormB), eps)
-		y := x.Linear(m.W(s, L.Inter), m.W(s, L.InterB)).Gelu().Linear(m.W(s, L.Out), m.W(s, L.OutB))
+		y := m.Linear(s, m.Linear(s, x, L.Inter, L.InterB, train).Gelu(), L.Out, L.OutB, train)
 		out := drop(y, c.HiddenDropoutProb).Add(x).LayerNorm([]int64{D}, m.W(s, L.OutNorm), m.W(s, L.OutNormB), eps)
 		prev := h
 		h = out.MoveTo(s)

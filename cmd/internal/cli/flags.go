@@ -47,8 +47,9 @@ func (o *Output) Register(fs *flag.FlagSet) {
 
 // Methods holds the flags that choose and configure the training methods: --method,
 // BlockLLM's --sparsity, --patience and --eligible, BAdam's and LISA's --switch-every
-// and --lisa-layers. Sparsity and Patience 0 mean "the command's default" (which the
-// command sets before Configs).
+// and --lisa-layers, and GaLore's and LoRA's (PEFT, registered by the command with its
+// defaults). Sparsity and Patience 0 mean "the command's default" (which the command
+// sets before Configs).
 type Methods struct {
 	List        string
 	Sparsity    float64
@@ -57,6 +58,7 @@ type Methods struct {
 	SwitchEvery int
 	LISALayers  int
 	BAdamOrder  string
+	PEFT
 }
 
 // Register defines the flags on fs; sparsityHelp, patienceHelp and eligibleHelp say
@@ -83,7 +85,7 @@ func (m *Methods) Validate() error {
 	case m.LISALayers < 0:
 		return fmt.Errorf("--lisa-layers %d must not be negative", m.LISALayers)
 	}
-	return nil
+	return m.PEFT.Validate()
 }
 
 // Configs returns one MethodConfig per method of --method, each with adam and seed;
@@ -111,8 +113,10 @@ func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection,
 	}
 	var out []blockllm.MethodConfig
 	for _, n := range names {
-		out = append(out, blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
-			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, BAdamOrder: order, Seed: seed, Variant: variant})
+		mc := blockllm.MethodConfig{Method: n, Adam: adam, BlockLLM: bc,
+			SwitchEvery: m.SwitchEvery, LISALayers: m.LISALayers, BAdamOrder: order, Seed: seed, Variant: variant}
+		m.PEFT.Apply(&mc)
+		out = append(out, mc)
 	}
 	return out, nil
 }
@@ -137,7 +141,7 @@ func (m *Memory) Register(fs *flag.FlagSet, def Memory, padHelp string) {
 	fs.IntVar(&m.PadMLP, "pad-mlp", def.PadMLP, "round the MLP width up to a multiple of this inside forward (zero-padded weights: the same\n"+
 		"function; aligned rows for GPU matrix kernels); "+padHelp)
 	fs.BoolVar(&m.StepInBackward, "step-in-backward", def.StepInBackward, "update each trainable tensor during backward, as soon as its gradient is\n"+
-		"complete (AdamW and BlockLLM; needs --grad-clip 0 and --grad-accum 1)")
+		"complete (AdamW, BlockLLM and GaLore; needs --grad-clip 0 and --grad-accum 1)")
 	fs.BoolVar(&m.FusedAdamW, "fused-adamw", def.FusedAdamW, "update the tensors in one multi-tensor AdamW call where libtorch has the fused kernel\n"+
 		"(CUDA 2.1+, CPU 2.4+) and the moments have the weights' dtype; elsewhere the same per-tensor math")
 }

@@ -302,24 +302,11 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 	o := j.o
 	start := time.Now()
 	row := report.PretrainRow{Method: mc.Label(), PPLBefore: math.NaN(), PPLAfter: math.NaN()}
-	if err := torch.Try(func() { torch.ManualSeed(o.seed) }); err != nil {
-		return row, nil, err
-	}
-	m, err := j.newModel()
+	m, opt, err := cli.LlamaRun(o.seed, j.newModel, j.tok, "--max-len", o.maxLen, mc)
 	if err != nil {
 		return row, nil, err
 	}
 	defer m.Close()
-	if v := j.tok.VocabSize(); v > m.Cfg.VocabSize {
-		return row, nil, fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
-	}
-	if o.maxLen > m.Cfg.MaxPositionEmbeddings {
-		return row, nil, fmt.Errorf("--max-len %d exceeds the model's max_position_embeddings %d", o.maxLen, m.Cfg.MaxPositionEmbeddings)
-	}
-	opt, err := blockllm.NewOptimizer(m, mc)
-	if err != nil {
-		return row, nil, err
-	}
 	defer opt.Close()
 	d, err := instruct.NewBatches(j.train, o.batch, j.pad, o.seed, j.dev, o.par.Rank(), o.par.Size())
 	if err != nil {

@@ -21,24 +21,12 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	o := j.o
 	start := time.Now()
 	row := report.PretrainRow{Method: mc.Label(), PPLBefore: math.NaN(), PPLAfter: math.NaN()}
-	if err := torch.Try(func() { torch.ManualSeed(seed) }); err != nil {
-		return row, nil, err
-	}
-	m, err := newModel(o, j.tok, j.dev, j.dt, j.info, seed)
+	load := func() (*llama.Model, error) { return newModel(o, j.tok, j.dev, j.dt, j.info, seed) }
+	m, opt, err := cli.LlamaRun(seed, load, j.tok, "--seq-len", o.seqLen, mc)
 	if err != nil {
 		return row, nil, err
 	}
 	defer m.Close()
-	if v := j.tok.VocabSize(); v > m.Cfg.VocabSize {
-		return row, nil, fmt.Errorf("the tokenizer has %d ids but the model's vocab_size is %d", v, m.Cfg.VocabSize)
-	}
-	if o.seqLen > m.Cfg.MaxPositionEmbeddings {
-		return row, nil, fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.seqLen, m.Cfg.MaxPositionEmbeddings)
-	}
-	opt, err := blockllm.NewOptimizer(m, mc)
-	if err != nil {
-		return row, nil, err
-	}
 	defer opt.Close()
 	d, closeData, err := j.trainData()
 	if err != nil {

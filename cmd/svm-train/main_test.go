@@ -11,7 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const heart = "../../testdata/svm/heart_scale"
+const (
+	td    = "../../testdata/svm/"
+	heart = td + "heart_scale"
+)
 
 func TestTrainHeartScaleLikeLIBSVM(t *testing.T) {
 	dir := t.TempDir()

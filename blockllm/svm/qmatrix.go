@@ -82,3 +82,48 @@ func (q *svrQ) swap(i, j int) {
 func (q *svrQ) kernelEvals() int64          { return q.km.evals.Load() }
 func (q *svrQ) workers() (*workerPool, int) { return q.km.pool, q.km.threads }
 func (q *svrQ) close()                      { q.km.close() }
+
+// denseQ is a dense symmetric matrix as a qMatrix (float32 columns, rows
+// permuted by swap), so that general quadratics run in the LIBSVM solver.
+type denseQ struct {
+	n    int
+	data []float64 // row-major, original order
+	perm []int     // position -> original index
+	qd   []float64
+	buf  [2][]float32
+	next int
+	cols int64
+}
+
+func newDenseQ(q *DenseQuadratic) *denseQ {
+	d := &denseQ{n: q.N, data: q.Data, perm: make([]int, q.N), qd: make([]float64, q.N)}
+	for i := range d.perm {
+		d.perm[i] = i
+		d.qd[i] = float64(float32(q.Data[i*q.N+i]))
+	}
+	d.buf[0] = make([]float32, q.N)
+	d.buf[1] = make([]float32, q.N)
+	return d
+}
+
+func (d *denseQ) column(i, n int) []float32 {
+	buf := d.buf[d.next]
+	d.next = 1 - d.next
+	row := d.data[d.perm[i]*d.n:]
+	for j := 0; j < n; j++ {
+		buf[j] = float32(row[d.perm[j]])
+	}
+	d.cols += int64(n)
+	return buf
+}
+
+func (d *denseQ) diag() []float64 { return d.qd }
+
+func (d *denseQ) swap(i, j int) {
+	d.perm[i], d.perm[j] = d.perm[j], d.perm[i]
+	d.qd[i], d.qd[j] = d.qd[j], d.qd[i]
+}
+
+func (d *denseQ) kernelEvals() int64          { return d.cols }
+func (d *denseQ) workers() (*workerPool, int) { return nil, 1 }
+func (d *denseQ) close()                      {}

@@ -10,14 +10,10 @@ import (
 
 // TestLargeSetsMatchLIBSVM trains a8a and w8a with LIBSVM's defaults and
 // compares with Debian's LIBSVM 3.24 svm-train / svm-predict figures
-// (obj and rho as printed, to 6 decimals). It needs ../shared/data/svm (or
-// BLOCKLLM_SVM_DATA) and runs only with BLOCKLLM_SVM_LARGE=1 (about 20 s of
-// CPU), so that the package's tests stay fast.
+// (obj and rho as printed, to 6 decimals). It reads the sets from
+// $BLOCKLLM_SVM_DATA and skips when that is unset (about 20 s of CPU).
 func TestLargeSetsMatchLIBSVM(t *testing.T) {
-	if os.Getenv("BLOCKLLM_SVM_LARGE") == "" {
-		t.Skip("skipping a8a/w8a/a9a.t: set BLOCKLLM_SVM_LARGE=1 to run")
-	}
-	dir := largeDataDir()
+	dir := largeDataDir(t)
 	refs := []struct {
 		set      string
 		obj, rho float64

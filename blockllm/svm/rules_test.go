@@ -146,20 +146,12 @@ func TestGS1InSolverIsSteepest(t *testing.T) {
 // solveDense runs the LIBSVM solver on a bounded synthetic problem
 // (sum x = Gamma, 0 <= x <= C) through the dense Q adapter.
 func solveDense(p Problem, C float64, rule Rule, fixed, shrinking bool) solutionInfo {
-	q := p.Quad.(*DenseQuadratic)
-	n := q.N
-	y := make([]int8, n)
-	for i := range y {
-		y[i] = 1
+	step := ExactStep
+	if fixed {
+		step = FixedStep
 	}
-	Q := newDenseQ(q)
-	s := &smoSolver{l: n, y: y, Q: Q, QD: Q.diag(), p: append([]float64(nil), p.Linear...), eps: 1e-3,
-		Cp: C, Cn: C, rule: rule, fixed: fixed, seed: 1, maxIter: 2000000}
-	a := make([]float64, n)
-	if err := feasiblePoint(a, make([]float64, n), fill(n, C), p.Gamma); err != nil {
-		panic(err)
-	}
-	return s.solve(a, shrinking)
+	si, _ := solveBoundedDense(p, C, rule, step, shrinking, 1e-3, 2000000, 0, false, 1)
+	return si
 }
 
 // The greedy 2-coordinate paper's claims that hold, on fixed seeds, with

@@ -265,3 +265,38 @@ func TestEveryRuleEveryType(t *testing.T) {
 		}
 	}
 }
+
+// Threads change nothing: every problem type and rule gives the same model
+// with 3 goroutines (tiny thresholds, so that columns, reorders, scans and
+// gradient updates are all split) as with one.
+func TestThreadsSameModelEveryType(t *testing.T) {
+	oldRows, oldActive := parallelMinRows, parallelMinActive
+	defer func() { parallelMinRows, parallelMinActive = oldRows, oldActive }()
+	h := loadTestData(t, "heart_scale")
+	reg := &Dataset{X: h.X, MaxIndex: h.MaxIndex}
+	for i := range h.X {
+		reg.Y = append(reg.Y, float64(i%5)/2-1+0.2*h.X[i][0].Value)
+	}
+	for _, typ := range []SVMType{CSVC, NuSVC, OneClass, EpsilonSVR, NuSVR} {
+		data := h
+		if typ.Regression() {
+			data = reg
+		}
+		for _, rule := range []Rule{WSS2, GS1} {
+			train := func(threads int) *Model {
+				p := DefaultParams(data.MaxIndex)
+				p.Type, p.Rule, p.Threads, p.CacheMB = typ, rule, threads, 0.2
+				m, err := Train(data, p)
+				require.NoError(t, err)
+				return m
+			}
+			parallelMinRows, parallelMinActive = oldRows, oldActive
+			m1 := train(1)
+			parallelMinRows, parallelMinActive = 4, 8
+			m3 := train(3)
+			require.Equal(t, m1.Rho, m3.Rho, "%v %v", typ, rule)
+			require.Equal(t, m1.SVCoef, m3.SVCoef, "%v %v", typ, rule)
+			require.Equal(t, m1.Stats[0].Iterations, m3.Stats[0].Iterations, "%v %v", typ, rule)
+		}
+	}
+}

@@ -312,6 +312,8 @@ func FuzzReadModel(f *testing.F) {
 		f.Add(b[:min(len(b), 2000)])
 	}
 	f.Add([]byte("svm_type c_svc\nkernel_type linear\nnr_class 2\ntotal_sv 1\nrho 0\nlabel 1 -1\nnr_sv 1 0\nSV\n0.5 1:1 3:2\n"))
+	f.Add([]byte("svm_type epsilon_svr\nkernel_type precomputed\nnr_class 2\ntotal_sv 1\nrho 0.5\nprobA 0.1\nSV\n0.5 0:1 \n"))
+	f.Add([]byte("svm_type one_class\nkernel_type rbf\ngamma 0.5\nnr_class 2\ntotal_sv 2\nrho 0.25\nSV\n1 1:0.5 \n0.5 2:1 \n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ReadModel(bytes.NewReader(b))
 		if err != nil {

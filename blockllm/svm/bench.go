@@ -40,6 +40,10 @@ type CompareOptions struct {
 	Seed uint64
 	// Progress, when set, is called after each run.
 	Progress func(problem string, r RuleRun)
+	// CPUClock, when set, returns the process's CPU time; each run then
+	// records the CPU time it used (RuleRun.CPU), which a shared machine
+	// disturbs less than the wall time.
+	CPUClock func() time.Duration
 }
 
 func (o *CompareOptions) defaults() {
@@ -84,8 +88,10 @@ type RuleRun struct {
 	Iterations  int
 	KernelEvals int64
 	Time        time.Duration
-	Obj         float64
-	Status      Status
+	// CPU is the process CPU time of the run (with CompareOptions.CPUClock).
+	CPU    time.Duration
+	Obj    float64
+	Status Status
 	// Trace is the objective along the run (at most 4096 points).
 	Trace []TracePoint
 }
@@ -179,7 +185,14 @@ func RunComparison(opts CompareOptions) ([]*ComparisonProblem, error) {
 		for _, step := range opts.Steps {
 			for _, shrink := range opts.Shrinking {
 				for _, rule := range opts.Rules {
+					var c0 time.Duration
+					if opts.CPUClock != nil {
+						c0 = opts.CPUClock()
+					}
 					r, err := pr.run(rule, step, shrink, opts.Eps, true, opts.TimeLimit)
+					if opts.CPUClock != nil {
+						r.CPU = opts.CPUClock() - c0
+					}
 					if err != nil {
 						return nil, fmt.Errorf("svm: %s %v %v: %w", pr.name, rule, step, err)
 					}

@@ -3,7 +3,6 @@ package svm
 import (
 	"math"
 	"math/rand/v2"
-	"sort"
 	"time"
 )
 
@@ -229,27 +228,68 @@ func (s *smoSolver) selectGSQ() bool {
 		if !(hi[k] > lo[k]) {
 			continue
 		}
+		// Within one capacity level only the largest g that can decrease
+		// and the smallest that can increase matter, and every coordinate
+		// at a bound has capacity exactly its C: those are folded into at
+		// most four items, so that only the free coordinates are sorted.
 		items := s.rs.caps[:0]
+		var full [2][2]capItem // [class][down?]
+		for c := range full {
+			full[c][0].idx, full[c][1].idx = -1, -1
+		}
+		add := func(it capItem, t int) {
+			if it.c != s.getC(t) {
+				items = append(items, it)
+				return
+			}
+			c, d := 0, 0
+			if s.y[t] < 0 {
+				c = 1
+			}
+			if it.down {
+				d = 1
+			}
+			b := &full[c][d]
+			if b.idx < 0 || (it.down && it.g > b.g) || (!it.down && it.g < b.g) {
+				*b = it
+			}
+		}
 		for t := 0; t < s.activeSize; t++ {
 			if s.group(t) != k {
 				continue
 			}
 			g := float64(s.y[t]) * s.G[t]
 			if s.canDown(t) && g > lo[k] {
-				items = append(items, capItem{c: s.capDown(t), g: g, idx: int32(t), down: true})
+				add(capItem{c: s.capDown(t), g: g, idx: int32(t), down: true}, t)
 			}
 			if s.canUp(t) && g < hi[k] {
-				items = append(items, capItem{c: s.capUp(t), g: g, idx: int32(t)})
+				add(capItem{c: s.capUp(t), g: g, idx: int32(t)}, t)
+			}
+		}
+		for c := range full {
+			for d := range full[c] {
+				if full[c][d].idx >= 0 {
+					items = append(items, full[c][d])
+				}
 			}
 		}
 		s.rs.caps = items
-		sort.Slice(items, func(a, b int) bool { return items[a].c > items[b].c })
+		// Sweep capacities in decreasing order off a max-heap, and stop once
+		// no smaller capacity can beat the best: with D* the group's
+		// largest violation, a pair of capacity c decreases the model by at
+		// most D* c - 2L c^2 below c = D*/(4L), which shrinks with c.
+		heapifyCaps(items)
+		Dstar := hi[k] - lo[k]
 		gmax, gmin := math.Inf(-1), math.Inf(1)
 		imax, imin := -1, -1
-		for q := 0; q < len(items); {
-			c := items[q].c
-			for ; q < len(items) && items[q].c == c; q++ {
-				it := items[q]
+		for len(items) > 0 {
+			c := items[0].c
+			if bound := Dstar*math.Min(c, Dstar/L4) - 2*s.L*math.Pow(math.Min(c, Dstar/L4), 2); bound <= bestV {
+				break
+			}
+			for len(items) > 0 && items[0].c == c {
+				var it capItem
+				it, items = popCap(items)
 				if it.down {
 					if it.g > gmax {
 						gmax, imax = it.g, int(it.idx)
@@ -279,6 +319,41 @@ func (s *smoSolver) selectGSQ() bool {
 	}
 	s.rs.wi, s.rs.wj = bi, bj
 	return true
+}
+
+// heapifyCaps orders items as a binary max-heap on capacity.
+func heapifyCaps(items []capItem) {
+	for k := len(items)/2 - 1; k >= 0; k-- {
+		siftCap(items, k)
+	}
+}
+
+func siftCap(items []capItem, k int) {
+	n := len(items)
+	for {
+		c := 2*k + 1
+		if c >= n {
+			return
+		}
+		if c+1 < n && items[c+1].c > items[c].c {
+			c++
+		}
+		if !(items[c].c > items[k].c) {
+			return
+		}
+		items[c], items[k] = items[k], items[c]
+		k = c
+	}
+}
+
+// popCap removes the item of largest capacity.
+func popCap(items []capItem) (capItem, []capItem) {
+	top := items[0]
+	n := len(items) - 1
+	items[0] = items[n]
+	items = items[:n]
+	siftCap(items, 0)
+	return top, items
 }
 
 // fixedPairStep moves x_i up and x_j down by t = min((g_j - g_i)/(4L),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/blockllm/blockllm-go/blockllm/svm"
@@ -106,8 +107,10 @@ func svmBench(args []string, stdout io.Writer) error {
 			return err
 		}
 	}
+	o.CPUClock = svmCPUTime
 	o.Progress = func(p string, r svm.RuleRun) {
-		fmt.Fprintf(stdout, "%s: %s %s shrinking=%v: %d iterations, %.2f s, %s\n", p, r.Rule, r.Step, r.Shrinking, r.Iterations, r.Time.Seconds(), r.Status)
+		fmt.Fprintf(stdout, "%s: %s %s shrinking=%v: %d iterations, %.2f s (CPU %.2f s), %s\n", p, r.Rule, r.Step, r.Shrinking,
+			r.Iterations, r.Time.Seconds(), r.CPU.Seconds(), r.Status)
 	}
 	res, err := svm.RunComparison(o)
 	if err != nil {
@@ -138,7 +141,7 @@ func svmBench(args []string, stdout io.Writer) error {
 func svmTable(w io.Writer, res []*svm.ComparisonProblem) error {
 	table := tablewriter.NewTable(w, tablewriter.WithConfig(
 		tablewriter.NewConfigBuilder().WithHeaderAutoFormat(tw.Off).Build()))
-	table.Header("problem", "step", "shrinking", "rule", "iterations", "kernel evals", "time", "f - f*")
+	table.Header("problem", "step", "shrinking", "rule", "iterations", "kernel evals", "wall", "CPU", "f - f*")
 	for _, p := range res {
 		for _, r := range p.Runs {
 			it := fmt.Sprint(r.Iterations)
@@ -150,7 +153,7 @@ func svmTable(w io.Writer, res []*svm.ComparisonProblem) error {
 				sh = "on"
 			}
 			if err := table.Append([]string{p.Name, r.Step.String(), sh, r.Rule.String(), it, svmHuman(float64(r.KernelEvals)),
-				fmt.Sprintf("%.3g s", r.Time.Seconds()), fmt.Sprintf("%.2e", r.Obj-p.FStar)}); err != nil {
+				fmt.Sprintf("%.3g s", r.Time.Seconds()), fmt.Sprintf("%.3g s", r.CPU.Seconds()), fmt.Sprintf("%.2e", r.Obj-p.FStar)}); err != nil {
 				return fmt.Errorf("table: %w", err)
 			}
 		}
@@ -229,6 +232,15 @@ func svmPlot(dir string, p *svm.ComparisonProblem, step svm.Step, shrinking bool
 		return "", fmt.Errorf("plot: %w", err)
 	}
 	return name, nil
+}
+
+// svmCPUTime returns the process's user and system CPU time.
+func svmCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func svmHuman(v float64) string {

@@ -231,7 +231,8 @@ func (s *smoSolver) selectGSQ() bool {
 		// Within one capacity level only the largest g that can decrease
 		// and the smallest that can increase matter, and every coordinate
 		// at a bound has capacity exactly its C: those are folded into at
-		// most four items, so that only the free coordinates are sorted.
+		// most four items, so that the heap holds little more than the free
+		// coordinates.
 		items := s.rs.caps[:0]
 		var full [2][2]capItem // [class][down?]
 		for c := range full {

@@ -63,9 +63,7 @@ func TestLayers(t *testing.T) {
 	pure := map[string]bool{"hf/safetensors": true, "hf/tokenizer": true, "hf/config": true, "eval/metrics": true,
 		"eval/c4": true, "hf/generate": true, "hf/chat": true, "blockllm/svm": true, "data": true}
 	ui := regexp.MustCompile(`^(github\.com/schollz/progressbar|github\.com/olekukonko/tablewriter|gonum\.org/v1/plot|github\.com/mattn/go-isatty|github\.com/mattn/go-colorable)(/|$)`)
-	// blockllm/svm's rule comparison still draws its own tables and plots (moving to
-	// cmd/bench with the SVM work); it is the one exception until then.
-	uiExempt := map[string]bool{"eval/report": true, "blockllm/svm": true}
+	uiExempt := map[string]bool{"eval/report": true}
 	for _, p := range listPackages(t) {
 		r := rel(p.ImportPath)
 		if len(p.CgoFiles) > 0 && r != "cgo" {
@@ -107,9 +105,6 @@ func TestNoPathsOutsideRepository(t *testing.T) {
 	if err != nil {
 		t.Skipf("git ls-files: %v", err)
 	}
-	// The SVM rule comparison still defaults to the shared data directory (being moved
-	// to in-repository data with the SVM work); these are the exceptions until then.
-	pending := map[string]bool{"blockllm/svm/bench.go": true, "cmd/bench/svm.go": true, "scripts/svm-compare.sh": true}
 	outside := regexp.MustCompile(`\.\./shared|/work/|\.\./\.\./\.\./shared`)
 	design := regexp.MustCompile(`[\w./-]*DESIGN\.md`)
 	for _, f := range strings.Fields(string(out)) {
@@ -129,7 +124,7 @@ func TestNoPathsOutsideRepository(t *testing.T) {
 		sc.Buffer(nil, 1<<20)
 		for n := 1; sc.Scan(); n++ {
 			line := sc.Text()
-			if outside.MatchString(line) && !pending[f] {
+			if outside.MatchString(line) {
 				t.Errorf("%s:%d names a path outside the repository: %s", f, n, strings.TrimSpace(line))
 			}
 			for _, m := range design.FindAllString(line, -1) {

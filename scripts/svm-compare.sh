@@ -4,21 +4,24 @@
 # 2 threads, compare obj/rho/nSV, and check model interoperability both ways
 # with LIBSVM's svm-predict.
 #
-# Usage: scripts/svm-compare.sh [sets...]       (default: a8a w8a)
-# Environment: DATA_DIR (default ../shared/data/svm from the repo root),
+# Usage: DATA_DIR=dir scripts/svm-compare.sh [sets...]   (default: a8a w8a)
+#        scripts/svm-compare.sh                          (no DATA_DIR: the bundled heart_scale)
+# Environment: DATA_DIR (directory of LIBSVM data sets; unset: testdata/svm),
 #   REPEAT (runs per configuration, the fastest is reported; default 1),
 #   FLAGS (extra svm-train flags for both, default none = LIBSVM defaults),
 #   LIBSVM_TRAIN / LIBSVM_PREDICT (default svm-train / svm-predict on PATH).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-data=${DATA_DIR:-$root/../shared/data/svm}
+data=${DATA_DIR:-$root/testdata/svm}
 repeat=${REPEAT:-1}
 flags=${FLAGS:-}
 ltrain=${LIBSVM_TRAIN:-svm-train}
 lpredict=${LIBSVM_PREDICT:-svm-predict}
 sets=("$@")
-[ ${#sets[@]} -gt 0 ] || sets=(a8a w8a)
+if [ ${#sets[@]} -eq 0 ]; then
+  if [ -n "${DATA_DIR:-}" ]; then sets=(a8a w8a); else sets=(heart_scale); fi
+fi
 
 for tool in "$ltrain" "$lpredict"; do
   command -v "$tool" >/dev/null || { echo "svm-compare: $tool not found (apt-get install libsvm-tools)" >&2; exit 1; }

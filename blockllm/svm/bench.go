@@ -3,61 +3,50 @@ package svm
 import (
 	"errors"
 	"fmt"
-	"image/color"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
-
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
 )
 
 // CompareOptions configure RunComparison; zero values take the defaults.
 type CompareOptions struct {
-	// DataDir holds LIBSVM data sets (default ../shared/data/svm).
-	DataDir string
-	// Sets are the data sets whose SVM duals are compared (default
-	// heart_scale and a8a); a missing file is skipped with a message.
-	Sets []string
-	// MaxRows keeps the first rows of each set (default 5000; < 0: all).
+	// Files are LIBSVM data files whose C-SVC duals (LIBSVM's defaults:
+	// C = 1, RBF kernel with gamma = 1/features) are compared; a missing
+	// file is an error. Only binary problems are compared (the first
+	// one-vs-one problem of a multi-class set).
+	Files []string
+	// MaxRows keeps the first rows of each set (0: all).
 	MaxRows int
-	// N is the dimension of the synthetic problems (default 1000).
+	// N is the dimension of the synthetic bound-constrained problem
+	// (SyntheticBoundedProblem; default 1000, < 0: none).
 	N int
 	// Rules to compare (default GS1, GSS, GSQ, WSS2, Random).
 	Rules []Rule
-	// Steps to compare (default FixedStep and ExactStep).
+	// Steps to compare (default ExactStep and FixedStep).
 	Steps []Step
-	// Gaps at which iterations and kernel evaluations are reported
-	// (default 1e-1 ... 1e-6).
-	Gaps []float64
-	// MaxIter caps each run (default 20000); TimeLimit too (default 10 s).
+	// Shrinking settings to compare (default on and off).
+	Shrinking []bool
+	// Eps is the stopping tolerance (default LIBSVM's 1e-3).
+	Eps float64
+	// MaxIter caps each run (0: LIBSVM's max(1e7, 100 l)); TimeLimit too
+	// (default 60 s).
 	MaxIter   int
 	TimeLimit time.Duration
-	// CacheMB is the kernel cache for SVM duals (default 100).
+	// CacheMB is the kernel cache (default 100) and Threads the goroutines
+	// computing kernel columns (default 1).
 	CacheMB float64
-	// OutDir receives one PNG per problem and step (default "."); "-" writes none.
-	OutDir string
-	// Seed seeds the synthetic problems and the random rule (default 1).
+	Threads int
+	// Seed seeds the synthetic problem and the random rule (default 1).
 	Seed uint64
+	// Progress, when set, is called after each run.
+	Progress func(problem string, r RuleRun)
+	// CPUClock, when set, returns the process's CPU time; each run then
+	// records the CPU time it used (RuleRun.CPU), which a shared machine
+	// disturbs less than the wall time.
+	CPUClock func() time.Duration
 }
 
 func (o *CompareOptions) defaults() {
-	if o.DataDir == "" {
-		o.DataDir = "../shared/data/svm"
-	}
-	if o.Sets == nil {
-		o.Sets = []string{"heart_scale", "a8a"}
-	}
-	if o.MaxRows == 0 {
-		o.MaxRows = 5000
-	}
 	if o.N == 0 {
 		o.N = 1000
 	}
@@ -65,33 +54,191 @@ func (o *CompareOptions) defaults() {
 		o.Rules = []Rule{GS1, GSS, GSQ, WSS2, Random}
 	}
 	if o.Steps == nil {
-		o.Steps = []Step{FixedStep, ExactStep}
+		o.Steps = []Step{ExactStep, FixedStep}
 	}
-	if o.Gaps == nil {
-		o.Gaps = []float64{1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6}
+	if o.Shrinking == nil {
+		o.Shrinking = []bool{true, false}
 	}
-	if o.MaxIter == 0 {
-		o.MaxIter = 20000
+	if o.Eps == 0 {
+		o.Eps = 1e-3
 	}
 	if o.TimeLimit == 0 {
-		o.TimeLimit = 10 * time.Second
+		o.TimeLimit = 60 * time.Second
 	}
 	if o.CacheMB == 0 {
 		o.CacheMB = 100
 	}
-	if o.OutDir == "" {
-		o.OutDir = "."
+	if o.Threads == 0 {
+		o.Threads = 1
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
 }
 
-// compareProblem builds a fresh problem for each run (so kernel caches start
-// cold) and releases it.
-type compareProblem struct {
-	name  string
-	build func() (Problem, func(), error)
+// RuleRun is one solver run of the rule comparison: the same LIBSVM solver
+// (shrinking, gradient reconstruction, kernel cache) with one rule and step.
+type RuleRun struct {
+	Rule      Rule
+	Step      Step
+	Shrinking bool
+	// Iterations, KernelEvals (kernel entries computed, after caching) and
+	// Time (wall time, kernel set-up included) to reach the stopping
+	// tolerance, or the limit (Status).
+	Iterations  int
+	KernelEvals int64
+	Time        time.Duration
+	// CPU is the process CPU time of the run (with CompareOptions.CPUClock).
+	CPU    time.Duration
+	Obj    float64
+	Status Status
+	// Trace is the objective along the run (at most 4096 points).
+	Trace []TracePoint
+}
+
+// ComparisonProblem holds the runs of one problem.
+type ComparisonProblem struct {
+	Name string
+	// Vars is the number of dual variables.
+	Vars int
+	// FStar is the reference optimum: the smallest objective of a WSS2 run
+	// to a tolerance of 1e-6 and of all runs.
+	FStar float64
+	Runs  []RuleRun
+}
+
+// RunComparison runs every rule with every step and shrinking setting in
+// the LIBSVM solver on a seeded synthetic bound-constrained problem and on
+// the C-SVC duals of the data files, and returns the iterations, kernel
+// evaluations, wall times and objective traces. Printing and plotting are
+// left to the caller (cmd/bench's `bench svm`).
+func RunComparison(opts CompareOptions) ([]*ComparisonProblem, error) {
+	opts.defaults()
+	type problem struct {
+		name string
+		vars int
+		run  func(rule Rule, step Step, shrinking bool, eps float64, trace bool, deadline time.Duration) (RuleRun, error)
+	}
+	var probs []problem
+	if opts.N > 0 {
+		n := opts.N
+		p := SyntheticBoundedProblem(n, opts.Seed)
+		C := 5 / float64(n)
+		probs = append(probs, problem{fmt.Sprintf("bounded n=%d", n), n,
+			func(rule Rule, step Step, shrinking bool, eps float64, trace bool, deadline time.Duration) (RuleRun, error) {
+				t0 := time.Now()
+				si, evals := solveBoundedDense(p, C, rule, step, shrinking, eps, opts.MaxIter, deadline, trace, opts.Seed)
+				return RuleRun{Rule: rule, Step: step, Shrinking: shrinking, Iterations: si.iterations, KernelEvals: evals,
+					Time: time.Since(t0), Obj: si.obj, Status: si.status, Trace: si.trace}, nil
+			}})
+	}
+	for _, file := range opts.Files {
+		d, err := ReadDatasetFile(file)
+		if err != nil {
+			return nil, err
+		}
+		if opts.MaxRows > 0 && d.Len() > opts.MaxRows {
+			d = &Dataset{Y: d.Y[:opts.MaxRows], X: d.X[:opts.MaxRows], MaxIndex: d.MaxIndex}
+		}
+		g := groupClasses(d.Y)
+		if len(g.label) < 2 {
+			return nil, fmt.Errorf("svm: %s: only one class", file)
+		}
+		if len(g.label) > 2 {
+			// the first one-vs-one problem
+			sub := &Dataset{MaxIndex: d.MaxIndex}
+			for i, y := range d.Y {
+				if int(y) == g.label[0] || int(y) == g.label[1] {
+					sub.X = append(sub.X, d.X[i])
+					sub.Y = append(sub.Y, y)
+				}
+			}
+			d = sub
+		}
+		name := fmt.Sprintf("%s l=%d", baseName(file), d.Len())
+		probs = append(probs, problem{name, d.Len(),
+			func(rule Rule, step Step, shrinking bool, eps float64, trace bool, deadline time.Duration) (RuleRun, error) {
+				p := DefaultParams(d.MaxIndex)
+				p.Rule, p.FixedStep, p.Shrinking, p.Eps = rule, step == FixedStep, shrinking, eps
+				p.Trace, p.Deadline, p.MaxIter = trace, deadline, opts.MaxIter
+				p.CacheMB, p.Threads, p.Seed = opts.CacheMB, opts.Threads, int64(opts.Seed)
+				t0 := time.Now()
+				m, err := Train(d, p)
+				if err != nil {
+					return RuleRun{}, err
+				}
+				st := m.Stats[0]
+				return RuleRun{Rule: rule, Step: step, Shrinking: shrinking, Iterations: st.Iterations, KernelEvals: st.KernelEvals,
+					Time: time.Since(t0), Obj: st.Obj, Status: st.Status, Trace: st.Trace}, nil
+			}})
+	}
+	if len(probs) == 0 {
+		return nil, errors.New("svm: nothing to compare")
+	}
+	var out []*ComparisonProblem
+	for _, pr := range probs {
+		ref, err := pr.run(WSS2, ExactStep, true, 1e-6, false, 0)
+		if err != nil {
+			return nil, fmt.Errorf("svm: %s reference: %w", pr.name, err)
+		}
+		cp := &ComparisonProblem{Name: pr.name, Vars: pr.vars, FStar: ref.Obj}
+		for _, step := range opts.Steps {
+			for _, shrink := range opts.Shrinking {
+				for _, rule := range opts.Rules {
+					var c0 time.Duration
+					if opts.CPUClock != nil {
+						c0 = opts.CPUClock()
+					}
+					r, err := pr.run(rule, step, shrink, opts.Eps, true, opts.TimeLimit)
+					if opts.CPUClock != nil {
+						r.CPU = opts.CPUClock() - c0
+					}
+					if err != nil {
+						return nil, fmt.Errorf("svm: %s %v %v: %w", pr.name, rule, step, err)
+					}
+					cp.FStar = math.Min(cp.FStar, r.Obj)
+					cp.Runs = append(cp.Runs, r)
+					if opts.Progress != nil {
+						opts.Progress(pr.name, r)
+					}
+				}
+			}
+		}
+		out = append(out, cp)
+	}
+	return out, nil
+}
+
+func baseName(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' || path[i] == '\\' {
+			return path[i+1:]
+		}
+	}
+	return path
+}
+
+// solveBoundedDense runs the LIBSVM solver on min 1/2 x'Qx + c'x with
+// sum(x) = Gamma and 0 <= x <= C (a Problem with a DenseQuadratic), from
+// the feasible point of the general solver, and returns the kernel (here:
+// matrix) entries read.
+func solveBoundedDense(p Problem, C float64, rule Rule, step Step, shrinking bool, eps float64, maxIter int,
+	deadline time.Duration, trace bool, seed uint64) (solutionInfo, int64) {
+	q := p.Quad.(*DenseQuadratic)
+	n := q.N
+	y := make([]int8, n)
+	for i := range y {
+		y[i] = 1
+	}
+	Q := newDenseQ(q)
+	s := &smoSolver{l: n, y: y, Q: Q, QD: Q.diag(), p: append([]float64(nil), p.Linear...), eps: eps,
+		Cp: C, Cn: C, rule: rule, fixed: step == FixedStep, seed: seed, maxIter: maxIter, deadline: deadline, tracing: trace}
+	a := make([]float64, n)
+	if err := feasiblePoint(a, make([]float64, n), fill(n, C), p.Gamma); err != nil {
+		panic(err) // SyntheticBoundedProblem is feasible by construction
+	}
+	si := s.solve(a, shrinking)
+	return si, Q.kernelEvals()
 }
 
 // SyntheticSumProblem returns a seeded ill-conditioned convex quadratic in n
@@ -131,202 +278,4 @@ func SyntheticBoundedProblem(n int, seed uint64) Problem {
 	p.Lower = make([]float64, n)
 	p.Upper = fill(n, 5/float64(n))
 	return p
-}
-
-// RunComparison runs every rule with fixed and exact steps on a seeded
-// synthetic problem with only the summation constraint, a bound-constrained
-// one and the SVM duals (C = 1, RBF, gamma = 1/features) of the data sets,
-// prints a table (iterations and kernel evaluations to reach each gap, time,
-// final f - f*) and writes a PNG of f(x) - f* against iterations per problem
-// and step, one line per rule.
-func RunComparison(w io.Writer, opts CompareOptions) error {
-	opts.defaults()
-	var probs []compareProblem
-	n, seed := opts.N, opts.Seed
-	probs = append(probs,
-		compareProblem{fmt.Sprintf("sum-only n=%d", n), func() (Problem, func(), error) {
-			return SyntheticSumProblem(n, seed), func() {}, nil
-		}},
-		compareProblem{fmt.Sprintf("bounded n=%d", n), func() (Problem, func(), error) {
-			return SyntheticBoundedProblem(n, seed), func() {}, nil
-		}})
-	for _, set := range opts.Sets {
-		path := filepath.Join(opts.DataDir, set)
-		if _, err := os.Stat(path); err != nil {
-			fmt.Fprintf(w, "skipping %s: %v\n", set, err)
-			continue
-		}
-		d, err := ReadDatasetFile(path)
-		if err != nil {
-			return err
-		}
-		if opts.MaxRows > 0 && d.Len() > opts.MaxRows {
-			d = &Dataset{Y: d.Y[:opts.MaxRows], X: d.X[:opts.MaxRows], MaxIndex: d.MaxIndex}
-		}
-		k := Kernel{Type: RBF, Degree: 3, Gamma: 1 / float64(max(d.MaxIndex, 1))}
-		cache := opts.CacheMB
-		probs = append(probs, compareProblem{fmt.Sprintf("svm %s l=%d", set, d.Len()), func() (Problem, func(), error) {
-			dual, err := NewSVMDual(d, k, 1, 1, cache, 1)
-			if err != nil {
-				return Problem{}, nil, err
-			}
-			return dual.Problem, dual.Close, nil
-		}})
-	}
-	header := []string{"problem", "step", "rule"}
-	for _, g := range opts.Gaps {
-		header = append(header, fmt.Sprintf("gap %.0e: iter / kernel", g))
-	}
-	header = append(header, "iters", "time", "f - f*")
-	table := tablewriter.NewTable(w, tablewriter.WithConfig(
-		tablewriter.NewConfigBuilder().WithHeaderAutoFormat(tw.Off).Build()))
-	table.Header(toAny(header)...)
-	for _, cp := range probs {
-		// Reference optimum: exact-step WSS2 to a tight tolerance.
-		p, done, err := cp.build()
-		if err != nil {
-			return err
-		}
-		ref, err := Solve(p, &Settings{Rule: WSS2, Step: ExactStep, Tol: 1e-9, MaxIter: 50 * opts.MaxIter, Deadline: 6 * opts.TimeLimit})
-		done()
-		if err != nil {
-			return fmt.Errorf("svm: %s reference: %w", cp.name, err)
-		}
-		fstar := ref.F
-		for _, step := range opts.Steps {
-			type line struct {
-				rule  Rule
-				trace []TracePoint
-			}
-			var lines []line
-			for _, rule := range opts.Rules {
-				p, done, err := cp.build()
-				if err != nil {
-					return err
-				}
-				res, err := Solve(p, &Settings{Rule: rule, Step: step, Tol: opts.Gaps[len(opts.Gaps)-1],
-					MaxIter: opts.MaxIter, Deadline: opts.TimeLimit, Trace: true, Seed: seed})
-				done()
-				if err != nil {
-					return fmt.Errorf("svm: %s %v %v: %w", cp.name, rule, step, err)
-				}
-				fstar = math.Min(fstar, res.F)
-				lines = append(lines, line{rule, res.Trace})
-				row := []string{cp.name, step.String(), rule.String()}
-				for _, g := range opts.Gaps {
-					cell := "-"
-					for _, tp := range res.Trace {
-						if tp.Gap <= g {
-							cell = fmt.Sprintf("%d / %s", tp.Iter, human(float64(tp.KernelEvals)))
-							break
-						}
-					}
-					row = append(row, cell)
-				}
-				status := ""
-				if res.Status != Converged {
-					status = " (" + res.Status.String() + ")"
-				}
-				row = append(row, fmt.Sprintf("%d%s", res.Stats.Iterations, status),
-					fmt.Sprintf("%.3gs", res.Stats.Runtime.Seconds()),
-					fmt.Sprintf("%.2e", res.F-ref.F))
-				if err := table.Append(row); err != nil {
-					return fmt.Errorf("svm: table: %w", err)
-				}
-			}
-			if opts.OutDir != "-" {
-				pl := plot.New()
-				pl.Title.Text = fmt.Sprintf("%s, %s steps", cp.name, step)
-				pl.X.Label.Text = "iteration"
-				pl.Y.Label.Text = "f(x) - f*"
-				pl.Y.Scale = plot.LogScale{}
-				pl.Y.Tick.Marker = plot.LogTicks{Prec: 1}
-				pl.Legend.Top = true
-				// Show the greedy rules' range (random pairs are far slower and
-				// would squeeze them against the axis).
-				xmax := 0
-				for _, ln := range lines {
-					if ln.rule != Random && len(ln.trace) > 0 {
-						xmax = max(xmax, ln.trace[len(ln.trace)-1].Iter)
-					}
-				}
-				if xmax > 0 {
-					pl.X.Min, pl.X.Max = 0, float64(xmax)*1.5
-				}
-				for li, ln := range lines {
-					pts := make(plotter.XYs, 0, len(ln.trace))
-					stride := max(1, len(ln.trace)/2000)
-					for k := 0; k < len(ln.trace); k += stride {
-						tp := ln.trace[k]
-						if xmax > 0 && float64(tp.Iter) > pl.X.Max {
-							break
-						}
-						pts = append(pts, plotter.XY{X: float64(tp.Iter), Y: math.Max(tp.F-fstar, 1e-14*math.Max(1, math.Abs(fstar)))})
-					}
-					l, err := plotter.NewLine(pts)
-					if err != nil {
-						return fmt.Errorf("svm: plot: %w", err)
-					}
-					l.Color = palette[li%len(palette)]
-					l.Width = vg.Points(1.5)
-					pl.Add(l)
-					pl.Legend.Add(ln.rule.String(), l)
-				}
-				name := fmt.Sprintf("svm-compare-%s-%s.png", slug(cp.name), step)
-				if err := pl.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(opts.OutDir, name)); err != nil {
-					return fmt.Errorf("svm: plot: %w", err)
-				}
-				fmt.Fprintf(w, "wrote %s\n", filepath.Join(opts.OutDir, name))
-			}
-		}
-	}
-	if err := table.Render(); err != nil {
-		return fmt.Errorf("svm: table: %w", err)
-	}
-	if len(probs) == 0 {
-		return errors.New("svm: nothing to compare")
-	}
-	return nil
-}
-
-var palette = []color.Color{
-	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
-	color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	color.RGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	color.RGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
-	color.RGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
-	color.RGBA{R: 0x8c, G: 0x56, B: 0x4b, A: 0xff},
-}
-
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
-}
-
-func human(v float64) string {
-	switch {
-	case v >= 1e9:
-		return fmt.Sprintf("%.3gG", v/1e9)
-	case v >= 1e6:
-		return fmt.Sprintf("%.3gM", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.3gk", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-func slug(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteRune('-')
-		}
-	}
-	return b.String()
 }

@@ -1,7 +1,6 @@
 package svm
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,38 +9,55 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// A small comparison: every rule, step and shrinking setting on a
+// synthetic bounded problem and heart_scale, with traces that start at the
+// initial objective and end at the run's, and f* below every run.
 func TestRunComparisonSmall(t *testing.T) {
-	dir := t.TempDir()
-	var out bytes.Buffer
-	err := RunComparison(&out, CompareOptions{DataDir: testdata, Sets: []string{"heart_scale", "missing_set"}, N: 60,
-		MaxIter: 3000, TimeLimit: 5 * time.Second, OutDir: dir, Gaps: []float64{1e-1, 1e-3}})
+	var seen int
+	res, err := RunComparison(CompareOptions{Files: []string{filepath.Join(testdata, "heart_scale")}, N: 80,
+		TimeLimit: 10 * time.Second, Progress: func(string, RuleRun) { seen++ }})
 	require.NoError(t, err)
-	s := out.String()
-	require.Contains(t, s, "skipping missing_set")
-	for _, want := range []string{"gs1", "mvp", "gsq", "wss2", "random", "sum-only n=60", "bounded n=60", "svm heart_scale l=270", "fixed", "exact"} {
-		require.Contains(t, s, want)
+	require.Len(t, res, 2)
+	require.Equal(t, "bounded n=80", res[0].Name)
+	require.Equal(t, "heart_scale l=270", res[1].Name)
+	require.Equal(t, 40, seen)
+	for _, p := range res {
+		require.Len(t, p.Runs, 5*2*2)
+		for _, r := range p.Runs {
+			require.Equal(t, Converged, r.Status, "%s %v", p.Name, r.Rule)
+			require.GreaterOrEqual(t, r.Obj, p.FStar)
+			require.LessOrEqual(t, r.Obj-p.FStar, 1e-3*(1+abs(p.FStar)), "%s %v %v", p.Name, r.Rule, r.Step)
+			require.Equal(t, r.Iterations, r.Trace[len(r.Trace)-1].Iter)
+			require.InDelta(t, r.Obj, r.Trace[len(r.Trace)-1].F, 1e-9*(1+abs(r.Obj)))
+			require.Greater(t, r.KernelEvals, int64(0))
+		}
 	}
-	pngs, err := filepath.Glob(filepath.Join(dir, "*.png"))
-	require.NoError(t, err)
-	require.Len(t, pngs, 6)
-	b, err := os.ReadFile(pngs[0])
-	require.NoError(t, err)
-	require.Equal(t, "\x89PNG", string(b[:4]))
-	t.Log("\n" + s)
+	_, err = RunComparison(CompareOptions{Files: []string{filepath.Join(testdata, "missing_set")}, N: -1})
+	require.Error(t, err)
 }
 
-// TestRunComparisonFull runs the full comparison (synthetic problems and the
-// SVM duals of heart_scale and the first 5000 rows of a8a) when
-// BLOCKLLM_SVM_COMPARE_OUT names a directory for the plots; the table goes to
-// the test log. The integrator's `cmd/bench svm` calls RunComparison directly.
-func TestRunComparisonFull(t *testing.T) {
-	out := os.Getenv("BLOCKLLM_SVM_COMPARE_OUT")
-	if out == "" {
-		t.Skip("set BLOCKLLM_SVM_COMPARE_OUT=<dir> to run the full rule comparison")
+func abs(v float64) float64 {
+	if v < 0 {
+		return -v
 	}
-	require.NoError(t, os.MkdirAll(out, 0o755))
-	var buf bytes.Buffer
-	err := RunComparison(&buf, CompareOptions{DataDir: largeDataDir(), OutDir: out})
-	t.Log("\n" + buf.String())
+	return v
+}
+
+// TestRunComparisonFull runs the comparison on the full LIBSVM data sets in
+// $BLOCKLLM_SVM_DATA (a8a, w8a, a9a.t) when BLOCKLLM_SVM_COMPARE=1; `go run
+// ./cmd/bench svm --data DIR` prints the same as a table with plots.
+func TestRunComparisonFull(t *testing.T) {
+	dir := os.Getenv("BLOCKLLM_SVM_DATA")
+	if dir == "" || os.Getenv("BLOCKLLM_SVM_COMPARE") == "" {
+		t.Skip("set BLOCKLLM_SVM_DATA=<dir> and BLOCKLLM_SVM_COMPARE=1 to run the full rule comparison")
+	}
+	var files []string
+	for _, s := range []string{"a8a", "w8a", "a9a.t"} {
+		files = append(files, filepath.Join(dir, s))
+	}
+	res, err := RunComparison(CompareOptions{Files: files, Progress: func(p string, r RuleRun) {
+		t.Logf("%s %v %v shrink=%v: %d iterations, %d kernel evaluations, %v, %v", p, r.Rule, r.Step, r.Shrinking, r.Iterations, r.KernelEvals, r.Time, r.Status)
+	}})
 	require.NoError(t, err)
+	require.Len(t, res, 4)
 }

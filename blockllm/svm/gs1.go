@@ -105,25 +105,42 @@ func (sv *solverState) gs1Direction() {
 	}
 }
 
-// idxHeap is a binary heap of coordinate indices ordered by sign*g (min first).
+// idxHeap yields coordinate indices in increasing order of sign*g. The
+// first few pops scan the candidates linearly (a GS-1 walk usually stops
+// after one or two); the rest come from a binary heap built on the first
+// pop beyond those, so k pops cost O(n + k log n) either way.
 type idxHeap struct {
-	data []int32
-	g    []float64
-	sign float64
+	data   []int32
+	g      []float64
+	sign   float64
+	scans  int  // pops answered by a linear scan so far
+	heaped bool // data is a heap
 }
+
+// linearPops is how many pops scan before the heap is built.
+const linearPops = 4
 
 func (h *idxHeap) reset(g []float64, sign float64) {
 	h.data = h.data[:0]
 	h.g = g
 	h.sign = sign
+	h.scans = 0
+	h.heaped = false
 }
 
 func (h *idxHeap) less(a, b int32) bool { return h.sign*h.g[a] < h.sign*h.g[b] }
 
+// init marks the candidates as complete (the heap is built lazily).
 func (h *idxHeap) init() {
+	h.scans = 0
+	h.heaped = false
+}
+
+func (h *idxHeap) heapify() {
 	for k := len(h.data)/2 - 1; k >= 0; k-- {
 		h.down(k)
 	}
+	h.heaped = true
 }
 
 func (h *idxHeap) down(k int) {
@@ -145,11 +162,27 @@ func (h *idxHeap) down(k int) {
 	}
 }
 
-// pop removes and returns the top index, or -1 when empty.
+// pop removes and returns the index of smallest sign*g, or -1 when empty.
 func (h *idxHeap) pop() int {
 	n := len(h.data)
 	if n == 0 {
 		return -1
+	}
+	if !h.heaped && h.scans < linearPops {
+		h.scans++
+		best := 0
+		for k := 1; k < n; k++ {
+			if h.less(h.data[k], h.data[best]) {
+				best = k
+			}
+		}
+		top := h.data[best]
+		h.data[best] = h.data[n-1]
+		h.data = h.data[:n-1]
+		return int(top)
+	}
+	if !h.heaped {
+		h.heapify()
 	}
 	top := h.data[0]
 	h.data[0] = h.data[n-1]

@@ -18,11 +18,16 @@ const (
 	Polynomial KernelType = 1 // (gamma*u'v + coef0)^degree
 	RBF        KernelType = 2 // exp(-gamma*|u-v|^2)
 	Sigmoid    KernelType = 3 // tanh(gamma*u'v + coef0)
+	// Precomputed kernel values (-t 4): row i of the data is
+	// "label 0:i 1:K(x_i,x_1) 2:K(x_i,x_2) ...", a 1-based serial number
+	// followed by the kernel values against every training row; a support
+	// vector is stored by its serial number only.
+	Precomputed KernelType = 4
 )
 
-var kernelNames = []string{"linear", "polynomial", "rbf", "sigmoid"}
+var kernelNames = []string{"linear", "polynomial", "rbf", "sigmoid", "precomputed"}
 
-// String returns LIBSVM's name for the kernel type ("linear", "polynomial", "rbf", "sigmoid").
+// String returns LIBSVM's name for the kernel type ("linear", "polynomial", "rbf", "sigmoid", "precomputed").
 func (k KernelType) String() string {
 	if k >= 0 && int(k) < len(kernelNames) {
 		return kernelNames[k]
@@ -71,14 +76,65 @@ func (k *Kernel) Eval(u, v []Node) float64 {
 		}
 		return math.Exp(-k.Gamma * sum)
 	case Sigmoid:
-		return math.Tanh(k.Gamma*dotNodes(u, v) + k.Coef0)
+		return tanhC(k.Gamma*dotNodes(u, v) + k.Coef0)
+	case Precomputed:
+		return precomputedValue(u, v)
 	}
 	return math.NaN()
 }
 
+// precomputedValue is LIBSVM's precomputed kernel value x[serial(v)]: the
+// entry of row u at the position given by v's serial number (NaN when u
+// is too short; Train and svm-predict check the rows first).
+func precomputedValue(u, v []Node) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	k := int(v[0].Value)
+	if k < 0 || k >= len(u) {
+		return math.NaN()
+	}
+	return u[k].Value
+}
+
+// checkPrecomputed checks rows of a precomputed-kernel data set: each starts
+// with 0:serial (an integer in [1, maxSerial]) and lists the kernel values at
+// indices 1, 2, ... without gaps, at least up to need (LIBSVM reads the value
+// at a position, so a gap would silently shift every later value).
+func checkPrecomputed(x [][]Node, need int) error {
+	for i, row := range x {
+		if len(row) == 0 || row[0].Index != 0 {
+			return fmt.Errorf("svm: row %d: precomputed kernel rows must start with 0:sample_serial_number", i+1)
+		}
+		if s := row[0].Value; s != math.Trunc(s) || s < 1 {
+			return fmt.Errorf("svm: row %d: sample serial number %v is not a positive integer", i+1, s)
+		}
+		if len(row) <= need {
+			return fmt.Errorf("svm: row %d: precomputed kernel row has %d values, needs %d (one per training row)", i+1, len(row)-1, need)
+		}
+		for k := 1; k <= need; k++ {
+			if int(row[k].Index) != k {
+				return fmt.Errorf("svm: row %d: precomputed kernel value %d has index %d (rows must list indices 1, 2, ... without gaps)", i+1, k, row[k].Index)
+			}
+		}
+	}
+	return nil
+}
+
+// maxSerial returns the largest sample serial number (0:serial) of the rows.
+func maxSerial(x [][]Node) int {
+	m := 0
+	for _, row := range x {
+		if len(row) > 0 && row[0].Index == 0 && int(row[0].Value) > m {
+			m = int(row[0].Value)
+		}
+	}
+	return m
+}
+
 func (k *Kernel) validate() error {
 	switch k.Type {
-	case Linear, RBF, Sigmoid:
+	case Linear, RBF, Sigmoid, Precomputed:
 	case Polynomial:
 		if k.Degree < 0 {
 			return fmt.Errorf("svm: degree of polynomial kernel < 0")
@@ -86,7 +142,7 @@ func (k *Kernel) validate() error {
 	default:
 		return fmt.Errorf("svm: unknown kernel type %d", int(k.Type))
 	}
-	if k.Type != Linear && k.Gamma < 0 {
+	if k.Type != Linear && k.Type != Precomputed && k.Gamma < 0 {
 		return fmt.Errorf("svm: gamma < 0")
 	}
 	return nil
@@ -150,7 +206,7 @@ func newKernelMatrix(x [][]Node, maxIndex int, s []int8, k Kernel, cacheBytes in
 			m.xsq[i] = dotNodes(x[i], x[i])
 		}
 	}
-	if maxIndex < maxDenseIndex {
+	if maxIndex < maxDenseIndex && k.Type != Precomputed {
 		m.dense = make([][]float64, threads)
 		for t := range m.dense {
 			m.dense[t] = make([]float64, maxIndex+1)
@@ -183,7 +239,9 @@ func (m *kernelMatrix) kernel(i, j int) float64 {
 	case RBF:
 		return math.Exp(-m.k.Gamma * (m.xsq[i] + m.xsq[j] - 2*dotNodes(m.x[i], m.x[j])))
 	case Sigmoid:
-		return math.Tanh(m.k.Gamma*dotNodes(m.x[i], m.x[j]) + m.k.Coef0)
+		return tanhC(m.k.Gamma*dotNodes(m.x[i], m.x[j]) + m.k.Coef0)
+	case Precomputed:
+		return m.x[i][int(m.x[j][0].Value)].Value
 	}
 	return math.NaN()
 }
@@ -225,6 +283,14 @@ func (m *kernelMatrix) fill(i int, data []float32, start, end int) {
 // merge-based dot (absent indices contribute exact zeros).
 func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 	if lo >= hi {
+		return
+	}
+	if m.k.Type == Precomputed {
+		si := float64(m.s[i])
+		xi := m.x[i]
+		for j := lo; j < hi; j++ {
+			data[j] = float32(si * float64(m.s[j]) * xi[int(m.x[j][0].Value)].Value)
+		}
 		return
 	}
 	if m.dense == nil {
@@ -275,7 +341,7 @@ func (m *kernelMatrix) fillRange(t, i int, data []float32, lo, hi int) {
 	case Sigmoid:
 		g, c0 := m.k.Gamma, m.k.Coef0
 		for j := lo; j < hi; j++ {
-			data[j] = float32(si * float64(s[j]) * math.Tanh(g*sparseDense(xs[j], dense)+c0))
+			data[j] = float32(si * float64(s[j]) * tanhC(g*sparseDense(xs[j], dense)+c0))
 		}
 	}
 	for _, n := range xi {

@@ -57,19 +57,20 @@ func BenchmarkKernelColumn1(b *testing.B) { benchColumns(b, 1) }
 // BenchmarkKernelColumn2 is BenchmarkKernelColumn1 on 2 goroutines.
 func BenchmarkKernelColumn2(b *testing.B) { benchColumns(b, 2) }
 
-// largeDataDir is where the large LIBSVM sets live (BLOCKLLM_SVM_DATA or
-// ../shared/data/svm relative to the repository root).
-func largeDataDir() string {
-	if d := os.Getenv("BLOCKLLM_SVM_DATA"); d != "" {
-		return d
+// largeDataDir returns $BLOCKLLM_SVM_DATA, the directory of the large LIBSVM
+// sets (a8a, w8a, a9a.t), or skips when it is unset.
+func largeDataDir(tb testing.TB) string {
+	d := os.Getenv("BLOCKLLM_SVM_DATA")
+	if d == "" {
+		tb.Skip("set BLOCKLLM_SVM_DATA to the directory of the LIBSVM data sets (a8a, w8a, a9a.t)")
 	}
-	return filepath.Join("..", "..", "..", "shared", "data", "svm")
+	return d
 }
 
 func benchTrain(b *testing.B, set string, threads int) {
-	path := filepath.Join(largeDataDir(), set)
+	path := filepath.Join(largeDataDir(b), set)
 	if _, err := os.Stat(path); err != nil {
-		b.Skipf("skipping: %s not found (set BLOCKLLM_SVM_DATA)", path)
+		b.Skipf("skipping: %s not found in BLOCKLLM_SVM_DATA", path)
 	}
 	d, err := ReadDatasetFile(path)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"time"
 )
 
 const (
@@ -14,9 +15,12 @@ const (
 	free       = 2
 )
 
-// smoSolver is a port of LIBSVM 3.24's Solver (SMO with WSS2, shrinking and
-// gradient reconstruction) for C-SVC, in LIBSVM's variables: alpha in [0, C],
-// Q_ij = y_i y_j K_ij, G = Q alpha + p.
+// smoSolver is a port of LIBSVM 3.24's Solver and Solver_NU (SMO with WSS2,
+// shrinking and gradient reconstruction) in LIBSVM's variables:
+// min 1/2 alpha'Q alpha + p'alpha, y'alpha = const (and, for Solver_NU,
+// e'alpha = const), 0 <= alpha_i <= C_i, G = Q alpha + p. Besides WSS2 it
+// takes the other working-set rules and the fixed 1/L step (rules.go), all
+// with the same shrinking, cache and threads.
 type smoSolver struct {
 	l          int
 	activeSize int
@@ -25,25 +29,44 @@ type smoSolver struct {
 	Gbar       []float64
 	status     []int8
 	alpha      []float64
-	Q          *kernelMatrix
+	Q          qMatrix
 	QD         []float64
 	p          []float64
 	activeSet  []int
 	eps        float64
 	Cp, Cn     float64
 	unshrink   bool
+	nu         bool // Solver_NU: pairs within one class, two equality constraints
+	r          float64
 	progress   io.Writer
 	maxIter    int
+	deadline   time.Duration
+	pool       *workerPool
+	threads    int
 	parts      []wssPart // per-chunk WSS2 results (parallel scans)
+
+	rule  Rule
+	fixed bool    // fixed 1/L steps instead of exact ones
+	L     float64 // max_i Q_ii, the 1-norm Lipschitz constant of the gradient
+	seed  uint64
+	rs    ruleState
+
+	tracing bool
+	f       float64 // objective, kept up to date when tracing
+	gap     float64 // maximal violation on the active set at the last selection
+	trace   traceRec
+	t0      time.Time
 }
 
 type solutionInfo struct {
 	obj        float64
 	rho        float64
+	r          float64 // Solver_NU's r
 	upperP     float64
 	upperN     float64
 	iterations int
-	maxIterHit bool
+	status     Status
+	trace      []TracePoint
 }
 
 func (s *smoSolver) getC(i int) float64 {
@@ -127,9 +150,13 @@ func (s *smoSolver) reconstructGradient() {
 	}
 }
 
-// solve runs SMO from alpha (modified in place, in original order).
+// solve runs the solver from alpha0 (feasible; overwritten with the
+// solution, in original order). s.l, s.Q, s.QD, s.p, s.y, s.eps, s.Cp and
+// s.Cn must be set.
 func (s *smoSolver) solve(alpha0 []float64, shrinking bool) solutionInfo {
 	l := s.l
+	s.t0 = time.Now()
+	s.pool, s.threads = s.Q.workers()
 	s.alpha = append([]float64(nil), alpha0...)
 	s.status = make([]int8, l)
 	for i := 0; i < l; i++ {
@@ -158,6 +185,18 @@ func (s *smoSolver) solve(alpha0 []float64, shrinking bool) solutionInfo {
 			}
 		}
 	}
+	s.L = 0
+	for _, q := range s.QD {
+		s.L = math.Max(s.L, q)
+	}
+	if !(s.L > 0) {
+		s.L = tau // all-zero kernel: any step is free
+	}
+	s.rs.init(s)
+	if s.tracing {
+		s.f = s.objective()
+		s.trace = traceRec{}
+	}
 	iter := 0
 	maxIter := s.maxIter
 	if maxIter <= 0 {
@@ -169,6 +208,7 @@ func (s *smoSolver) solve(alpha0 []float64, shrinking bool) solutionInfo {
 			maxIter = 10000000
 		}
 	}
+	status := Converged
 	counter := min(l, 1000) + 1
 	for iter < maxIter {
 		counter--
@@ -178,44 +218,61 @@ func (s *smoSolver) solve(alpha0 []float64, shrinking bool) solutionInfo {
 				s.doShrinking()
 			}
 			s.info(".")
+			if s.deadline > 0 && time.Since(s.t0) > s.deadline {
+				status = TimeLimit
+				break
+			}
 		}
-		i, j, ok := s.selectWorkingSet()
-		if !ok {
+		if !s.selectStep() {
 			s.reconstructGradient()
 			s.activeSize = l
 			s.info("*")
-			i, j, ok = s.selectWorkingSet()
-			if !ok {
+			if !s.selectStep() {
 				break
 			}
 			counter = 1
 		}
+		if s.tracing {
+			s.trace.add(iter, s.f, s.gap, s.Q.kernelEvals(), s.t0)
+		}
 		iter++
-		s.update(i, j)
+		s.takeStep()
 	}
-	si := solutionInfo{iterations: iter}
-	if iter >= maxIter {
+	if s.tracing {
+		s.trace.final(iter, s.f, s.gap, s.Q.kernelEvals(), s.t0)
+	}
+	si := solutionInfo{iterations: iter, status: status}
+	if iter >= maxIter || status == TimeLimit {
 		if s.activeSize < l {
 			s.reconstructGradient()
 			s.activeSize = l
 			s.info("*")
 		}
-		si.maxIterHit = true
-		s.info("\nWARNING: reaching max number of iterations\n")
+		if status != TimeLimit {
+			si.status = IterationLimit // the caller warns, on LIBSVM's stderr
+		}
 	}
 	si.rho = s.calculateRho()
-	v := 0.0
-	for i := 0; i < l; i++ {
-		v += s.alpha[i] * (s.G[i] + s.p[i])
-	}
-	si.obj = v / 2
+	si.r = s.r
+	si.obj = s.objective()
 	for i := 0; i < l; i++ {
 		alpha0[s.activeSet[i]] = s.alpha[i]
 	}
 	si.upperP = s.Cp
 	si.upperN = s.Cn
+	si.trace = s.trace.points
 	s.info(fmt.Sprintf("\noptimization finished, #iter = %d\n", iter))
 	return si
+}
+
+// objective is 1/2 alpha'(G + p) over all l variables (G must be complete
+// on them, or only the active ones count).
+func (s *smoSolver) objective() float64 {
+	v := 0.0
+	for i := 0; i < s.l; i++ {
+		v += s.alpha[i] * (s.G[i] + s.p[i])
+	}
+	return v / 2
 }
 
 // update performs LIBSVM's two-variable analytic update on (i, j).
@@ -289,10 +346,20 @@ func (s *smoSolver) update(i, j int) {
 			}
 		}
 	}
-	dai := alpha[i] - oldAi
-	daj := alpha[j] - oldAj
-	if s.Q.pool != nil && as >= parallelMinActive {
-		s.Q.pool.run(as, (as+2*s.Q.threads-1)/(2*s.Q.threads), func(t, lo, hi int) {
+	s.applyPair(i, j, Qi, Qj, oldAi, oldAj)
+}
+
+// applyPair updates G, the statuses and G_bar after alpha[i] and alpha[j]
+// changed from oldAi and oldAj (Qi, Qj: their columns on the active set).
+func (s *smoSolver) applyPair(i, j int, Qi, Qj []float32, oldAi, oldAj float64) {
+	as := s.activeSize
+	dai := s.alpha[i] - oldAi
+	daj := s.alpha[j] - oldAj
+	if s.tracing {
+		s.f += s.G[i]*dai + s.G[j]*daj + 0.5*(s.QD[i]*dai*dai+s.QD[j]*daj*daj) + float64(Qi[j])*dai*daj
+	}
+	if s.pool != nil && as >= parallelMinActive {
+		s.pool.run(as, (as+2*s.threads-1)/(2*s.threads), func(t, lo, hi int) {
 			updateG(s.G[lo:hi], Qi[lo:hi], Qj[lo:hi], dai, daj)
 		})
 	} else {
@@ -304,11 +371,11 @@ func (s *smoSolver) update(i, j int) {
 	l := s.l
 	if ui != s.isUpper(i) {
 		Qi = s.Q.column(i, l)
-		addScaled(s.Gbar, Qi, Ci, ui)
+		addScaled(s.Gbar, Qi, s.getC(i), ui)
 	}
 	if uj != s.isUpper(j) {
 		Qj = s.Q.column(j, l)
-		addScaled(s.Gbar, Qj, Cj, uj)
+		addScaled(s.Gbar, Qj, s.getC(j), uj)
 	}
 }
 
@@ -340,11 +407,11 @@ func addScaled(dst []float64, q []float32, c float64, sub bool) {
 // the same as the serial scan's.
 func (s *smoSolver) selectWorkingSet() (int, int, bool) {
 	as := s.activeSize
-	par := s.Q.pool != nil && as >= parallelMinActive
+	par := s.pool != nil && as >= parallelMinActive
 	var parts []wssPart
 	chunk := 0
 	if par {
-		chunk = (as + 2*s.Q.threads - 1) / (2 * s.Q.threads)
+		chunk = (as + 2*s.threads - 1) / (2 * s.threads)
 		parts = s.parts[:0]
 		for k := 0; k*chunk < as; k++ {
 			parts = append(parts, wssPart{})
@@ -353,7 +420,7 @@ func (s *smoSolver) selectWorkingSet() (int, int, bool) {
 	}
 	Gmax, GmaxIdx := math.Inf(-1), -1
 	if par {
-		s.Q.pool.run(as, chunk, func(t, lo, hi int) {
+		s.pool.run(as, chunk, func(t, lo, hi int) {
 			p := &parts[lo/chunk]
 			p.gmax, p.imax = s.wssFirst(lo, hi)
 		})
@@ -371,7 +438,7 @@ func (s *smoSolver) selectWorkingSet() (int, int, bool) {
 	}
 	Gmax2, GminIdx, objDiffMin := math.Inf(-1), -1, math.Inf(1)
 	if par {
-		s.Q.pool.run(as, chunk, func(t, lo, hi int) {
+		s.pool.run(as, chunk, func(t, lo, hi int) {
 			p := &parts[lo/chunk]
 			p.gmax2, p.jmin, p.odmin = s.wssSecond(lo, hi, GmaxIdx, Gmax, Qi)
 		})
@@ -384,10 +451,90 @@ func (s *smoSolver) selectWorkingSet() (int, int, bool) {
 	} else {
 		Gmax2, GminIdx, _ = s.wssSecond(0, as, GmaxIdx, Gmax, Qi)
 	}
+	s.gap = Gmax + Gmax2
 	if Gmax+Gmax2 < s.eps || GminIdx == -1 {
 		return 0, 0, false
 	}
 	return GmaxIdx, GminIdx, true
+}
+
+// selectWorkingSetNU is Solver_NU's WSS2: i is the first-order choice of
+// j's class (ip for y = +1, in for y = -1), j the second-order choice over
+// both classes.
+func (s *smoSolver) selectWorkingSetNU() (int, int, bool) {
+	as := s.activeSize
+	Gmaxp, Gmaxp2, ip := math.Inf(-1), math.Inf(-1), -1
+	Gmaxn, Gmaxn2, in := math.Inf(-1), math.Inf(-1), -1
+	GminIdx, objDiffMin := -1, math.Inf(1)
+	y, G := s.y[:as], s.G[:as]
+	for t := range y {
+		if y[t] == 1 {
+			if !s.isUpper(t) && -G[t] >= Gmaxp {
+				Gmaxp = -G[t]
+				ip = t
+			}
+		} else if !s.isLower(t) && G[t] >= Gmaxn {
+			Gmaxn = G[t]
+			in = t
+		}
+	}
+	var Qip, Qin []float32
+	if ip != -1 {
+		Qip = s.Q.column(ip, as)
+	}
+	if in != -1 {
+		Qin = s.Q.column(in, as)
+	}
+	QD := s.QD
+	for j := range y {
+		if y[j] == 1 {
+			if !s.isLower(j) {
+				gd := Gmaxp + G[j]
+				if G[j] >= Gmaxp2 {
+					Gmaxp2 = G[j]
+				}
+				if gd > 0 {
+					quad := QD[ip] + QD[j] - 2*float64(Qip[j])
+					var od float64
+					if quad > 0 {
+						od = -(gd * gd) / quad
+					} else {
+						od = -(gd * gd) / tau
+					}
+					if od <= objDiffMin {
+						GminIdx = j
+						objDiffMin = od
+					}
+				}
+			}
+		} else if !s.isUpper(j) {
+			gd := Gmaxn - G[j]
+			if -G[j] >= Gmaxn2 {
+				Gmaxn2 = -G[j]
+			}
+			if gd > 0 {
+				quad := QD[in] + QD[j] - 2*float64(Qin[j])
+				var od float64
+				if quad > 0 {
+					od = -(gd * gd) / quad
+				} else {
+					od = -(gd * gd) / tau
+				}
+				if od <= objDiffMin {
+					GminIdx = j
+					objDiffMin = od
+				}
+			}
+		}
+	}
+	s.gap = cmax(Gmaxp+Gmaxp2, Gmaxn+Gmaxn2)
+	if cmax(Gmaxp+Gmaxp2, Gmaxn+Gmaxn2) < s.eps || GminIdx == -1 {
+		return 0, 0, false
+	}
+	if y[GminIdx] == 1 {
+		return ip, GminIdx, true
+	}
+	return in, GminIdx, true
 }
 
 // parallelMinActive is the smallest active set whose WSS2 scans and gradient
@@ -508,6 +655,10 @@ func (s *smoSolver) beShrunk(i int, Gmax1, Gmax2 float64) bool {
 }
 
 func (s *smoSolver) doShrinking() {
+	if s.nu {
+		s.doShrinkingNU()
+		return
+	}
 	Gmax1 := math.Inf(-1)
 	Gmax2 := math.Inf(-1)
 	for i := 0; i < s.activeSize; i++ {
@@ -548,21 +699,24 @@ func (s *smoSolver) doShrinking() {
 }
 
 func (s *smoSolver) calculateRho() float64 {
+	if s.nu {
+		return s.calculateRhoNU()
+	}
 	nrFree := 0
 	ub, lb, sumFree := math.Inf(1), math.Inf(-1), 0.0
 	for i := 0; i < s.activeSize; i++ {
 		yG := float64(s.y[i]) * s.G[i]
 		if s.isUpper(i) {
 			if s.y[i] == -1 {
-				ub = math.Min(ub, yG)
+				ub = cmin(ub, yG)
 			} else {
-				lb = math.Max(lb, yG)
+				lb = cmax(lb, yG)
 			}
 		} else if s.isLower(i) {
 			if s.y[i] == 1 {
-				ub = math.Min(ub, yG)
+				ub = cmin(ub, yG)
 			} else {
-				lb = math.Max(lb, yG)
+				lb = cmax(lb, yG)
 			}
 		} else {
 			nrFree++
@@ -573,4 +727,119 @@ func (s *smoSolver) calculateRho() float64 {
 		return sumFree / float64(nrFree)
 	}
 	return (ub + lb) / 2
+}
+
+func (s *smoSolver) beShrunkNU(i int, Gmax1, Gmax2, Gmax3, Gmax4 float64) bool {
+	if s.isUpper(i) {
+		if s.y[i] == 1 {
+			return -s.G[i] > Gmax1
+		}
+		return -s.G[i] > Gmax4
+	} else if s.isLower(i) {
+		if s.y[i] == 1 {
+			return s.G[i] > Gmax2
+		}
+		return s.G[i] > Gmax3
+	}
+	return false
+}
+
+// doShrinkingNU is Solver_NU::do_shrinking.
+func (s *smoSolver) doShrinkingNU() {
+	Gmax1, Gmax2, Gmax3, Gmax4 := math.Inf(-1), math.Inf(-1), math.Inf(-1), math.Inf(-1)
+	for i := 0; i < s.activeSize; i++ {
+		if !s.isUpper(i) {
+			if s.y[i] == 1 {
+				if -s.G[i] > Gmax1 {
+					Gmax1 = -s.G[i]
+				}
+			} else if -s.G[i] > Gmax4 {
+				Gmax4 = -s.G[i]
+			}
+		}
+		if !s.isLower(i) {
+			if s.y[i] == 1 {
+				if s.G[i] > Gmax2 {
+					Gmax2 = s.G[i]
+				}
+			} else if s.G[i] > Gmax3 {
+				Gmax3 = s.G[i]
+			}
+		}
+	}
+	if !s.unshrink && cmax(Gmax1+Gmax2, Gmax3+Gmax4) <= s.eps*10 {
+		s.unshrink = true
+		s.reconstructGradient()
+		s.activeSize = s.l
+	}
+	for i := 0; i < s.activeSize; i++ {
+		if s.beShrunkNU(i, Gmax1, Gmax2, Gmax3, Gmax4) {
+			s.activeSize--
+			for s.activeSize > i {
+				if !s.beShrunkNU(s.activeSize, Gmax1, Gmax2, Gmax3, Gmax4) {
+					s.swapIndex(i, s.activeSize)
+					break
+				}
+				s.activeSize--
+			}
+		}
+	}
+}
+
+// calculateRhoNU is Solver_NU::calculate_rho; it also sets s.r.
+func (s *smoSolver) calculateRhoNU() float64 {
+	nrFree1, nrFree2 := 0, 0
+	ub1, ub2 := math.Inf(1), math.Inf(1)
+	lb1, lb2 := math.Inf(-1), math.Inf(-1)
+	sumFree1, sumFree2 := 0.0, 0.0
+	for i := 0; i < s.activeSize; i++ {
+		if s.y[i] == 1 {
+			if s.isUpper(i) {
+				lb1 = cmax(lb1, s.G[i])
+			} else if s.isLower(i) {
+				ub1 = cmin(ub1, s.G[i])
+			} else {
+				nrFree1++
+				sumFree1 += s.G[i]
+			}
+		} else {
+			if s.isUpper(i) {
+				lb2 = cmax(lb2, s.G[i])
+			} else if s.isLower(i) {
+				ub2 = cmin(ub2, s.G[i])
+			} else {
+				nrFree2++
+				sumFree2 += s.G[i]
+			}
+		}
+	}
+	var r1, r2 float64
+	if nrFree1 > 0 {
+		r1 = sumFree1 / float64(nrFree1)
+	} else {
+		r1 = (ub1 + lb1) / 2
+	}
+	if nrFree2 > 0 {
+		r2 = sumFree2 / float64(nrFree2)
+	} else {
+		r2 = (ub2 + lb2) / 2
+	}
+	s.r = (r1 + r2) / 2
+	return (r1 - r2) / 2
+}
+
+// cmin and cmax are LIBSVM's min and max templates ((x<y)?x:y and
+// (x>y)?x:y), which differ from math.Min and math.Max on signed zeros.
+func cmin(x, y float64) float64 {
+	if x < y {
+		return x
+	}
+	return y
+}
+
+func cmax(x, y float64) float64 {
+	if x > y {
+		return x
+	}
+	return y
 }

@@ -11,13 +11,17 @@ import (
 	"sync"
 )
 
-// Model is a trained C-SVC in LIBSVM's layout: SV holds the support vectors
-// grouped by class (NSV[c] of class Label[c], in class order), SVCoef[k][i] is
-// the coefficient (y*alpha) of SV i in the (k-th other class) binary problem,
-// Rho[p] the bias of the p-th one-vs-one classifier (pairs (0,1), (0,2), ...,
-// (1,2), ...), and ProbA/ProbB the Platt parameters when probabilities were
-// trained.
+// Model is a trained model in LIBSVM's layout. For classification SV holds
+// the support vectors grouped by class (NSV[c] of class Label[c], in class
+// order), SVCoef[k][i] is the coefficient (y*alpha) of SV i in the (k-th
+// other class) binary problem, Rho[p] the bias of the p-th one-vs-one
+// classifier (pairs (0,1), (0,2), ..., (1,2), ...), and ProbA/ProbB the
+// Platt parameters when probabilities were trained. One-class SVM and
+// regression have NrClass 2, no Label or NSV, one Rho and one row of
+// SVCoef; a regression model trained with probabilities has ProbA = [sigma]
+// (the Laplace scale of its residuals) and no ProbB.
 type Model struct {
+	Type      SVMType
 	Kernel    Kernel
 	NrClass   int
 	Label     []int
@@ -48,7 +52,10 @@ func (m *Model) prepare() {
 				m.maxIndex = int(sv[n-1].Index)
 			}
 		}
-		m.useDense = m.maxIndex < maxDenseIndex
+		// Regression values are printed to 17 digits: RBF there uses
+		// LIBSVM's own distance sum (k_function) so that they are LIBSVM's.
+		m.useDense = m.maxIndex < maxDenseIndex && m.Kernel.Type != Precomputed &&
+			!(m.Kernel.Type == RBF && !m.Type.Classification())
 	})
 }
 
@@ -63,6 +70,7 @@ func (m *Model) kernelValues(x []Node, kv, dense []float64) {
 		}
 		return
 	}
+
 	xsq := 0.0
 	for _, n := range x {
 		if int(n.Index) <= m.maxIndex {
@@ -81,7 +89,7 @@ func (m *Model) kernelValues(x []Node, kv, dense []float64) {
 		case RBF:
 			kv[i] = math.Exp(-k.Gamma * (xsq + m.svsq[i] - 2*dot))
 		case Sigmoid:
-			kv[i] = math.Tanh(k.Gamma*dot + k.Coef0)
+			kv[i] = tanhC(k.Gamma*dot + k.Coef0)
 		default:
 			kv[i] = math.NaN()
 		}
@@ -96,8 +104,38 @@ func (m *Model) kernelValues(x []Node, kv, dense []float64) {
 // TotalSV returns the number of support vectors.
 func (m *Model) TotalSV() int { return len(m.SV) }
 
-// HasProbability reports whether the model carries Platt parameters.
-func (m *Model) HasProbability() bool { return m.ProbA != nil && m.ProbB != nil }
+// HasProbability reports whether the model carries probability
+// information: Platt parameters for classification, sigma for regression.
+func (m *Model) HasProbability() bool {
+	switch {
+	case m.Type.Classification():
+		return m.ProbA != nil && m.ProbB != nil
+	case m.Type.Regression():
+		return len(m.ProbA) > 0
+	}
+	return false
+}
+
+// SVRProbability returns the sigma of a regression model trained with
+// probabilities: the target is modelled as the prediction plus Laplace noise
+// with density e^(-|z|/sigma)/(2 sigma). ok is false for other models.
+func (m *Model) SVRProbability() (sigma float64, ok bool) {
+	if m.Type.Regression() && len(m.ProbA) > 0 {
+		return m.ProbA[0], true
+	}
+	return 0, false
+}
+
+// CheckRows reports the first row the model cannot predict: with a
+// precomputed kernel, a row must start with 0:serial and list its kernel
+// values against the training rows without gaps up to the largest serial
+// number of the support vectors.
+func (m *Model) CheckRows(x [][]Node) error {
+	if m.Kernel.Type != Precomputed {
+		return nil
+	}
+	return checkPrecomputed(x, maxSerial(m.SV))
+}
 
 // DecisionValues writes the NrClass*(NrClass-1)/2 one-vs-one decision values
 // of x into dec (allocated when nil or short) and returns the predicted label
@@ -108,6 +146,9 @@ func (m *Model) DecisionValues(x []Node, dec []float64) (float64, []float64) {
 }
 
 func (m *Model) decisionValues(x []Node, dec, kv, dense []float64) (float64, []float64) {
+	if !m.Type.Classification() {
+		return m.singleValue(x, dec, kv, dense)
+	}
 	nr := m.NrClass
 	np := nr * (nr - 1) / 2
 	if len(dec) < np {
@@ -167,17 +208,56 @@ func (m *Model) decisionValues(x []Node, dec, kv, dense []float64) (float64, []f
 	return float64(m.Label[best]), dec
 }
 
-// Predict returns the predicted label of x.
+// singleValue is svm_predict_values for one-class SVM and regression: the
+// decision value sum_i coef_i K(x, SV_i) - rho, returned as it is
+// (regression) or as +1/-1 (one-class).
+func (m *Model) singleValue(x []Node, dec, kv, dense []float64) (float64, []float64) {
+	if len(dec) < 1 {
+		dec = make([]float64, 1)
+	}
+	dec = dec[:1]
+	m.prepare()
+	l := len(m.SV)
+	if len(kv) < l {
+		kv = make([]float64, l)
+	}
+	if m.useDense && len(dense) < m.maxIndex+1 {
+		dense = make([]float64, m.maxIndex+1)
+	}
+	m.kernelValues(x, kv, dense)
+	sum := 0.0
+	var coef []float64
+	if len(m.SVCoef) > 0 {
+		coef = m.SVCoef[0]
+	}
+	for i := 0; i < l; i++ {
+		sum += coef[i] * kv[i]
+	}
+	if len(m.Rho) > 0 {
+		sum -= m.Rho[0]
+	}
+	dec[0] = sum
+	if m.Type == OneClass {
+		if sum > 0 {
+			return 1, dec
+		}
+		return -1, dec
+	}
+	return sum, dec
+}
+
+// Predict returns the predicted label (classification, one-class: +1 or
+// -1) or value (regression) of x.
 func (m *Model) Predict(x []Node) float64 {
 	lab, _ := m.DecisionValues(x, nil)
 	return lab
 }
 
 // PredictProbability returns the predicted label and per-class probabilities
-// (in Label order) by LIBSVM's pairwise coupling; without probability
-// parameters it returns Predict(x) and nil.
+// (in Label order) by LIBSVM's pairwise coupling; for other models, or
+// without probability parameters, it returns Predict(x) and nil.
 func (m *Model) PredictProbability(x []Node) (float64, []float64) {
-	if !m.HasProbability() {
+	if !m.Type.Classification() || !m.HasProbability() {
 		return m.Predict(x), nil
 	}
 	nr := m.NrClass
@@ -293,12 +373,12 @@ func (m *Model) Save(path string) error {
 // Write writes the model in LIBSVM's model format (svm_save_model).
 func (m *Model) Write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "svm_type c_svc\n")
+	fmt.Fprintf(bw, "svm_type %s\n", m.Type)
 	fmt.Fprintf(bw, "kernel_type %s\n", m.Kernel.Type)
 	if m.Kernel.Type == Polynomial {
 		fmt.Fprintf(bw, "degree %d\n", m.Kernel.Degree)
 	}
-	if m.Kernel.Type != Linear {
+	if m.Kernel.Type == Polynomial || m.Kernel.Type == RBF || m.Kernel.Type == Sigmoid {
 		fmt.Fprintf(bw, "gamma %s\n", fmtG(m.Kernel.Gamma))
 	}
 	if m.Kernel.Type == Polynomial || m.Kernel.Type == Sigmoid {
@@ -306,9 +386,10 @@ func (m *Model) Write(w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "nr_class %d\n", m.NrClass)
 	fmt.Fprintf(bw, "total_sv %d\n", len(m.SV))
+	np := m.NrClass * (m.NrClass - 1) / 2
 	writeList := func(name string, v []float64) {
 		bw.WriteString(name)
-		for _, x := range v {
+		for _, x := range v[:min(np, len(v))] {
 			bw.WriteString(" ")
 			bw.WriteString(fmtG(x))
 		}
@@ -343,11 +424,19 @@ func (m *Model) Write(w io.Writer) error {
 			buf = append(buf, fmtG(m.SVCoef[j][i])...)
 			buf = append(buf, ' ')
 		}
-		for _, n := range sv {
-			buf = strconv.AppendInt(buf, int64(n.Index), 10)
-			buf = append(buf, ':')
-			buf = append(buf, cfmtG(n.Value, 8)...)
+		if m.Kernel.Type == Precomputed {
+			buf = append(buf, "0:"...)
+			if len(sv) > 0 {
+				buf = strconv.AppendInt(buf, int64(int32(sv[0].Value)), 10)
+			}
 			buf = append(buf, ' ')
+		} else {
+			for _, n := range sv {
+				buf = strconv.AppendInt(buf, int64(n.Index), 10)
+				buf = append(buf, ':')
+				buf = append(buf, cfmtG(n.Value, 8)...)
+				buf = append(buf, ' ')
+			}
 		}
 		buf = append(buf, '\n')
 		bw.Write(buf)
@@ -358,7 +447,7 @@ func (m *Model) Write(w io.Writer) error {
 	return nil
 }
 
-// ReadModelFile reads a LIBSVM model file (C-SVC only).
+// ReadModelFile reads a LIBSVM model file (any svm_type).
 func ReadModelFile(path string) (*Model, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -368,7 +457,7 @@ func ReadModelFile(path string) (*Model, error) {
 	return readModel(f, path)
 }
 
-// ReadModel reads a model in LIBSVM's format (C-SVC only).
+// ReadModel reads a model in LIBSVM's format (any svm_type).
 func ReadModel(r io.Reader) (*Model, error) { return readModel(r, "model") }
 
 func readModel(r io.Reader, name string) (*Model, error) {
@@ -431,8 +520,15 @@ func readModel(r io.Reader, name string) (*Model, error) {
 		}
 		switch f[0] {
 		case "svm_type":
-			if len(f) != 2 || f[1] != "c_svc" {
-				return nil, errf("unsupported svm_type %q (only c_svc)", strings.Join(f[1:], " "))
+			found := false
+			for i, n := range svmTypeNames {
+				if len(f) == 2 && n == f[1] {
+					m.Type = SVMType(i)
+					found = true
+				}
+			}
+			if !found {
+				return nil, errf("unknown svm_type %q", strings.Join(f[1:], " "))
 			}
 		case "kernel_type":
 			if len(f) != 2 {
@@ -511,18 +607,22 @@ func readModel(r io.Reader, name string) (*Model, error) {
 	if m.NrClass < 1 || totalSV < 0 || m.Rho == nil {
 		return nil, errf("model header misses nr_class, total_sv or rho")
 	}
-	if m.Label == nil || m.NSV == nil {
-		return nil, errf("C-SVC model header misses label or nr_sv")
-	}
-	sum := 0
-	for _, n := range m.NSV {
-		if n < 0 {
-			return nil, errf("negative nr_sv")
+	if m.Type.Classification() {
+		if m.Label == nil || m.NSV == nil {
+			return nil, errf("%s model header misses label or nr_sv", m.Type)
 		}
-		sum += n
-	}
-	if sum != totalSV {
-		return nil, errf("nr_sv sums to %d, total_sv is %d", sum, totalSV)
+		sum := 0
+		for _, n := range m.NSV {
+			if n < 0 {
+				return nil, errf("negative nr_sv")
+			}
+			sum += n
+		}
+		if sum != totalSV {
+			return nil, errf("nr_sv sums to %d, total_sv is %d", sum, totalSV)
+		}
+	} else if m.NrClass != 2 {
+		return nil, errf("%s model needs nr_class 2, got %d", m.Type, m.NrClass)
 	}
 	nc := m.NrClass - 1
 	// Grow with the file rather than trusting total_sv for allocation sizes.
@@ -554,14 +654,14 @@ func readModel(r io.Reader, name string) (*Model, error) {
 			m.SVCoef[k] = append(m.SVCoef[k], v)
 		}
 		sv := make([]Node, 0, len(f)-nc)
-		prev := 0
+		prev := -1
 		for _, tok := range f[nc:] {
 			c := strings.IndexByte(tok, ':')
 			if c <= 0 {
 				return nil, errf("bad feature %q", tok)
 			}
 			idx, err := strconv.ParseInt(tok[:c], 10, 32)
-			if err != nil || idx <= 0 || int(idx) <= prev {
+			if err != nil || idx < 0 || int(idx) <= prev {
 				return nil, errf("bad feature index %q", tok[:c])
 			}
 			v, err := strconv.ParseFloat(tok[c+1:], 64)

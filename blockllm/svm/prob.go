@@ -3,12 +3,7 @@ package svm
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 )
-
-func newRand(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
-}
 
 func sigmoidPredict(dec, A, B float64) float64 {
 	fApB := dec*A + B
@@ -164,8 +159,9 @@ func multiclassProbability(k int, r [][]float64, p []float64) {
 }
 
 // binarySVCProbability estimates Platt's A, B for one binary problem from
-// 5-fold cross-validated decision values (LIBSVM's svm_binary_svc_probability).
-func binarySVCProbability(sub *Dataset, p *Params, Cp, Cn float64, rng interface{ IntN(int) int }) (float64, float64, error) {
+// 5-fold cross-validated decision values (LIBSVM's svm_binary_svc_probability,
+// with its rand() folds).
+func binarySVCProbability(sub *Dataset, p *Params, Cp, Cn float64, rng *cRand) (float64, float64, error) {
 	l := sub.Len()
 	const nrFold = 5
 	perm := make([]int, l)
@@ -213,8 +209,7 @@ func binarySVCProbability(sub *Dataset, p *Params, Cp, Cn float64, rng interface
 			sp2.Probability = false
 			sp2.C = 1
 			sp2.Weights = map[int]float64{1: Cp, -1: Cn}
-			sp2.Progress = nil
-			m, err := Train(sp, &sp2)
+			m, err := train(sp, &sp2, rng)
 			if err != nil {
 				return 0, 0, err
 			}
@@ -228,32 +223,71 @@ func binarySVCProbability(sub *Dataset, p *Params, Cp, Cn float64, rng interface
 	return A, B, nil
 }
 
-// CrossValidation runs LIBSVM's stratified nFold-fold cross-validation and
-// returns the predicted label of every row (predicted by the model trained
-// without that row's fold) and the accuracy in percent.
-func CrossValidation(d *Dataset, p *Params, nFold int) ([]float64, float64, error) {
+// svrProbability is LIBSVM's svm_svr_probability: the scale sigma of a
+// Laplace distribution fitted to 5-fold cross-validation residuals (those
+// beyond 5 standard deviations left out).
+func svrProbability(d *Dataset, p *Params, rng *cRand) (float64, error) {
+	np := *p
+	np.Probability = false
+	ymv, err := crossValidation(d, &np, 5, rng)
+	if err != nil {
+		return 0, err
+	}
 	l := d.Len()
-	if nFold < 2 {
-		return nil, 0, fmt.Errorf("svm: n-fold cross validation: n must be >= 2")
+	mae := 0.0
+	for i := range ymv {
+		ymv[i] = d.Y[i] - ymv[i]
+		mae += math.Abs(ymv[i])
 	}
-	if l == 0 {
-		return nil, 0, fmt.Errorf("svm: empty data set")
+	mae /= float64(l)
+	std := math.Sqrt(2 * mae * mae)
+	count := 0
+	mae = 0
+	for i := range ymv {
+		if math.Abs(ymv[i]) > 5*std {
+			count++
+		} else {
+			mae += math.Abs(ymv[i])
+		}
 	}
+	mae /= float64(l - count)
+	p.printf("Prob. model for test data: target value = predicted value + z,\nz: Laplace distribution e^(-|z|/sigma)/(2sigma),sigma= %s\n", cfmtG(mae, 6))
+	return mae, nil
+}
+
+// CrossValidation runs LIBSVM's nFold-fold cross-validation (stratified for
+// classification) and returns the prediction of every row by the model
+// trained without that row's fold. The folds come from the C rand() stream
+// of p.Seed, so with the default seed they are those of LIBSVM's svm-train
+// -v. More folds than rows means leave-one-out.
+func CrossValidation(d *Dataset, p *Params, nFold int) ([]float64, error) {
 	if p == nil {
+		if d == nil {
+			return nil, fmt.Errorf("svm: empty data set")
+		}
 		p = DefaultParams(d.MaxIndex)
 	}
-	if err := p.validate(); err != nil {
-		return nil, 0, err
+	return crossValidation(d, p, nFold, newCRand(uint32(p.Seed)))
+}
+
+func crossValidation(d *Dataset, p *Params, nFold int, rng *cRand) ([]float64, error) {
+	if nFold < 2 {
+		return nil, fmt.Errorf("svm: n-fold cross validation: n must be >= 2")
 	}
-	rng := newRand(p.Seed)
+	if d == nil || d.Len() == 0 {
+		return nil, fmt.Errorf("svm: empty data set")
+	}
+	if err := p.validate(d); err != nil {
+		return nil, err
+	}
+	l := d.Len()
+	if nFold > l {
+		nFold = l
+		p.warnf("WARNING: # folds > # data. Will use # folds = # data instead (i.e., leave-one-out cross validation)\n")
+	}
 	perm := make([]int, l)
 	foldStart := make([]int, nFold+1)
-	if nFold < l {
-		for i, y := range d.Y {
-			if !isFinite(y) || y != math.Trunc(y) {
-				return nil, 0, fmt.Errorf("svm: row %d: label %v is not an integer", i+1, y)
-			}
-		}
+	if p.Type.Classification() && nFold < l {
 		g := groupClasses(d.Y)
 		index := append([]int(nil), g.perm...)
 		for c := range g.label {
@@ -283,8 +317,6 @@ func CrossValidation(d *Dataset, p *Params, nFold int) ([]float64, float64, erro
 			}
 		}
 	} else {
-		nFold = l
-		foldStart = make([]int, nFold+1)
 		for i := range perm {
 			perm[i] = i
 		}
@@ -307,23 +339,48 @@ func CrossValidation(d *Dataset, p *Params, nFold int) ([]float64, float64, erro
 			sp.X = append(sp.X, d.X[perm[j]])
 			sp.Y = append(sp.Y, d.Y[perm[j]])
 		}
-		m, err := Train(sp, p)
+		m, err := train(sp, p, rng)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		for j := begin; j < end; j++ {
-			if p.Probability {
+			if p.Probability && p.Type.Classification() {
 				target[perm[j]], _ = m.PredictProbability(d.X[perm[j]])
 			} else {
 				target[perm[j]] = m.Predict(d.X[perm[j]])
 			}
 		}
 	}
+	return target, nil
+}
+
+// Accuracy returns the percentage of predictions equal to the labels y.
+func Accuracy(pred, y []float64) float64 {
 	correct := 0
-	for i := range target {
-		if target[i] == d.Y[i] {
+	for i := range pred {
+		if pred[i] == y[i] {
 			correct++
 		}
 	}
-	return target, 100 * float64(correct) / float64(l), nil
+	return 100 * float64(correct) / float64(len(pred))
+}
+
+// RegressionMetrics returns the mean squared error of pred against y and
+// the squared correlation coefficient, computed as LIBSVM's svm-train -v and
+// svm-predict do.
+func RegressionMetrics(pred, y []float64) (mse, scc float64) {
+	var sumv, sumy, sumvv, sumyy, sumvy, errSum float64
+	for i := range pred {
+		v, t := pred[i], y[i]
+		errSum += (v - t) * (v - t)
+		sumv += v
+		sumy += t
+		sumvv += v * v
+		sumyy += t * t
+		sumvy += v * t
+	}
+	n := float64(len(pred))
+	mse = errSum / n
+	scc = ((n*sumvy - sumv*sumy) * (n*sumvy - sumv*sumy)) / ((n*sumvv - sumv*sumv) * (n*sumyy - sumy*sumy))
+	return mse, scc
 }

@@ -54,6 +54,12 @@ var libsvmRefs = []libsvmRef{
 		[]float64{0.065994, 0.050957, 0.100374}, []int{57, 50, 59}, []int{32, 22, 31}, 105},
 	{"synth3_poly", "synth3", func(p *Params) { p.Kernel.Type = Polynomial; p.C = 2 }, []int{287, 943, 642},
 		[]float64{-46.230552, -35.846403, -43.995042}, []float64{1.128415, -0.674844, -1.269948}, []int{35, 30, 36}, []int{22, 14, 18}, 73},
+	// ties: 60 rows with binary features, each twice: the gradient ties
+	// exactly all the time, so these fail unless WSS2 breaks ties like
+	// LIBSVM (the last maximiser in both scans).
+	{"ties_default", "ties", nil, []int{70}, []float64{-50.353465}, []float64{-0.478028}, []int{69}, []int{54}, 69},
+	{"ties_linear", "ties", func(p *Params) { p.Kernel.Type = Linear; p.C = 2 }, []int{124}, []float64{-75.999998}, []float64{4.998124}, []int{53}, []int{34}, 53},
+	{"ties_noshrink", "ties", func(p *Params) { p.Shrinking = false; p.C = 4 }, []int{111}, []float64{-141.172777}, []float64{-0.528030}, []int{52}, []int{39}, 52},
 	{"synth3_weights", "synth3", func(p *Params) { p.C = 5; p.Weights = map[int]float64{2: 3} }, []int{195, 185, 250},
 		[]float64{-153.860124, -90.414528, -108.509271}, []float64{-0.002955, 0.135289, 0.053494}, []int{53, 47, 54}, []int{19, 11, 18}, 98},
 }
@@ -136,7 +142,7 @@ func TestReadModelErrors(t *testing.T) {
 	good, err := os.ReadFile(filepath.Join(testdata, "heart_scale.libsvm.model"))
 	require.NoError(t, err)
 	cases := map[string]string{
-		"svm_type": strings.Replace(string(good), "c_svc", "nu_svr", 1),
+		"svm_type": strings.Replace(string(good), "c_svc", "foo_svr", 1),
 		"kernel":   strings.Replace(string(good), "kernel_type rbf", "kernel_type foo", 1),
 		"rho":      strings.Replace(string(good), "rho 0.4", "rho x0.4", 1),
 		"short":    string(good[:len(good)/2]),
@@ -205,9 +211,10 @@ func TestProbabilityAndCV(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, hm.ProbA[0], 0.0, "A < 0 so that P(+1) grows with f")
 
-	pred, acc, err := CrossValidation(h, DefaultParams(h.MaxIndex), 5)
+	pred, err := CrossValidation(h, DefaultParams(h.MaxIndex), 5)
 	require.NoError(t, err)
 	require.Len(t, pred, h.Len())
+	acc := Accuracy(pred, h.Y)
 	// LIBSVM's 5-fold CV accuracy on heart_scale is about 83-85% (random folds).
 	require.True(t, acc > 75 && acc < 92, "CV accuracy %v", acc)
 }
@@ -305,6 +312,8 @@ func FuzzReadModel(f *testing.F) {
 		f.Add(b[:min(len(b), 2000)])
 	}
 	f.Add([]byte("svm_type c_svc\nkernel_type linear\nnr_class 2\ntotal_sv 1\nrho 0\nlabel 1 -1\nnr_sv 1 0\nSV\n0.5 1:1 3:2\n"))
+	f.Add([]byte("svm_type epsilon_svr\nkernel_type precomputed\nnr_class 2\ntotal_sv 1\nrho 0.5\nprobA 0.1\nSV\n0.5 0:1 \n"))
+	f.Add([]byte("svm_type one_class\nkernel_type rbf\ngamma 0.5\nnr_class 2\ntotal_sv 2\nrho 0.25\nSV\n1 1:0.5 \n0.5 2:1 \n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ReadModel(bytes.NewReader(b))
 		if err != nil {
@@ -363,10 +372,60 @@ func TestSingleClassAndLeaveOneOut(t *testing.T) {
 
 	h := loadTestData(t, "heart_scale")
 	small := &Dataset{Y: h.Y[:30], X: h.X[:30], MaxIndex: h.MaxIndex}
-	pred, acc, err := CrossValidation(small, DefaultParams(h.MaxIndex), 50) // n >= l: leave-one-out
+	pred, err := CrossValidation(small, DefaultParams(h.MaxIndex), 50) // n >= l: leave-one-out
 	require.NoError(t, err)
 	require.Len(t, pred, 30)
+	acc := Accuracy(pred, small.Y)
 	require.True(t, acc > 50 && acc <= 100, "LOO accuracy %v", acc)
-	_, _, err = CrossValidation(small, nil, 1)
+	_, err = CrossValidation(small, nil, 1)
 	require.Error(t, err)
+}
+
+// WSS2 breaks ties like LIBSVM's select_working_set: i is the last index
+// maximising -y_t G_t over I_up, j the last minimiser of the objective
+// decrease, in the serial scan and in the chunked parallel one.
+func TestWSS2TieBreaking(t *testing.T) {
+	old := parallelMinActive
+	defer func() { parallelMinActive = old }()
+	// Four identical rows per class: identical kernel columns, so equal
+	// gradients give equal objective decreases.
+	x := [][]Node{}
+	y := []int8{}
+	for k := 0; k < 12; k++ {
+		x = append(x, []Node{{1, 0.5}, {2, -0.25}})
+		y = append(y, int8(1-2*(k%2)))
+	}
+	for _, threads := range []int{1, 3} {
+		parallelMinActive = old
+		if threads > 1 {
+			parallelMinActive = 2
+		}
+		Q := newKernelMatrix(x, 2, y, Kernel{Type: RBF, Gamma: 1}, 1<<20, threads)
+		s := &smoSolver{l: len(y), activeSize: len(y), y: y, Q: Q, QD: Q.qd, eps: 1e-3, Cp: 1, Cn: 1}
+		s.pool, s.threads = Q.workers()
+		s.G = make([]float64, len(y))
+		s.status = make([]int8, len(y))
+		s.alpha = make([]float64, len(y))
+		for i := range s.G {
+			s.G[i] = -1 // the start of C-SVC: every index ties
+			s.status[i] = lowerBound
+		}
+		i, j, ok := s.selectWorkingSet()
+		require.True(t, ok)
+		// I_up at alpha = 0 is everything; -y_t G_t = y_t is largest (1) for
+		// the y = +1 rows, the last of them is 10. I_low is the y = -1 rows;
+		// all give the same decrease, the last is 11.
+		require.Equal(t, 10, i, "threads %d", threads)
+		require.Equal(t, 11, j, "threads %d", threads)
+		// Free variables tie too: make rows 3, 5, 7 free with equal G.
+		for _, k := range []int{3, 5, 7} {
+			s.status[k] = free
+			s.alpha[k] = 0.5
+			s.G[k] = 2 // -y G = 2 for y = -1: the largest, ties at 3, 5, 7
+		}
+		i, _, ok = s.selectWorkingSet()
+		require.True(t, ok)
+		require.Equal(t, 7, i, "threads %d", threads)
+		Q.close()
+	}
 }

@@ -7,42 +7,95 @@ import (
 	"time"
 )
 
-// Params are the C-SVC training parameters, named after LIBSVM's flags. The
-// zero value is not LIBSVM's default; start from DefaultParams.
+// SVMType is the problem type, numbered as in LIBSVM's -s flag.
+type SVMType int
+
+// Problem types (LIBSVM's numbering).
+const (
+	CSVC       SVMType = 0 // C-SVC: multi-class classification with cost C
+	NuSVC      SVMType = 1 // nu-SVC: multi-class classification with nu
+	OneClass   SVMType = 2 // one-class SVM (distribution support) with nu
+	EpsilonSVR SVMType = 3 // epsilon-SVR: regression with cost C and tube P
+	NuSVR      SVMType = 4 // nu-SVR: regression with cost C and nu
+)
+
+var svmTypeNames = []string{"c_svc", "nu_svc", "one_class", "epsilon_svr", "nu_svr"}
+
+// String returns LIBSVM's name for the type (c_svc, nu_svc, one_class, epsilon_svr, nu_svr).
+func (t SVMType) String() string {
+	if t >= 0 && int(t) < len(svmTypeNames) {
+		return svmTypeNames[t]
+	}
+	return fmt.Sprintf("SVMType(%d)", int(t))
+}
+
+// Classification reports whether the type predicts class labels (C-SVC, nu-SVC).
+func (t SVMType) Classification() bool { return t == CSVC || t == NuSVC }
+
+// Regression reports whether the type predicts real values (epsilon-SVR, nu-SVR).
+func (t SVMType) Regression() bool { return t == EpsilonSVR || t == NuSVR }
+
+// Params are the training parameters, named after LIBSVM's flags. The zero
+// value is not LIBSVM's default; start from DefaultParams.
 type Params struct {
+	// Type is the problem type (-s).
+	Type   SVMType
 	Kernel Kernel
-	// C is the cost (-c). Must be > 0.
+	// C is the cost (-c) of C-SVC, epsilon-SVR and nu-SVR. Must be > 0.
 	C float64
+	// Nu (-n) of nu-SVC, one-class SVM and nu-SVR, in (0, 1].
+	Nu float64
+	// P is epsilon-SVR's tube width (-p), >= 0.
+	P float64
 	// Eps is the stopping tolerance on the maximal violation gap (-e).
 	Eps float64
 	// CacheMB is the kernel-cache size in MB (-m).
 	CacheMB float64
 	// Shrinking enables LIBSVM's shrinking heuristic (-h).
 	Shrinking bool
-	// Probability trains Platt-scaling probability estimates (-b).
+	// Probability trains probability estimates (-b): Platt scaling for
+	// classification, the Laplace sigma for regression.
 	Probability bool
-	// Weights multiplies C for the class with the given label (-wi).
+	// Weights multiplies C for the class with the given label (-wi, C-SVC).
 	Weights map[int]float64
-	// Rule is the working-set rule: WSS2 (default, LIBSVM's own solver with
-	// shrinking and caching) or another Rule run by the general solver with
-	// exact steps on the dual in x = y*alpha variables.
+	// Rule is the working-set rule of the solver: WSS2 (LIBSVM's, the
+	// default), GSS (maximal violating pair), GSQ, Random or GS1. Every rule
+	// runs inside the same LIBSVM solver, with shrinking, gradient
+	// reconstruction, the kernel cache and threads.
 	Rule Rule
-	// Threads computes kernel columns on this many goroutines (<= 1: one).
+	// FixedStep takes the fixed 1/L step of the greedy 2-coordinate paper
+	// (the minimiser of g.d + (L/2)||d||_1^2, clipped) instead of LIBSVM's
+	// exact step.
+	FixedStep bool
+	// Threads computes kernel columns (and, on large active sets, the
+	// selection scans and gradient updates) on this many goroutines (<= 1: one).
 	Threads int
-	// MaxIter caps iterations per binary problem (0: LIBSVM's max(1e7, 100 l)).
+	// MaxIter caps iterations per solver run (0: LIBSVM's max(1e7, 100 l)).
 	MaxIter int
-	// Seed seeds the random generator used for probability folds and the
-	// random rule.
+	// Deadline stops each solver run after this long (0: none); the model
+	// is then the one at that point (BinaryStats.Status says so).
+	Deadline time.Duration
+	// Trace records the objective, the violation on the active set and the
+	// kernel evaluations along each solver run (BinaryStats.Trace).
+	Trace bool
+	// Seed is the srand seed of the C rand() stream that draws the folds of
+	// cross-validation and probability estimates (1, LIBSVM's, by default:
+	// then the folds are LIBSVM's), and seeds the Random rule.
 	Seed int64
 	// Progress receives LIBSVM's progress and summary lines ("optimization
 	// finished, #iter = N", "obj = .., rho = ..", "nSV = .., nBSV = ..");
 	// nil is quiet.
 	Progress io.Writer
+	// Warnings receives the warnings LIBSVM prints on standard error
+	// (reaching the iteration limit, unknown weight labels, more folds than
+	// rows); nil sends them to Progress.
+	Warnings io.Writer
 }
 
-// DefaultParams returns LIBSVM's defaults for n features: RBF kernel with
-// gamma = 1/n (1 when n is 0), degree 3, coef0 0, C = 1, eps = 1e-3,
-// 100 MB cache, shrinking on, rule WSS2, one thread.
+// DefaultParams returns LIBSVM's defaults for n features: C-SVC, RBF kernel
+// with gamma = 1/n (1 when n is 0), degree 3, coef0 0, C = 1, nu = 0.5,
+// p = 0.1, eps = 1e-3, 100 MB cache, shrinking on, rule WSS2 with exact
+// steps, one thread, seed 1.
 func DefaultParams(numFeatures int) *Params {
 	g := 1.0
 	if numFeatures > 0 {
@@ -51,6 +104,8 @@ func DefaultParams(numFeatures int) *Params {
 	return &Params{
 		Kernel:    Kernel{Type: RBF, Degree: 3, Gamma: g},
 		C:         1,
+		Nu:        0.5,
+		P:         0.1,
 		Eps:       1e-3,
 		CacheMB:   100,
 		Shrinking: true,
@@ -60,28 +115,67 @@ func DefaultParams(numFeatures int) *Params {
 	}
 }
 
-func (p *Params) validate() error {
+// validate is LIBSVM's svm_check_parameter (same checks, order and
+// messages) plus the rule.
+func (p *Params) validate(d *Dataset) error {
+	if p.Type < CSVC || p.Type > NuSVR {
+		return fmt.Errorf("svm: unknown svm type")
+	}
+	if p.Kernel.Type < Linear || p.Kernel.Type > Precomputed {
+		return fmt.Errorf("svm: unknown kernel type")
+	}
 	if err := p.Kernel.validate(); err != nil {
 		return err
 	}
-	if p.CacheMB <= 0 {
+	if !(p.CacheMB > 0) {
 		return fmt.Errorf("svm: cache_size <= 0")
 	}
-	if p.Eps <= 0 {
+	if !(p.Eps > 0) {
 		return fmt.Errorf("svm: eps <= 0")
 	}
-	if !(p.C > 0) {
+	if (p.Type == CSVC || p.Type == EpsilonSVR || p.Type == NuSVR) && !(p.C > 0) {
 		return fmt.Errorf("svm: C <= 0")
+	}
+	if (p.Type == NuSVC || p.Type == OneClass || p.Type == NuSVR) && !(p.Nu > 0 && p.Nu <= 1) {
+		return fmt.Errorf("svm: nu <= 0 or nu > 1")
+	}
+	if p.Type == EpsilonSVR && !(p.P >= 0) {
+		return fmt.Errorf("svm: p < 0")
+	}
+	if p.Probability && p.Type == OneClass {
+		return fmt.Errorf("svm: one-class SVM probability output not supported yet")
 	}
 	for lab, w := range p.Weights {
 		if !(w >= 0) || math.IsInf(w, 0) {
 			return fmt.Errorf("svm: weight for label %d must be finite and >= 0, got %v", lab, w)
 		}
 	}
-	switch p.Rule {
-	case WSS2, GS1, GSS, GSQ, Random:
-	default:
+	if _, ok := ruleNames[p.Rule]; !ok {
 		return fmt.Errorf("svm: unknown rule %d", int(p.Rule))
+	}
+	for i, y := range d.Y {
+		if !isFinite(y) {
+			return fmt.Errorf("svm: row %d: label %v is not finite", i+1, y)
+		}
+		if p.Type.Classification() && (y != math.Trunc(y) || math.Abs(y) > math.MaxInt32) {
+			return fmt.Errorf("svm: row %d: label %v is not an integer (%s needs class labels)", i+1, y, p.Type)
+		}
+	}
+	if p.Type == NuSVC {
+		g := groupClasses(d.Y)
+		for i := range g.label {
+			for j := i + 1; j < len(g.label); j++ {
+				n1, n2 := g.count[i], g.count[j]
+				if p.Nu*float64(n1+n2)/2 > float64(min(n1, n2)) {
+					return fmt.Errorf("svm: specified nu is infeasible")
+				}
+			}
+		}
+	}
+	if p.Kernel.Type == Precomputed {
+		if err := checkPrecomputed(d.X, maxSerial(d.X)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -92,7 +186,18 @@ func (p *Params) printf(format string, args ...any) {
 	}
 }
 
-// BinaryStats describes one trained binary (one-vs-one) sub-problem.
+func (p *Params) warnf(format string, args ...any) {
+	w := p.Warnings
+	if w == nil {
+		w = p.Progress
+	}
+	if w != nil {
+		fmt.Fprintf(w, format, args...)
+	}
+}
+
+// BinaryStats describes one solver run: a one-vs-one binary problem of a
+// classifier, or the single problem of one-class SVM and regression.
 type BinaryStats struct {
 	Iterations  int
 	Obj         float64
@@ -100,6 +205,12 @@ type BinaryStats struct {
 	NSV, NBSV   int
 	KernelEvals int64 // kernel entries computed (after caching)
 	Time        time.Duration
+	// Status is Converged, or IterationLimit / TimeLimit when MaxIter or
+	// Deadline stopped the run.
+	Status Status
+	// Trace holds the run's objective and violation along the iterations
+	// (Params.Trace; at most 4096 points, evenly thinned).
+	Trace []TracePoint
 }
 
 type decisionFunction struct {
@@ -107,27 +218,31 @@ type decisionFunction struct {
 	rho   float64
 }
 
-// Train fits a C-SVC to d like LIBSVM's svm_train: classes grouped in order of
-// first appearance (a -1/+1 problem with -1 first is swapped so that +1 is the
-// positive class), one-vs-one binary problems, class-weighted C. The returned
-// Model's Stats holds one entry per binary problem.
+// Train fits a model to d like LIBSVM's svm_train. Classification (C-SVC,
+// nu-SVC) groups classes in order of first appearance (a -1/+1 problem with
+// -1 first is swapped so that +1 is the positive class) and trains
+// one-vs-one binary problems, C-SVC with class-weighted C; one-class SVM and
+// regression solve one problem. The returned Model's Stats holds one entry
+// per solver run.
 func Train(d *Dataset, p *Params) (*Model, error) {
+	if p == nil {
+		if d == nil {
+			return nil, fmt.Errorf("svm: empty training set")
+		}
+		p = DefaultParams(d.MaxIndex)
+	}
+	return train(d, p, newCRand(uint32(p.Seed)))
+}
+
+func train(d *Dataset, p *Params, rng *cRand) (*Model, error) {
 	if d == nil || d.Len() == 0 {
 		return nil, fmt.Errorf("svm: empty training set")
 	}
-	if p == nil {
-		p = DefaultParams(d.MaxIndex)
-	}
-	if err := p.validate(); err != nil {
+	if err := p.validate(d); err != nil {
 		return nil, err
 	}
-	for i, y := range d.Y {
-		if !isFinite(y) {
-			return nil, fmt.Errorf("svm: row %d: label %v is not finite", i+1, y)
-		}
-		if y != math.Trunc(y) || math.Abs(y) > math.MaxInt32 {
-			return nil, fmt.Errorf("svm: row %d: label %v is not an integer (C-SVC needs class labels)", i+1, y)
-		}
+	if !p.Type.Classification() {
+		return trainSingle(d, p, rng)
 	}
 	g := groupClasses(d.Y)
 	l := d.Len()
@@ -152,7 +267,7 @@ func Train(d *Dataset, p *Params) (*Model, error) {
 			}
 		}
 		if !found {
-			p.printf("WARNING: class label %d specified in weight is not found\n", lab)
+			p.warnf("WARNING: class label %d specified in weight is not found\n", lab)
 		}
 	}
 	nonzero := make([]bool, l)
@@ -164,7 +279,6 @@ func Train(d *Dataset, p *Params) (*Model, error) {
 		probB = make([]float64, nPairs)
 	}
 	stats := make([]BinaryStats, 0, nPairs)
-	rng := newRand(p.Seed)
 	k := 0
 	for i := 0; i < nrClass; i++ {
 		for j := i + 1; j < nrClass; j++ {
@@ -206,6 +320,7 @@ func Train(d *Dataset, p *Params) (*Model, error) {
 		}
 	}
 	m := &Model{
+		Type:    p.Type,
 		Kernel:  p.Kernel,
 		NrClass: nrClass,
 		Label:   append([]int(nil), g.label...),
@@ -273,13 +388,41 @@ func Train(d *Dataset, p *Params) (*Model, error) {
 	return m, nil
 }
 
+// trainSingle is svm_train for one-class SVM and regression: one problem,
+// every row with a non-zero coefficient a support vector in input order.
+func trainSingle(d *Dataset, p *Params, rng *cRand) (*Model, error) {
+	m := &Model{Type: p.Type, Kernel: p.Kernel, NrClass: 2}
+	if p.Probability && p.Type.Regression() {
+		sigma, err := svrProbability(d, p, rng)
+		if err != nil {
+			return nil, err
+		}
+		m.ProbA = []float64{sigma}
+	}
+	df, st, err := trainOne(d, p, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	m.Rho = []float64{df.rho}
+	m.Stats = []BinaryStats{st}
+	m.SVCoef = [][]float64{nil}
+	for i, a := range df.alpha {
+		if math.Abs(a) > 0 {
+			m.SV = append(m.SV, d.X[i])
+			m.SVCoef[0] = append(m.SVCoef[0], a)
+			m.SVIndices = append(m.SVIndices, i+1)
+		}
+	}
+	return m, nil
+}
+
+// groupClasses is LIBSVM's svm_group_classes.
 type classGroups struct {
 	label        []int
 	start, count []int
 	perm         []int
 }
 
-// groupClasses is LIBSVM's svm_group_classes.
 func groupClasses(y []float64) classGroups {
 	var g classGroups
 	dataLabel := make([]int, len(y))
@@ -319,51 +462,117 @@ func groupClasses(y []float64) classGroups {
 	return g
 }
 
-// trainOne solves one binary C-SVC (labels +1/-1 in sub.Y) and prints
-// LIBSVM's per-problem summary.
+// newSolver returns a solver for LIBSVM's dual with Hessian Q, linear term
+// lin, signs y and bounds Cp/Cn, set up from p (rule, step, limits, trace).
+func (p *Params) newSolver(Q qMatrix, lin []float64, y []int8, Cp, Cn float64, nu bool) *smoSolver {
+	// The solver permutes y and lin (shrinking): give it copies.
+	return &smoSolver{l: len(y), y: append([]int8(nil), y...), Q: Q, QD: Q.diag(), p: append([]float64(nil), lin...), eps: p.Eps, Cp: Cp, Cn: Cn, nu: nu,
+		progress: p.Progress, maxIter: p.MaxIter, deadline: p.Deadline, rule: p.Rule, fixed: p.FixedStep,
+		seed: uint64(p.Seed), tracing: p.Trace}
+}
+
+// trainOne is svm_train_one: it solves one problem (labels +1/-1 in sub.Y
+// for classification, targets for regression), prints LIBSVM's summary and
+// returns the coefficients y*alpha (alpha - alpha* for regression).
 func trainOne(sub *Dataset, p *Params, Cp, Cn float64) (decisionFunction, BinaryStats, error) {
 	t0 := time.Now()
 	l := sub.Len()
-	y := make([]int8, l)
-	for i := range y {
-		if sub.Y[i] > 0 {
-			y[i] = 1
-		} else {
-			y[i] = -1
-		}
-	}
-	alpha := make([]float64, l)
+	cacheBytes := int64(p.CacheMB * (1 << 20))
 	var si solutionInfo
 	var evals int64
-	if p.Rule == WSS2 {
-		Q := newKernelMatrix(sub.X, sub.MaxIndex, y, p.Kernel, int64(p.CacheMB*(1<<20)), p.Threads)
+	alpha := make([]float64, l)
+	run := func(s *smoSolver, a []float64) {
+		si = s.solve(a, p.Shrinking)
+		evals = s.Q.kernelEvals()
+		if si.status == IterationLimit {
+			p.warnf("\nWARNING: reaching max number of iterations\n")
+		}
+	}
+	switch p.Type {
+	case CSVC:
+		y := classSigns(sub.Y)
+		Q := newKernelMatrix(sub.X, sub.MaxIndex, y, p.Kernel, cacheBytes, p.Threads)
 		defer Q.close()
-		s := &smoSolver{l: l, y: append([]int8(nil), y...), Q: Q, QD: Q.qd, p: make([]float64, l),
-			eps: p.Eps, Cp: Cp, Cn: Cn, maxIter: p.MaxIter}
-		if p.Progress != nil {
-			s.progress = p.Progress
+		run(p.newSolver(Q, fill(l, -1), y, Cp, Cn, false), alpha)
+		sumAlpha := 0.0
+		for i := range alpha {
+			sumAlpha += alpha[i]
 		}
-		for i := range s.p {
-			s.p[i] = -1
+		if Cp == Cn {
+			p.printf("nu = %f\n", sumAlpha/(Cp*float64(l)))
 		}
-		si = s.solve(alpha, p.Shrinking)
-		evals = Q.evals.Load()
-	} else {
-		var err error
-		si, evals, err = solveDualGeneral(sub, y, p, Cp, Cn, alpha)
-		if err != nil {
-			return decisionFunction{}, BinaryStats{}, err
+		for i := range alpha {
+			alpha[i] *= float64(y[i])
 		}
-	}
-	sumAlpha := 0.0
-	for i := range alpha {
-		sumAlpha += alpha[i]
-	}
-	if Cp == Cn {
-		p.printf("nu = %f\n", sumAlpha/(Cp*float64(l)))
-	}
-	for i := range alpha {
-		alpha[i] *= float64(y[i])
+	case NuSVC:
+		y := classSigns(sub.Y)
+		sumPos, sumNeg := p.Nu*float64(l)/2, p.Nu*float64(l)/2
+		for i := range alpha {
+			if y[i] == 1 {
+				alpha[i] = cmin(1.0, sumPos)
+				sumPos -= alpha[i]
+			} else {
+				alpha[i] = cmin(1.0, sumNeg)
+				sumNeg -= alpha[i]
+			}
+		}
+		Q := newKernelMatrix(sub.X, sub.MaxIndex, y, p.Kernel, cacheBytes, p.Threads)
+		defer Q.close()
+		run(p.newSolver(Q, make([]float64, l), y, 1, 1, true), alpha)
+		r := si.r
+		p.printf("C = %f\n", 1/r)
+		for i := range alpha {
+			alpha[i] *= float64(y[i]) / r
+		}
+		si.rho /= r
+		si.obj /= r * r
+		si.upperP = 1 / r
+		si.upperN = 1 / r
+	case OneClass:
+		n := int(p.Nu * float64(l))
+		for i := 0; i < n && i < l; i++ {
+			alpha[i] = 1
+		}
+		if n < l {
+			alpha[n] = p.Nu*float64(l) - float64(n)
+		}
+		ones := make([]int8, l)
+		for i := range ones {
+			ones[i] = 1
+		}
+		Q := newKernelMatrix(sub.X, sub.MaxIndex, ones, p.Kernel, cacheBytes, p.Threads)
+		defer Q.close()
+		run(p.newSolver(Q, make([]float64, l), ones, 1, 1, false), alpha)
+	case EpsilonSVR, NuSVR:
+		alpha2 := make([]float64, 2*l)
+		lin := make([]float64, 2*l)
+		y := make([]int8, 2*l)
+		nu := p.Type == NuSVR
+		sum := p.C * p.Nu * float64(l) / 2
+		for i := 0; i < l; i++ {
+			if nu {
+				alpha2[i] = cmin(sum, p.C)
+				alpha2[i+l] = alpha2[i]
+				sum -= alpha2[i]
+				lin[i], lin[i+l] = -sub.Y[i], sub.Y[i]
+			} else {
+				lin[i], lin[i+l] = p.P-sub.Y[i], p.P+sub.Y[i]
+			}
+			y[i], y[i+l] = 1, -1
+		}
+		Q := newSVRQ(sub.X, sub.MaxIndex, p.Kernel, cacheBytes, p.Threads)
+		defer Q.close()
+		run(p.newSolver(Q, lin, y, p.C, p.C, nu), alpha2)
+		sumAlpha := 0.0
+		for i := 0; i < l; i++ {
+			alpha[i] = alpha2[i] - alpha2[i+l]
+			sumAlpha += math.Abs(alpha[i])
+		}
+		if nu {
+			p.printf("epsilon = %f\n", -si.r)
+		} else {
+			p.printf("nu = %f\n", sumAlpha/(p.C*float64(l)))
+		}
 	}
 	p.printf("obj = %f, rho = %f\n", si.obj, si.rho)
 	nSV, nBSV := 0, 0
@@ -381,6 +590,19 @@ func trainOne(sub *Dataset, p *Params, Cp, Cn float64) (decisionFunction, Binary
 	}
 	p.printf("nSV = %d, nBSV = %d\n", nSV, nBSV)
 	st := BinaryStats{Iterations: si.iterations, Obj: si.obj, Rho: si.rho, NSV: nSV, NBSV: nBSV,
-		KernelEvals: evals, Time: time.Since(t0)}
+		KernelEvals: evals, Time: time.Since(t0), Status: si.status, Trace: si.trace}
 	return decisionFunction{alpha: alpha, rho: si.rho}, st, nil
+}
+
+// classSigns maps labels to +1 (y > 0) and -1.
+func classSigns(labels []float64) []int8 {
+	y := make([]int8, len(labels))
+	for i, v := range labels {
+		if v > 0 {
+			y[i] = 1
+		} else {
+			y[i] = -1
+		}
+	}
+	return y
 }

@@ -1,5 +1,7 @@
-// Command svm-predict predicts with a LIBSVM-format C-SVC model like
-// LIBSVM's svm-predict and prints its accuracy line.
+// Command svm-predict predicts with a LIBSVM-format model (any svm_type)
+// like LIBSVM's svm-predict and prints its accuracy line (classification,
+// one-class) or its mean squared error and squared correlation lines
+// (regression).
 //
 // Usage: svm-predict [options] test_file model_file output_file
 package main
@@ -8,6 +10,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 
@@ -16,21 +19,32 @@ import (
 
 const usage = `Usage: svm-predict [options] test_file model_file output_file
 options:
--b probability_estimates: whether to predict probability estimates, 0 or 1 (default 0)
+-b probability_estimates: whether to predict probability estimates, 0 or 1 (default 0); for one-class SVM only 0 is supported
 -q : quiet mode (no outputs)
 -threads n : goroutines used for prediction (default 1)
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "svm-predict:", err)
 		os.Exit(1)
 	}
 }
 
-func gfmt(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+// gfmt formats like C's %g.
+func gfmt(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "nan"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(v, 'g', 6, 64)
+}
 
-func run(args []string, stdout io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	prob, quiet, threads := false, false, 1
 	i := 0
 	for ; i < len(args); i++ {
@@ -74,12 +88,19 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := m.CheckRows(d.X); err != nil {
+		return fmt.Errorf("%s: %w", args[i], err)
+	}
 	if prob && !m.HasProbability() {
 		return fmt.Errorf("model does not support probabiliy estimates")
 	}
 	if !prob && m.HasProbability() && !quiet {
 		fmt.Fprintf(stdout, "Model supports probability estimates, but disabled in prediction.\n")
 	}
+	if sigma, ok := m.SVRProbability(); ok && prob && !quiet {
+		fmt.Fprintf(stdout, "Prob. model for test data: target value = predicted value + z,\nz: Laplace distribution e^(-|z|/sigma)/(2sigma),sigma=%s\n", gfmt(sigma))
+	}
+	prob = prob && m.Type.Classification()
 	f, err := os.Create(args[i+2])
 	if err != nil {
 		return err
@@ -116,8 +137,15 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	total := len(pred)
-	if !quiet && total > 0 {
-		fmt.Fprintf(stdout, "Accuracy = %s%% (%d/%d) (classification)\n", gfmt(100*float64(correct)/float64(total)), correct, total)
+	if quiet {
+		return nil
+	}
+	if m.Type.Regression() {
+		mse, scc := svm.RegressionMetrics(pred, d.Y)
+		fmt.Fprintf(stdout, "Mean squared error = %s (regression)\n", gfmt(mse))
+		fmt.Fprintf(stdout, "Squared correlation coefficient = %s (regression)\n", gfmt(scc))
+	} else {
+		fmt.Fprintf(stdout, "Accuracy = %s%% (%d/%d) (classification)\n", gfmt(float64(correct)/float64(total)*100), correct, total)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
-// Command svm-train trains a C-SVC like LIBSVM's svm-train, with the same
-// flags and summary lines, plus -rule (working-set rule) and -threads
-// (goroutines computing kernel columns).
+// Command svm-train trains an SVM like LIBSVM's svm-train (C-SVC, nu-SVC,
+// one-class SVM, epsilon-SVR and nu-SVR with any of LIBSVM's kernels,
+// precomputed included), with the same flags, defaults and summary lines,
+// plus -rule (working-set rule), -step (exact or fixed 1/L steps) and
+// -threads (goroutines computing kernel columns).
 //
 // Usage: svm-train [options] training_set_file [model_file]
 package main
@@ -8,6 +10,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,29 +23,37 @@ import (
 const usage = `Usage: svm-train [options] training_set_file [model_file]
 options:
 -s svm_type : set type of SVM (default 0)
-	0 -- C-SVC		(multi-class classification; the only type supported)
+	0 -- C-SVC		(multi-class classification)
+	1 -- nu-SVC		(multi-class classification)
+	2 -- one-class SVM
+	3 -- epsilon-SVR	(regression)
+	4 -- nu-SVR		(regression)
 -t kernel_type : set type of kernel function (default 2)
 	0 -- linear: u'*v
 	1 -- polynomial: (gamma*u'*v + coef0)^degree
 	2 -- radial basis function: exp(-gamma*|u-v|^2)
 	3 -- sigmoid: tanh(gamma*u'*v + coef0)
+	4 -- precomputed kernel (kernel values in training_set_file)
 -d degree : set degree in kernel function (default 3)
 -g gamma : set gamma in kernel function (default 1/num_features)
 -r coef0 : set coef0 in kernel function (default 0)
--c cost : set the parameter C of C-SVC (default 1)
+-c cost : set the parameter C of C-SVC, epsilon-SVR, and nu-SVR (default 1)
+-n nu : set the parameter nu of nu-SVC, one-class SVM, and nu-SVR (default 0.5)
+-p epsilon : set the epsilon in loss function of epsilon-SVR (default 0.1)
 -m cachesize : set cache memory size in MB (default 100)
 -e epsilon : set tolerance of termination criterion (default 0.001)
 -h shrinking : whether to use the shrinking heuristics, 0 or 1 (default 1)
--b probability_estimates : whether to train a SVC model for probability estimates, 0 or 1 (default 0)
--wi weight : set the parameter C of class i to weight*C (default 1)
--v n : n-fold cross validation mode
+-b probability_estimates : whether to train a SVC or SVR model for probability estimates, 0 or 1 (default 0)
+-wi weight : set the parameter C of class i to weight*C, for C-SVC (default 1)
+-v n: n-fold cross validation mode
 -q : quiet mode (no outputs)
--rule name : working-set rule: wss2 (default, LIBSVM's solver), gs1, mvp, gsq, random
+-rule name : working-set rule: wss2 (default, LIBSVM's), mvp (maximal violating pair), gsq, random, gs1
+-step exact|fixed : LIBSVM's exact step (default) or the fixed 1/L step
 -threads n : goroutines computing kernel columns (default 1)
 `
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "svm-train:", err)
 		os.Exit(1)
 	}
@@ -94,13 +105,15 @@ func parseArgs(args []string) (*options, error) {
 		}
 		switch {
 		case name == "s":
-			if s := in(); err == nil && s != 0 {
-				return nil, fmt.Errorf("only C-SVC (-s 0) is supported, got -s %d", s)
+			t := in()
+			if err == nil && (t < 0 || t > 4) {
+				return nil, fmt.Errorf("-s %d: unknown svm type (want 0..4)", t)
 			}
+			p.Type = svm.SVMType(t)
 		case name == "t":
 			t := in()
-			if err == nil && (t < 0 || t > 3) {
-				return nil, fmt.Errorf("-t %d: kernel type must be 0..3 (precomputed kernels are not supported)", t)
+			if err == nil && (t < 0 || t > 4) {
+				return nil, fmt.Errorf("-t %d: unknown kernel type (want 0..4)", t)
 			}
 			p.Kernel.Type = svm.KernelType(t)
 		case name == "d":
@@ -112,8 +125,10 @@ func parseArgs(args []string) (*options, error) {
 			p.Kernel.Coef0 = fl()
 		case name == "c":
 			p.C = fl()
-		case name == "n", name == "p":
-			fl() // nu / epsilon-SVR parameters: accepted and unused for C-SVC
+		case name == "n":
+			p.Nu = fl()
+		case name == "p":
+			p.P = fl()
 		case name == "m":
 			p.CacheMB = fl()
 		case name == "e":
@@ -129,6 +144,15 @@ func parseArgs(args []string) (*options, error) {
 			}
 		case name == "rule":
 			p.Rule, err = svm.ParseRule(val)
+		case name == "step":
+			switch val {
+			case "exact":
+				p.FixedStep = false
+			case "fixed":
+				p.FixedStep = true
+			default:
+				err = fmt.Errorf("option -step: want exact or fixed, got %q", val)
+			}
 		case name == "threads":
 			p.Threads = in()
 			if err == nil && p.Threads < 1 {
@@ -169,7 +193,7 @@ func parseArgs(args []string) (*options, error) {
 	return o, nil
 }
 
-func run(args []string, stdout io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	o, err := parseArgs(args)
 	if err != nil {
 		return err
@@ -188,12 +212,19 @@ func run(args []string, stdout io.Writer) error {
 	if !o.quiet {
 		p.Progress = stdout
 	}
+	p.Warnings = stderr
 	if o.nFold > 0 {
-		_, acc, err := svm.CrossValidation(d, p, o.nFold)
+		target, err := svm.CrossValidation(d, p, o.nFold)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Cross Validation Accuracy = %s%%\n", strconv.FormatFloat(acc, 'g', 6, 64))
+		if p.Type.Regression() {
+			mse, scc := svm.RegressionMetrics(target, d.Y)
+			fmt.Fprintf(stdout, "Cross Validation Mean squared error = %s\n", gfmt(mse))
+			fmt.Fprintf(stdout, "Cross Validation Squared correlation coefficient = %s\n", gfmt(scc))
+		} else {
+			fmt.Fprintf(stdout, "Cross Validation Accuracy = %s%%\n", gfmt(svm.Accuracy(target, d.Y)))
+		}
 		return nil
 	}
 	t0 := time.Now()
@@ -202,7 +233,20 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	if !o.quiet && time.Since(t0) > 2*time.Second {
-		fmt.Fprintf(os.Stderr, "svm-train: trained in %.2f s\n", time.Since(t0).Seconds())
+		fmt.Fprintf(stderr, "svm-train: trained in %.2f s\n", time.Since(t0).Seconds())
 	}
 	return m.Save(o.model)
+}
+
+// gfmt formats like C's %g.
+func gfmt(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "nan"
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(v, 'g', 6, 64)
 }

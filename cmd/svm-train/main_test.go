@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,13 +11,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const heart = "../../testdata/svm/heart_scale"
+const (
+	td    = "../../testdata/svm/"
+	heart = td + "heart_scale"
+)
 
 func TestTrainHeartScaleLikeLIBSVM(t *testing.T) {
 	dir := t.TempDir()
 	model := filepath.Join(dir, "m")
 	var out bytes.Buffer
-	require.NoError(t, run([]string{heart, model}, &out))
+	require.NoError(t, run([]string{heart, model}, &out, io.Discard))
 	// LIBSVM 3.24 prints exactly these summary lines for heart_scale.
 	for _, want := range []string{"optimization finished, #iter = 162\n", "nu = 0.431029\n",
 		"obj = -100.877288, rho = 0.424462\n", "nSV = 132, nBSV = 107\n", "Total nSV = 132\n"} {
@@ -33,23 +37,23 @@ func TestTrainFlags(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
 	model := filepath.Join(dir, "m")
-	require.NoError(t, run([]string{"-t", "1", "-d", "2", "-g", "0.5", "-r", "1", "-c", "3", "-e", "0.001", "-m", "10", "-h", "0", "-threads", "2", heart, model}, &out))
+	require.NoError(t, run([]string{"-t", "1", "-d", "2", "-g", "0.5", "-r", "1", "-c", "3", "-e", "0.001", "-m", "10", "-h", "0", "-threads", "2", heart, model}, &out, io.Discard))
 	// LIBSVM 3.24 with the same flags: #iter = 4457, obj = -129.414651, rho = -2.809615.
 	require.Contains(t, out.String(), "optimization finished, #iter = 4457\n")
 	require.Contains(t, out.String(), "obj = -129.414651, rho = -2.809615")
 	out.Reset()
-	require.NoError(t, run([]string{"-q", "-c", "10", "-w1", "2", "-w-1", "0.5", heart, model}, &out))
+	require.NoError(t, run([]string{"-q", "-c", "10", "-w1", "2", "-w-1", "0.5", heart, model}, &out, io.Discard))
 	require.Empty(t, out.String())
 	b, err := os.ReadFile(model)
 	require.NoError(t, err)
 	require.Contains(t, string(b), "rho 0.6316")
 	out.Reset()
-	require.NoError(t, run([]string{"-v", "5", heart}, &out))
+	require.NoError(t, run([]string{"-v", "5", heart}, &out, io.Discard))
 	require.Contains(t, out.String(), "Cross Validation Accuracy = ")
 	out.Reset()
-	require.NoError(t, run([]string{"-rule", "gs1", "-q", heart, model}, &out))
+	require.NoError(t, run([]string{"-rule", "gs1", "-q", heart, model}, &out, io.Discard))
 	out.Reset()
-	require.NoError(t, run([]string{"-rule", "mvp", heart, model}, &out))
+	require.NoError(t, run([]string{"-rule", "mvp", heart, model}, &out, io.Discard))
 	require.Contains(t, out.String(), "obj = -100.87")
 }
 
@@ -62,7 +66,7 @@ func TestTrainDefaultModelName(t *testing.T) {
 	wd, _ := os.Getwd()
 	require.NoError(t, os.Chdir(dir))
 	defer os.Chdir(wd)
-	require.NoError(t, run([]string{"-q", in}, &bytes.Buffer{}))
+	require.NoError(t, run([]string{"-q", in}, &bytes.Buffer{}, io.Discard))
 	_, err = os.Stat(filepath.Join(dir, "hs.model"))
 	require.NoError(t, err)
 }
@@ -70,8 +74,8 @@ func TestTrainDefaultModelName(t *testing.T) {
 func TestTrainErrors(t *testing.T) {
 	cases := map[string][]string{
 		"no file":    {},
-		"svm type":   {"-s", "3", heart},
-		"kernel":     {"-t", "4", heart},
+		"svm type":   {"-s", "5", heart},
+		"kernel":     {"-t", "5", heart},
 		"bad number": {"-c", "x", heart},
 		"unknown":    {"-z", "1", heart},
 		"rule":       {"-rule", "foo", heart},
@@ -80,13 +84,13 @@ func TestTrainErrors(t *testing.T) {
 		"value":      {"-c"},
 	}
 	for name, args := range cases {
-		err := run(args, &bytes.Buffer{})
+		err := run(args, &bytes.Buffer{}, io.Discard)
 		require.Error(t, err, name)
 	}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad")
 	require.NoError(t, os.WriteFile(bad, []byte("1 1:1\n1 2:1 1:3\n"), 0o644))
-	err := run([]string{bad, filepath.Join(dir, "m")}, &bytes.Buffer{})
+	err := run([]string{bad, filepath.Join(dir, "m")}, &bytes.Buffer{}, io.Discard)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), bad+":2"), err.Error())
 }

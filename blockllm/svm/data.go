@@ -78,11 +78,8 @@ func readDataset(r io.Reader, name string) (*Dataset, error) {
 		if perr != nil {
 			return nil, fmt.Errorf("svm: %s:%d: %v", name, lineNo, perr)
 		}
-		if nodesOut == nil { // blank line
-			if err == io.EOF {
-				break
-			}
-			continue
+		if nodesOut == nil { // a blank line: LIBSVM's "Wrong input format" (skipping it would shift every later prediction)
+			return nil, fmt.Errorf("svm: %s:%d: empty line (every line is a label and features; LIBSVM: Wrong input format at line %d)", name, lineNo, lineNo)
 		}
 		nodes = nodesOut
 		d.Y = append(d.Y, y)

@@ -9,7 +9,7 @@ import (
 )
 
 func TestReadDataset(t *testing.T) {
-	in := "1 1:0.5 3:-2\n\n  \n-1 2:1e-3\t4:7\r\n+1\n2.5 10:0.25 "
+	in := "1 1:0.5 3:-2\n-1 2:1e-3\t4:7\r\n+1\n2.5 10:0.25 "
 	d, err := ReadDataset(strings.NewReader(in))
 	require.NoError(t, err)
 	require.Equal(t, []float64{1, -1, 1, 2.5}, d.Y)
@@ -26,7 +26,11 @@ func TestReadDataset(t *testing.T) {
 func TestReadDatasetErrors(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"1 1:1\nx 2:1\n", "input:2: bad label"},
-		{"1 1:1\n\n1 2:1 2:3\n", "input:3: feature index 2 not greater than previous 2"},
+		{"1 1:1\n1 2:1 2:3\n", "input:2: feature index 2 not greater than previous 2"},
+		// a blank line is LIBSVM's "Wrong input format": skipping it would shift every
+		// later prediction against its input line
+		{"1 1:1\n\n1 2:1\n", "input:2: empty line"},
+		{"1 1:1\n-1 2:1\n \t\r\n", "input:3: empty line"},
 		{"1 3:1 2:1\n", "input:1: feature index 2 not greater"},
 		{"1 0:1 0:2\n", "input:1: feature index 0 not greater than previous 0"},
 		{"1 -1:1\n", "input:1: bad feature index"},

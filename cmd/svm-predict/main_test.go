@@ -67,6 +67,12 @@ func TestPredictErrors(t *testing.T) {
 	err = run([]string{td + "heart_scale", bad, o}, &bytes.Buffer{}, io.Discard)
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), bad+":9"), err.Error())
+	// a blank line in the test file is an error naming it (LIBSVM: "Wrong input format at
+	// line 3"), not a line skipped so that the predictions no longer match their rows
+	blank := filepath.Join(dir, "blank")
+	require.NoError(t, os.WriteFile(blank, []byte("1 1:0.5\n-1 2:0.5\n\n1 3:0.5\n"), 0o644))
+	err = run([]string{blank, td + "heart_scale.libsvm.model", o}, &bytes.Buffer{}, io.Discard)
+	require.ErrorContains(t, err, blank+":3: empty line")
 }
 
 // writeRegression writes a small regression set (y = x1 - 2 x2 + noise).

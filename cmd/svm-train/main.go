@@ -134,9 +134,9 @@ func parseArgs(args []string) (*options, error) {
 		case name == "e":
 			p.Eps = fl()
 		case name == "h":
-			p.Shrinking = in() != 0
+			p.Shrinking = zeroOne(in(), "shrinking", &err)
 		case name == "b":
-			p.Probability = in() != 0
+			p.Probability = zeroOne(in(), "probability", &err)
 		case name == "v":
 			o.nFold = in()
 			if err == nil && o.nFold < 2 {
@@ -249,4 +249,13 @@ func gfmt(v float64) string {
 		return "-inf"
 	}
 	return strconv.FormatFloat(v, 'g', 6, 64)
+}
+
+// zeroOne reads a 0/1 option as LIBSVM's svm_check_parameter does: any other value is
+// its error ("shrinking != 0 and shrinking != 1").
+func zeroOne(v int, name string, err *error) bool {
+	if *err == nil && v != 0 && v != 1 {
+		*err = fmt.Errorf("%s != 0 and %s != 1", name, name)
+	}
+	return v == 1
 }

@@ -83,6 +83,10 @@ func TestTrainErrors(t *testing.T) {
 		"cost":       {"-c", "-1", heart},
 		"value":      {"-c"},
 	}
+	// LIBSVM's svm_check_parameter: -b and -h take 0 or 1 only
+	for _, c := range [][2]string{{"-b", "probability != 0 and probability != 1"}, {"-h", "shrinking != 0 and shrinking != 1"}} {
+		require.EqualError(t, run([]string{c[0], "2", heart, filepath.Join(t.TempDir(), "m")}, &bytes.Buffer{}, io.Discard), c[1])
+	}
 	for name, args := range cases {
 		err := run(args, &bytes.Buffer{}, io.Discard)
 		require.Error(t, err, name)

@@ -1046,30 +1046,32 @@ const char* bt_inplace(int op, bt_tensor a, bt_tensor b, bt_tensor c, double s1,
   })
 }
 
-// One decoupled-weight-decay Adam step in the order torch.optim.AdamW (single-tensor
-// path) uses, so results match it to rounding. step counts from 1.
+// One decoupled-weight-decay Adam step of param in place, in the order torch.optim.AdamW
+// (single-tensor path) uses, so results match it to rounding. step counts from 1. Shared
+// by bt_adamw_step and bt_adamw8bit_step; call it under torch::NoGradGuard.
+static void adamw_update(at::Tensor param, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, double lr,
+                         double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+  if (grad.scalar_type() != exp_avg.scalar_type()) grad = grad.to(exp_avg.scalar_type());
+  if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
+  exp_avg.lerp_(grad, 1 - beta1);
+  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  double step_size = lr / bc1;
+  auto denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(eps);
+  if (param.scalar_type() == exp_avg.scalar_type()) {
+    param.addcdiv_(exp_avg, denom, -step_size);
+  } else {
+    param.copy_(param.to(exp_avg.scalar_type()).addcdiv_(exp_avg, denom, -step_size));
+  }
+}
+
 const char* bt_adamw_step(bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, double lr, double beta1,
                           double beta2, double eps, double weight_decay, int64_t step) {
   BT_TRY({
     torch::NoGradGuard ng;
-    at::Tensor param = T(p);
-    at::Tensor grad = T(g);
-    at::Tensor exp_avg = T(m);
-    at::Tensor exp_avg_sq = T(v);
-    TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
-    if (grad.scalar_type() != exp_avg.scalar_type()) grad = grad.to(exp_avg.scalar_type());
-    if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
-    exp_avg.lerp_(grad, 1 - beta1);
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
-    double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
-    double step_size = lr / bc1;
-    auto denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(eps);
-    if (param.scalar_type() == exp_avg.scalar_type()) {
-      param.addcdiv_(exp_avg, denom, -step_size);
-    } else {
-      param.copy_(param.to(exp_avg.scalar_type()).addcdiv_(exp_avg, denom, -step_size));
-    }
+    adamw_update(T(p), T(g), T(m), T(v), lr, beta1, beta2, eps, weight_decay, step);
   })
 }
 
@@ -1133,6 +1135,146 @@ const char* bt_adamw_multi(const bt_tensor* ps, const bt_tensor* gs, const bt_te
       const char* err = bt_adamw_step(ps[i], gs[i], ms[i], vs[i], lr, beta1, beta2, eps, weight_decay, steps[i]);
       if (err != nullptr) return err;
     }
+  })
+}
+
+// ---- 8-bit optimizer state (bitsandbytes' block-wise dynamic quantisation) -------------
+
+// dynamic_map is bitsandbytes' create_dynamic_map(signed, max_exponent_bits=7,
+// total_bits=8), built with the same libtorch ops (float32 linspace, midpoints, scaling
+// by the power of ten, sort), so its 256 values equal the Python function's under the
+// same libtorch. Signed: 0, 1 and +-127 values over seven decades; unsigned: 0, 1 and
+// 254 positive values.
+static at::Tensor dynamic_map(bool is_signed) {
+  const int max_exponent_bits = 7, non_sign_bits = 7;
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  std::vector<at::Tensor> parts;
+  for (int i = 0; i < max_exponent_bits; i++) {
+    int shift = i + non_sign_bits - max_exponent_bits + (is_signed ? 0 : 1);
+    int64_t items = (int64_t{1} << shift) + 1;
+    auto boundaries = at::linspace(0.1, 1, items, f32);
+    auto means = (boundaries.narrow(0, 0, items - 1) + boundaries.narrow(0, 1, items - 1)) / 2.0;
+    double scale = std::pow(10.0, static_cast<double>(-(max_exponent_bits - 1) + i));
+    parts.push_back(means * scale);
+    if (is_signed) parts.push_back(means * (-scale));
+  }
+  // 2^(non_sign_bits - max_exponent_bits) - 1 = 0 additional items
+  parts.push_back(at::zeros({1}, f32));
+  parts.push_back(at::ones({1}, f32));
+  auto data = at::cat(parts);
+  TORCH_CHECK(data.numel() == 256, "dynamic map: ", data.numel(), " values, want 256");
+  return std::get<0>(data.sort());
+}
+
+static void check_code(const at::Tensor& code, int64_t blocksize) {
+  TORCH_CHECK(code.dim() == 1 && code.numel() == 256 && code.scalar_type() == at::kFloat,
+              "blockwise quantisation: the map must be a float32 tensor of 256 values, got ", code.sizes(), " ",
+              code.scalar_type());
+  TORCH_CHECK(blocksize >= 1, "blockwise quantisation: block size ", blocksize, " must be positive");
+}
+
+// quantize_blockwise writes a (any float dtype, numel n) into q (uint8, n elements,
+// contiguous) and absmax (float32, ceil(n/blocksize), contiguous) as bitsandbytes'
+// quantize_blockwise does: per block of blocksize consecutive values absmax = max |a|,
+// u = clamp(a * (1 / max(absmax, 1e-38)), -1, 1), q = index of the map value nearest
+// u (a tie goes to the lower index: torch.bucketize over the midpoints).
+static void quantize_blockwise(const at::Tensor& a, const at::Tensor& code, int64_t blocksize, at::Tensor q,
+                               at::Tensor absmax) {
+  check_code(code, blocksize);
+  int64_t n = a.numel();
+  int64_t nb = (n + blocksize - 1) / blocksize;
+  TORCH_CHECK(q.scalar_type() == at::kByte && q.numel() == n && q.is_contiguous(),
+              "quantize_blockwise: codes must be a contiguous uint8 tensor of ", n, " values, got ", q.sizes(), " ",
+              q.scalar_type());
+  TORCH_CHECK(absmax.scalar_type() == at::kFloat && absmax.numel() == nb && absmax.is_contiguous(),
+              "quantize_blockwise: absmax must be a contiguous float32 tensor of ", nb, " values, got ",
+              absmax.sizes(), " ", absmax.scalar_type());
+  TORCH_CHECK(a.device() == q.device() && a.device() == absmax.device() && a.device() == code.device(),
+              "quantize_blockwise: tensors on different devices");
+  if (n == 0) return;
+  auto flat = a.reshape({-1}).to(at::kFloat);
+  auto am = absmax.view({-1});
+  int64_t nfull = n / blocksize, full = nfull * blocksize, rem = n - full;
+  auto scaled = at::empty({n}, flat.options());
+  if (nfull > 0) {
+    auto blocks = flat.narrow(0, 0, full).view({nfull, blocksize});
+    auto amf = am.narrow(0, 0, nfull);
+    at::amax_out(amf, blocks.abs(), {1}, false);
+    auto dst = scaled.narrow(0, 0, full).view({nfull, blocksize});
+    at::mul_out(dst, blocks, amf.clamp_min(1e-38).reciprocal().unsqueeze(1));
+  }
+  if (rem > 0) {
+    auto tail = flat.narrow(0, full, rem);
+    auto amt = am.narrow(0, nfull, 1);
+    at::amax_out(amt, tail.abs(), {0}, true);
+    auto dst = scaled.narrow(0, full, rem);
+    at::mul_out(dst, tail, amt.clamp_min(1e-38).reciprocal());
+  }
+  scaled.clamp_(-1, 1);
+  auto bounds = (code.narrow(0, 0, 255) + code.narrow(0, 1, 255)) / 2.0;
+  q.view({-1}).copy_(at::bucketize(scaled, bounds, /*out_int32=*/true, /*right=*/false));
+}
+
+// dequantize_blockwise is bitsandbytes' dequantize_blockwise to float32: code[q] times
+// the block's absmax, shaped like q.
+static at::Tensor dequantize_blockwise(const at::Tensor& q, const at::Tensor& absmax, const at::Tensor& code,
+                                       int64_t blocksize) {
+  check_code(code, blocksize);
+  int64_t n = q.numel();
+  int64_t nb = (n + blocksize - 1) / blocksize;
+  TORCH_CHECK(q.scalar_type() == at::kByte, "dequantize_blockwise: codes must be uint8, got ", q.scalar_type());
+  TORCH_CHECK(absmax.scalar_type() == at::kFloat && absmax.numel() == nb,
+              "dequantize_blockwise: absmax must be a float32 tensor of ", nb, " values, got ", absmax.sizes(), " ",
+              absmax.scalar_type());
+  auto out = code.index_select(0, q.reshape({-1}).to(at::kLong));
+  auto am = absmax.reshape({-1});
+  int64_t nfull = n / blocksize, full = nfull * blocksize, rem = n - full;
+  if (nfull > 0) out.narrow(0, 0, full).view({nfull, blocksize}).mul_(am.narrow(0, 0, nfull).unsqueeze(1));
+  if (rem > 0) out.narrow(0, full, rem).mul_(am.narrow(0, nfull, 1));
+  return out.view(q.sizes());
+}
+
+const char* bt_dynamic_map(int is_signed, bt_tensor* out) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    *out = wrap(dynamic_map(is_signed != 0));
+  })
+}
+
+const char* bt_quantize_blockwise(bt_tensor a, bt_tensor code, int64_t blocksize, bt_tensor q, bt_tensor absmax) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    quantize_blockwise(T(a), T(code), blocksize, T(q), T(absmax));
+  })
+}
+
+const char* bt_dequantize_blockwise(bt_tensor q, bt_tensor absmax, bt_tensor code, int64_t blocksize,
+                                    bt_tensor* out) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    *out = wrap(dequantize_blockwise(T(q), T(absmax), T(code), blocksize));
+  })
+}
+
+// One AdamW step with 8-bit moments, as bitsandbytes' blockwise 8-bit Adam: the moments
+// (uint8 codes qm, qv shaped like p; float32 absmax am, av per block) are dequantised
+// to float32 (map code1 for the first, code2 for the second), updated with p by
+// bt_adamw_step's math, and quantised back in place. The float32 moments exist only
+// inside the call.
+const char* bt_adamw8bit_step(bt_tensor p, bt_tensor g, bt_tensor qm, bt_tensor am, bt_tensor qv, bt_tensor av,
+                              bt_tensor code1, bt_tensor code2, int64_t blocksize, double lr, double beta1,
+                              double beta2, double eps, double weight_decay, int64_t step) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    const auto& param = T(p);
+    TORCH_CHECK(T(qm).sizes() == param.sizes() && T(qv).sizes() == param.sizes() && T(g).sizes() == param.sizes(),
+                "adamw8bit: parameter ", param.sizes(), ", gradient ", T(g).sizes(), " and moments ", T(qm).sizes(),
+                ", ", T(qv).sizes(), " differ in shape");
+    auto m = dequantize_blockwise(T(qm), T(am), T(code1), blocksize);
+    auto v = dequantize_blockwise(T(qv), T(av), T(code2), blocksize);
+    adamw_update(param, T(g), m, v, lr, beta1, beta2, eps, weight_decay, step);
+    quantize_blockwise(m, T(code1), blocksize, T(qm), T(am));
+    quantize_blockwise(v, T(code2), blocksize, T(qv), T(av));
   })
 }
 

@@ -168,7 +168,7 @@ func methodConfig(o *options) (blockllm.MethodConfig, error) {
 	bc, err := o.Selection.Apply(blockllm.BlockLLMConfig{Sparsity: o.sparsity, Patience: o.patience,
 		ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}, 1000, nil)
 	return blockllm.MethodConfig{Method: o.method, Seed: o.seed, BlockLLM: bc,
-		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW}}, err
+		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW, EightBit: o.Adam8bit}}, err
 }
 
 func runTrain(args []string, stdout, stderr io.Writer) error {

@@ -209,7 +209,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if eligible == "" && !isCheckpoint(o.model) && !o.Selection.Reference() {
 		o.Eligible = ".*" // a new model: its embeddings must train too
 	}
-	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 1000)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW, EightBit: o.Adam8bit}, o.seed, &o.Selection, 1000)
 	o.Eligible = eligible
 	if err != nil {
 		return err

@@ -646,11 +646,12 @@ func DequantizeBlockwise(q, absmax, code unsafe.Pointer, blocksize int64) (unsaf
 }
 
 // AdamW8bitStep is AdamWStep with 8-bit block-wise quantised moments (codes qm, qv,
-// block maxima am, av, maps code1, code2).
-func AdamW8bitStep(p, g, qm, am, qv, av, code1, code2 unsafe.Pointer, blocksize int64, lr, beta1, beta2, eps, wd float64, step int64) error {
+// block maxima am, av, maps code1, code2); kernel selects the CPU kernel where it
+// applies (else libtorch ops).
+func AdamW8bitStep(p, g, qm, am, qv, av, code1, code2 unsafe.Pointer, blocksize int64, lr, beta1, beta2, eps, wd float64, step int64, kernel bool) error {
 	return check(C.bt_adamw8bit_step(C.bt_tensor(p), C.bt_tensor(g), C.bt_tensor(qm), C.bt_tensor(am), C.bt_tensor(qv), C.bt_tensor(av),
 		C.bt_tensor(code1), C.bt_tensor(code2), C.int64_t(blocksize), C.double(lr), C.double(beta1), C.double(beta2), C.double(eps),
-		C.double(wd), C.int64_t(step)))
+		C.double(wd), C.int64_t(step), b2i(kernel)))
 }
 
 // SetRequiresGrad sets the requires_grad flag of a leaf tensor.

@@ -41,13 +41,25 @@ func DequantizeBlockwise(q, absmax, code *Tensor, block int64) *Tensor {
 // AdamW8bitStep performs AdamWStep's update of p from g with 8-bit moments: the codes
 // qm, qv (uint8, shaped like p) and block maxima am, av (float32) are dequantised with
 // the maps code1 (signed, first moment) and code2 (unsigned, second moment), updated in
-// float32 and quantised back in place, as bitsandbytes' block-wise 8-bit Adam does. The
-// float32 moments exist only during the call.
+// float32 and quantised back in place, as bitsandbytes' block-wise 8-bit Adam does. On
+// the CPU (contiguous tensors, f32/bf16/f16 parameter) one kernel does it block by
+// block in one pass; elsewhere it is AdamW8bitStepOps.
 func AdamW8bitStep(p, g, qm, am, qv, av, code1, code2 *Tensor, block int64, lr, beta1, beta2, eps, weightDecay float64, step int64) {
+	adamw8bit(p, g, qm, am, qv, av, code1, code2, block, lr, beta1, beta2, eps, weightDecay, step, true)
+}
+
+// AdamW8bitStepOps is AdamW8bitStep with libtorch ops on any device:
+// DequantizeBlockwise of both moments into float32 tensors, AdamWStep, and
+// QuantizeBlockwise back. The float32 moments exist only during the call.
+func AdamW8bitStepOps(p, g, qm, am, qv, av, code1, code2 *Tensor, block int64, lr, beta1, beta2, eps, weightDecay float64, step int64) {
+	adamw8bit(p, g, qm, am, qv, av, code1, code2, block, lr, beta1, beta2, eps, weightDecay, step, false)
+}
+
+func adamw8bit(p, g, qm, am, qv, av, code1, code2 *Tensor, block int64, lr, beta1, beta2, eps, weightDecay float64, step int64, kernel bool) {
 	for _, t := range []*Tensor{p, g, qm, am, qv, av, code1, code2} {
 		t.check("adamw8bit")
 	}
-	if err := cgo.AdamW8bitStep(p.h, g.h, qm.h, am.h, qv.h, av.h, code1.h, code2.h, block, lr, beta1, beta2, eps, weightDecay, step); err != nil {
+	if err := cgo.AdamW8bitStep(p.h, g.h, qm.h, am.h, qv.h, av.h, code1.h, code2.h, block, lr, beta1, beta2, eps, weightDecay, step, kernel); err != nil {
 		fail("adamw8bit", err)
 	}
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -1256,25 +1257,158 @@ const char* bt_dequantize_blockwise(bt_tensor q, bt_tensor absmax, bt_tensor cod
   })
 }
 
+// The kernel templates need C++ linkage inside this extern "C" block.
+extern "C++" {
+
+// adamw8bit_cpu is bt_adamw8bit_step's CPU kernel: one pass over the blocks (in
+// parallel), each block's moments dequantised into a local float32 buffer, updated with
+// the parameter as adamw_update computes it (the same float32 operations in the same
+// order; no fused multiply-add: the shim is built without -ffp-contract), and quantised
+// back (nearest map value by a branchless search over the 255 midpoints, as bucketize
+// finds it). P: parameter type; G: gradient type.
+template <typename P, typename G>
+static void adamw8bit_cpu(P* param, const G* grad, uint8_t* qm, float* am, uint8_t* qv, float* av,
+                          const float* code1, const float* code2, int64_t n, int64_t blocksize, double lr,
+                          double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  // midpoints padded to 256 entries with +inf: code index = number of midpoints < u
+  float bounds1[256], bounds2[256];
+  for (int i = 0; i < 255; i++) {
+    bounds1[i] = (code1[i] + code1[i + 1]) / 2.0f;
+    bounds2[i] = (code2[i] + code2[i + 1]) / 2.0f;
+  }
+  bounds1[255] = bounds2[255] = std::numeric_limits<float>::infinity();
+  const float decay = static_cast<float>(1 - lr * weight_decay);
+  const float w1 = static_cast<float>(1 - beta1);
+  const float b2 = static_cast<float>(beta2), w2 = static_cast<float>(1 - beta2);
+  const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  const float step_size = static_cast<float>(-(lr / bc1));
+  const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+  const float feps = static_cast<float>(eps);
+  const int64_t nb = (n + blocksize - 1) / blocksize;
+  auto search = [](const float* bounds, float u) -> uint8_t {
+    int i = 0;
+    for (int k = 128; k > 0; k >>= 1) i = bounds[i + k - 1] < u ? i + k : i;
+    return static_cast<uint8_t>(i);
+  };
+  at::parallel_for(0, nb, std::max<int64_t>(1, 16384 / blocksize), [&](int64_t b0, int64_t b1) {
+    std::vector<float> mbuf(static_cast<size_t>(blocksize)), vbuf(static_cast<size_t>(blocksize));
+    for (int64_t b = b0; b < b1; b++) {
+      const int64_t lo = b * blocksize, len = std::min(blocksize, n - lo);
+      const float amb = am[b], avb = av[b];
+      float mmax = 0, vmax = 0;
+      for (int64_t j = 0; j < len; j++) {
+        const int64_t i = lo + j;
+        const float g = static_cast<float>(grad[i]);
+        float m = code1[qm[i]] * amb;
+        float v = code2[qv[i]] * avb;
+        float p = static_cast<float>(param[i]);
+        // adamw_update decays the parameter in its own dtype
+        if (weight_decay != 0) p = static_cast<float>(static_cast<P>(p * decay));
+        m = m + w1 * (g - m);  // lerp with weight < 0.5
+        v = v * b2;
+        v = v + w2 * g * g;
+        const float denom = std::sqrt(v) / sqrt_bc2 + feps;
+        p = p + step_size * m / denom;
+        param[i] = static_cast<P>(p);
+        mbuf[j] = m;
+        vbuf[j] = v;
+        mmax = std::max(mmax, std::fabs(m));
+        vmax = std::max(vmax, std::fabs(v));
+      }
+      am[b] = mmax;
+      av[b] = vmax;
+      const float inv1 = 1.0f / std::max(mmax, 1e-38f), inv2 = 1.0f / std::max(vmax, 1e-38f);
+      for (int64_t j = 0; j < len; j++) {
+        qm[lo + j] = search(bounds1, std::min(std::max(mbuf[j] * inv1, -1.0f), 1.0f));
+        qv[lo + j] = search(bounds2, std::min(std::max(vbuf[j] * inv2, -1.0f), 1.0f));
+      }
+    }
+  });
+}
+
+// adamw8bit_ops is bt_adamw8bit_step with libtorch ops on any device: dequantise both
+// moments to float32 tensors, adamw_update, quantise back.
+static void adamw8bit_ops(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& qm,
+                          const at::Tensor& am, const at::Tensor& qv, const at::Tensor& av, const at::Tensor& code1,
+                          const at::Tensor& code2, int64_t blocksize, double lr, double beta1, double beta2,
+                          double eps, double weight_decay, int64_t step) {
+  auto m = dequantize_blockwise(qm, am, code1, blocksize);
+  auto v = dequantize_blockwise(qv, av, code2, blocksize);
+  adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step);
+  quantize_blockwise(m, code1, blocksize, qm, am);
+  quantize_blockwise(v, code2, blocksize, qv, av);
+}
+
+template <typename P>
+static void adamw8bit_cpu_grad(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& qm,
+                               const at::Tensor& am, const at::Tensor& qv, const at::Tensor& av,
+                               const at::Tensor& code1, const at::Tensor& code2, int64_t blocksize, double lr,
+                               double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  auto args = [&](auto* g) {
+    adamw8bit_cpu(param.data_ptr<P>(), g, qm.data_ptr<uint8_t>(), am.data_ptr<float>(), qv.data_ptr<uint8_t>(),
+                  av.data_ptr<float>(), code1.data_ptr<float>(), code2.data_ptr<float>(), param.numel(), blocksize,
+                  lr, beta1, beta2, eps, weight_decay, step);
+  };
+  if (grad.scalar_type() == param.scalar_type()) {
+    args(grad.data_ptr<P>());
+  } else {
+    auto g = grad.to(at::kFloat).contiguous();
+    args(g.data_ptr<float>());
+  }
+}
+
+}  // extern "C++"
+
 // One AdamW step with 8-bit moments, as bitsandbytes' blockwise 8-bit Adam: the moments
 // (uint8 codes qm, qv shaped like p; float32 absmax am, av per block) are dequantised
 // to float32 (map code1 for the first, code2 for the second), updated with p by
-// bt_adamw_step's math, and quantised back in place. The float32 moments exist only
-// inside the call.
+// adamw_update's math, and quantised back in place. The float32 moments exist only
+// inside the call (the CPU kernel keeps one block's at a time). kernel = 1 runs the
+// CPU kernel where it applies (CPU, contiguous, f32/bf16/f16 parameter), else libtorch
+// ops; kernel = 0 always the ops.
 const char* bt_adamw8bit_step(bt_tensor p, bt_tensor g, bt_tensor qm, bt_tensor am, bt_tensor qv, bt_tensor av,
                               bt_tensor code1, bt_tensor code2, int64_t blocksize, double lr, double beta1,
-                              double beta2, double eps, double weight_decay, int64_t step) {
+                              double beta2, double eps, double weight_decay, int64_t step, int kernel) {
   BT_TRY({
     torch::NoGradGuard ng;
     const auto& param = T(p);
-    TORCH_CHECK(T(qm).sizes() == param.sizes() && T(qv).sizes() == param.sizes() && T(g).sizes() == param.sizes(),
-                "adamw8bit: parameter ", param.sizes(), ", gradient ", T(g).sizes(), " and moments ", T(qm).sizes(),
+    const auto& grad = T(g);
+    TORCH_CHECK(T(qm).sizes() == param.sizes() && T(qv).sizes() == param.sizes() && grad.sizes() == param.sizes(),
+                "adamw8bit: parameter ", param.sizes(), ", gradient ", grad.sizes(), " and moments ", T(qm).sizes(),
                 ", ", T(qv).sizes(), " differ in shape");
-    auto m = dequantize_blockwise(T(qm), T(am), T(code1), blocksize);
-    auto v = dequantize_blockwise(T(qv), T(av), T(code2), blocksize);
-    adamw_update(param, T(g), m, v, lr, beta1, beta2, eps, weight_decay, step);
-    quantize_blockwise(m, T(code1), blocksize, T(qm), T(am));
-    quantize_blockwise(v, T(code2), blocksize, T(qv), T(av));
+    TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+    check_code(T(code1), blocksize);
+    check_code(T(code2), blocksize);
+    const int64_t nb = (param.numel() + blocksize - 1) / blocksize;
+    for (bt_tensor h : {qm, qv}) {
+      TORCH_CHECK(T(h).scalar_type() == at::kByte && T(h).is_contiguous(), "adamw8bit: codes must be contiguous uint8");
+    }
+    for (bt_tensor h : {am, av}) {
+      TORCH_CHECK(T(h).scalar_type() == at::kFloat && T(h).numel() == nb && T(h).is_contiguous(),
+                  "adamw8bit: absmax must be a contiguous float32 tensor of ", nb, " values, got ", T(h).sizes());
+    }
+    bool cpu = true;
+    for (bt_tensor h : {p, g, qm, am, qv, av, code1, code2}) cpu = cpu && T(h).is_cpu() && T(h).is_contiguous();
+    auto dt = param.scalar_type();
+    if (kernel && cpu && (dt == at::kFloat || dt == at::kBFloat16 || dt == at::kHalf)) {
+      switch (dt) {
+        case at::kFloat:
+          adamw8bit_cpu_grad<float>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr,
+                                    beta1, beta2, eps, weight_decay, step);
+          break;
+        case at::kBFloat16:
+          adamw8bit_cpu_grad<at::BFloat16>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize,
+                                           lr, beta1, beta2, eps, weight_decay, step);
+          break;
+        default:
+          adamw8bit_cpu_grad<at::Half>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr,
+                                       beta1, beta2, eps, weight_decay, step);
+      }
+      return nullptr;
+    }
+    adamw8bit_ops(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr, beta1, beta2, eps,
+                  weight_decay, step);
   })
 }
 

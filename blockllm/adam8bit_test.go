@@ -293,6 +293,9 @@ func TestAdam8bitStateMismatch(t *testing.T) {
 	_, err = NewAdamW(m, AdamConfig{EightBit: true, Fused: true})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "fused")
+	_, err = NewBlockLLM(m, BlockLLMConfig{Adam: AdamConfig{EightBit: true, EightBitMinSize: -1}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "negative 8-bit minimum size")
 }
 
 // TestAdam8bitStepInBackward: with 8-bit moments, updating each tensor in backward gives

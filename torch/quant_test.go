@@ -340,6 +340,50 @@ func TestAdamW8bitStep(t *testing.T) {
 	}
 }
 
+// TestAdamW8bitKernelCodes: with beta1 = beta2 = 0 and zero moments a step stores
+// m = g and v = g*g, so the kernel's codes and maxima must equal QuantizeBlockwise's
+// (bucketize over the midpoints) exactly, on data spanning many magnitudes (normal
+// and Cauchy values scaled by 10^-12 to 10^3, exact zeros, a partial block).
+func TestAdamW8bitKernelCodes(t *testing.T) {
+	const block = 256
+	n := 41*block + 77
+	r := rand.New(rand.NewPCG(11, 12))
+	x := make([]float32, n)
+	for i := range x {
+		v := r.NormFloat64()
+		if i%2 == 1 {
+			v = studentT(r, 1)
+		}
+		x[i] = float32(v * math.Pow(10, float64(r.IntN(16)-12)))
+		if i%97 == 0 {
+			x[i] = 0
+		}
+	}
+	s := torch.NewScope()
+	defer s.Close()
+	c1 := s.DynamicMap(true).ToDevice(torch.F32, testDevice)
+	c2 := s.DynamicMap(false).ToDevice(torch.F32, testDevice)
+	g := f32(s, x, int64(n))
+	nb := []int64{int64((n + block - 1) / block)}
+	p := s.Zeros([]int64{int64(n)}, torch.F32, testDevice)
+	qm, qv := s.Zeros([]int64{int64(n)}, torch.U8, testDevice), s.Zeros([]int64{int64(n)}, torch.U8, testDevice)
+	am, av := s.Zeros(nb, torch.F32, testDevice), s.Zeros(nb, torch.F32, testDevice)
+	torch.AdamW8bitStep(p, g, qm, am, qv, av, c1, c2, block, 0, 0, 0, 1e-8, 0, 1)
+
+	wq, wa := s.Zeros([]int64{int64(n)}, torch.U8, testDevice), s.Zeros(nb, torch.F32, testDevice)
+	torch.QuantizeBlockwise(g, c1, block, wq, wa)
+	assert.Equal(t, wq.Bytes(), qm.Bytes(), "first-moment codes")
+	assert.Equal(t, wa.Float32s(), am.Float32s(), "first-moment maxima")
+	torch.QuantizeBlockwise(g.Mul(g), c2, block, wq, wa)
+	assert.Equal(t, wq.Bytes(), qv.Bytes(), "second-moment codes")
+	assert.Equal(t, wa.Float32s(), av.Float32s(), "second-moment maxima")
+	distinct := map[byte]bool{}
+	for _, c := range qm.Bytes() {
+		distinct[c] = true
+	}
+	assert.Greater(t, len(distinct), 200, "the data reach most of the map's codes")
+}
+
 func absDiff(a, b byte) int {
 	if a > b {
 		return int(a - b)

@@ -1260,23 +1260,60 @@ const char* bt_dequantize_blockwise(bt_tensor q, bt_tensor absmax, bt_tensor cod
 // The kernel templates need C++ linkage inside this extern "C" block.
 extern "C++" {
 
+// CodeSearch gives the code of a scaled value u in [-1, 1] as quantize_blockwise's
+// bucketize does: the number of the map's 255 midpoints below u. A table indexed by u's
+// top 15 bits (sign, exponent, 6 mantissa bits) holds that number for the smallest float
+// with those bits; comparisons with the next midpoints finish it (bitsandbytes' maps have
+// at most two midpoints in a bucket; the loop covers any other map).
+struct CodeSearch {
+  float bounds[256];  // midpoints, then +inf
+  std::vector<uint8_t> start;
+
+  explicit CodeSearch(const float* code) : start(1 << 15) {
+    for (int i = 0; i < 255; i++) bounds[i] = (code[i] + code[i + 1]) / 2.0f;
+    bounds[255] = std::numeric_limits<float>::infinity();
+    // positive keys ascend in value from +0; negative ones from the most negative (NaN
+    // buckets first: no midpoint compares below NaN)
+    int c = 0;
+    for (uint32_t key = 0; key < (1u << 14); key++) {
+      const float lo = from_bits(key << 17);
+      while (c < 255 && bounds[c] < lo) c++;
+      start[key] = static_cast<uint8_t>(c);
+    }
+    c = 0;
+    for (uint32_t key = (1u << 15) - 1; key >= (1u << 14); key--) {
+      const float lo = from_bits((key << 17) | 0x1FFFFu);
+      while (c < 255 && bounds[c] < lo) c++;
+      start[key] = static_cast<uint8_t>(c);
+    }
+  }
+  static float from_bits(uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  }
+  uint8_t operator()(float u) const {
+    uint32_t b;
+    std::memcpy(&b, &u, sizeof b);
+    int i = start[b >> 17];
+    i += bounds[i] < u;
+    i += bounds[i] < u;
+    while (bounds[i] < u) i++;
+    return static_cast<uint8_t>(i);
+  }
+};
+
 // adamw8bit_cpu is bt_adamw8bit_step's CPU kernel: one pass over the blocks (in
 // parallel), each block's moments dequantised into a local float32 buffer, updated with
 // the parameter as adamw_update computes it (the same float32 operations in the same
 // order; no fused multiply-add: the shim is built without -ffp-contract), and quantised
-// back (nearest map value by a branchless search over the 255 midpoints, as bucketize
-// finds it). P: parameter type; G: gradient type.
+// back (nearest map value found as bucketize finds it, by CodeSearch). P: parameter
+// type; G: gradient type.
 template <typename P, typename G>
 static void adamw8bit_cpu(P* param, const G* grad, uint8_t* qm, float* am, uint8_t* qv, float* av,
                           const float* code1, const float* code2, int64_t n, int64_t blocksize, double lr,
                           double beta1, double beta2, double eps, double weight_decay, int64_t step) {
-  // midpoints padded to 256 entries with +inf: code index = number of midpoints < u
-  float bounds1[256], bounds2[256];
-  for (int i = 0; i < 255; i++) {
-    bounds1[i] = (code1[i] + code1[i + 1]) / 2.0f;
-    bounds2[i] = (code2[i] + code2[i + 1]) / 2.0f;
-  }
-  bounds1[255] = bounds2[255] = std::numeric_limits<float>::infinity();
+  const CodeSearch search1(code1), search2(code2);
   const float decay = static_cast<float>(1 - lr * weight_decay);
   const float w1 = static_cast<float>(1 - beta1);
   const float b2 = static_cast<float>(beta2), w2 = static_cast<float>(1 - beta2);
@@ -1286,11 +1323,6 @@ static void adamw8bit_cpu(P* param, const G* grad, uint8_t* qm, float* am, uint8
   const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
   const float feps = static_cast<float>(eps);
   const int64_t nb = (n + blocksize - 1) / blocksize;
-  auto search = [](const float* bounds, float u) -> uint8_t {
-    int i = 0;
-    for (int k = 128; k > 0; k >>= 1) i = bounds[i + k - 1] < u ? i + k : i;
-    return static_cast<uint8_t>(i);
-  };
   at::parallel_for(0, nb, std::max<int64_t>(1, 16384 / blocksize), [&](int64_t b0, int64_t b1) {
     std::vector<float> mbuf(static_cast<size_t>(blocksize)), vbuf(static_cast<size_t>(blocksize));
     for (int64_t b = b0; b < b1; b++) {
@@ -1320,8 +1352,8 @@ static void adamw8bit_cpu(P* param, const G* grad, uint8_t* qm, float* am, uint8
       av[b] = vmax;
       const float inv1 = 1.0f / std::max(mmax, 1e-38f), inv2 = 1.0f / std::max(vmax, 1e-38f);
       for (int64_t j = 0; j < len; j++) {
-        qm[lo + j] = search(bounds1, std::min(std::max(mbuf[j] * inv1, -1.0f), 1.0f));
-        qv[lo + j] = search(bounds2, std::min(std::max(vbuf[j] * inv2, -1.0f), 1.0f));
+        qm[lo + j] = search1(std::min(std::max(mbuf[j] * inv1, -1.0f), 1.0f));
+        qv[lo + j] = search2(std::min(std::max(vbuf[j] * inv2, -1.0f), 1.0f));
       }
     }
   });

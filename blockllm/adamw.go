@@ -56,7 +56,8 @@ func (o *AdamW) updateInBackward(s *torch.Scope, p *nn.Param, g *torch.Tensor, l
 func (o *AdamW) ObserveLoss(float64) {}
 
 // StateBytes is the storage of the moments (2 x numel x dtype size once every parameter
-// has been updated).
+// has been updated; with 8-bit moments 2 x (numel + 4 x blocks of 256) per quantised
+// tensor plus the two 1 KiB maps).
 func (o *AdamW) StateBytes() int64 { return o.adam.bytes() }
 
 type adamwMeta struct {

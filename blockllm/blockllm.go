@@ -708,7 +708,9 @@ func triggerFires(h []float64, m int, strict bool) bool {
 }
 
 // StateBytes is the storage of the Adam state held now: 2 x state dtype size x block
-// elements when dense, k x (2 x dtype size + 8) per masked tensor.
+// elements when dense, k x (2 x dtype size + 8) per masked tensor; 8-bit moments take
+// 1 byte per value and 4 per block of 256 values instead of the dtype size (plus the
+// two 1 KiB maps).
 func (o *BlockLLM) StateBytes() int64 { return o.adam.bytes() }
 
 type blockMeta struct {

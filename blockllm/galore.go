@@ -134,6 +134,9 @@ func NewGaLore(m nn.Model, cfg GaLoreConfig) (*GaLore, error) {
 		return nil, fmt.Errorf("blockllm: nil model")
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Adam.EightBit { // not wired through its own state and checkpoints yet
+		return nil, fmt.Errorf("blockllm: galore: 8-bit Adam moments apply to adamw, blockllm, badam and lisa, not yet to galore")
+	}
 	if err := cfg.Adam.validate(); err != nil {
 		return nil, err
 	}

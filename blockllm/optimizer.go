@@ -67,7 +67,18 @@ type AdamConfig struct {
 	// Fused updates all dense parameters (without master copies) in one multi-tensor
 	// call: libtorch's fused AdamW kernel (CUDA with libtorch 2.1+, CPU with 2.4+) when the parameters,
 	// gradients and moments share one dtype; elsewhere the same per-tensor math.
+	// It cannot be combined with EightBit (an error).
 	Fused bool
+	// EightBit stores both moments 8-bit, as bitsandbytes' block-wise 8-bit AdamW:
+	// uint8 codes of the dynamic (non-linear) maps, signed for the first moment and
+	// unsigned for the second, with a float32 absmax per block of 256 values. Each
+	// tensor's update dequantises its moments to float32, runs the AdamW math and
+	// quantises them again, one tensor at a time (see adam8bit.go). Tensors (or masked
+	// coordinate sets) with fewer than EightBitMinSize elements keep ordinary moments.
+	EightBit bool
+	// EightBitMinSize is bitsandbytes' min_8bit_size: the smallest state quantised with
+	// EightBit. 0 means bitsandbytes' default, 4096; 1 quantises every tensor.
+	EightBitMinSize int64
 	// MasterF32 keeps, for bf16/f16 parameters, a float32 master copy of every tensor
 	// being updated (for BlockLLM only the block, or only its masked coordinates), with
 	// float32 moments: the update runs on the master and the parameter receives its
@@ -99,14 +110,20 @@ func (c AdamConfig) validate() error {
 		return fmt.Errorf("blockllm: negative eps %g", c.Eps)
 	case c.WeightDecay < 0 || math.IsNaN(c.WeightDecay):
 		return fmt.Errorf("blockllm: negative weight decay %g", c.WeightDecay)
+	case c.EightBitMinSize < 0:
+		return fmt.Errorf("blockllm: negative 8-bit minimum size %d", c.EightBitMinSize)
+	case c.EightBit && c.Fused:
+		return fmt.Errorf("blockllm: fused multi-tensor AdamW does not apply to 8-bit moments (the 8-bit update runs per tensor); choose one of them")
 	}
 	return nil
 }
 
 // moments is the Adam state of one parameter: dense (m, v shaped like the parameter)
-// or masked (idx: int64 flat indices [k]; m, v: [k]).
+// or masked (idx: int64 flat indices [k]; m, v: [k]). With 8-bit moments m and v are
+// uint8 codes and am, av their float32 block maxima (adam8bit.go).
 type moments struct {
 	m, v   *torch.Tensor
+	am, av *torch.Tensor
 	idx    *torch.Tensor
 	master *torch.Tensor // float32 copy of the parameter (or of its masked coordinates)
 	step   int64
@@ -114,7 +131,7 @@ type moments struct {
 
 func (mo *moments) bytes() int64 {
 	var n int64
-	for _, t := range []*torch.Tensor{mo.m, mo.v, mo.idx, mo.master} {
+	for _, t := range []*torch.Tensor{mo.m, mo.v, mo.am, mo.av, mo.idx, mo.master} {
 		if t.Valid() {
 			n += t.NBytes()
 		}
@@ -125,6 +142,8 @@ func (mo *moments) bytes() int64 {
 func (mo *moments) free() {
 	mo.m.Free()
 	mo.v.Free()
+	mo.am.Free()
+	mo.av.Free()
 	mo.idx.Free()
 	mo.master.Free()
 }
@@ -137,6 +156,7 @@ type adamState struct {
 	// owned, when set (ZeRO-1), says which parameters this rank updates: the others'
 	// gradients are freed without an update (their owner broadcasts the result).
 	owned func(p *nn.Param) bool
+	maps  quantMaps // the 8-bit maps, made with the first 8-bit moments
 }
 
 func newAdamState(cfg AdamConfig) *adamState {
@@ -189,7 +209,7 @@ func (a *adamState) dropAll() {
 }
 
 func (a *adamState) bytes() int64 {
-	var n int64
+	n := a.maps.bytes()
 	for _, mo := range a.st {
 		n += mo.bytes()
 	}
@@ -205,6 +225,10 @@ func (a *adamState) close() {
 // keeps state only for the top ceil(maskFrac*numel) coordinates by |g| chosen at the
 // first update after the state was created; other coordinates stay unchanged.
 func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64, maskFrac float64) {
+	if a.quantized(p, maskFrac) {
+		a.update8(p, g, lr, maskFrac)
+		return
+	}
 	mo := a.ensure(p)
 	c := a.cfg
 	dt := a.stateDType(p)
@@ -223,9 +247,7 @@ func (a *adamState) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr floa
 	torch.NoGrad(func() {
 		gflat := g.Reshape(-1)
 		if !mo.idx.Valid() {
-			n := p.T.Numel()
-			k := int64(math.Ceil(maskFrac * float64(n)))
-			k = max(1, min(k, n))
+			k := maskCount(p.T.Numel(), maskFrac)
 			_, idx := gflat.Abs().TopK(k, 0, true)
 			mo.idx = idx.MoveTo(a.store)
 			mo.m = a.store.Zeros([]int64{k}, dt, dev)
@@ -268,7 +290,7 @@ func (a *adamState) initDense(p *nn.Param, mo *moments) {
 // fused reports whether stepParams updates p in its multi-tensor call (AdamConfig.Fused:
 // dense, without a master copy).
 func (a *adamState) fused(p *nn.Param, frac float64) bool {
-	return a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p)
+	return a.cfg.Fused && (frac <= 0 || frac >= 1) && !a.useMaster(p) && !a.quantized(p, frac)
 }
 
 // denseStep readies p's dense moments for the multi-tensor call and counts its step.
@@ -351,19 +373,30 @@ type stateMeta struct {
 	Masked bool  `json:"masked,omitempty"`
 	Master bool  `json:"master,omitempty"`
 	Init   bool  `json:"init"` // moments exist (false: record only)
+	// QuantBlock is set for 8-bit moments: the values per absmax (adam8bit.go).
+	QuantBlock int64 `json:"quant_block,omitempty"`
 }
 
-// snapshot lists tensors "<name>.exp_avg", "<name>.exp_avg_sq" (and "<name>.mask_index")
-// and per-parameter metadata.
+// snapshot lists tensors "<name>.exp_avg", "<name>.exp_avg_sq" (and "<name>.mask_index",
+// "<name>.master") and per-parameter metadata. 8-bit moments are their uint8 codes, with
+// "<name>.exp_avg.absmax" and "<name>.exp_avg_sq.absmax" and the two maps.
 func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) {
 	ts := map[string]*torch.Tensor{}
 	meta := map[string]stateMeta{}
+	a.snapshot8(ts)
 	for p, mo := range a.st {
 		m := stateMeta{Step: mo.step, Init: mo.m.Valid(), Masked: mo.idx.Valid(), Master: mo.master.Valid()}
+		if mo.am.Valid() {
+			m.QuantBlock = quantBlock
+		}
 		meta[p.Name] = m
 		if m.Init {
 			ts[p.Name+".exp_avg"] = mo.m
 			ts[p.Name+".exp_avg_sq"] = mo.v
+		}
+		if m.QuantBlock != 0 {
+			ts[p.Name+".exp_avg.absmax"] = mo.am
+			ts[p.Name+".exp_avg_sq.absmax"] = mo.av
 		}
 		if m.Masked {
 			ts[p.Name+".mask_index"] = mo.idx
@@ -380,11 +413,13 @@ func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) 
 // (or a failed restore) is safe.
 func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMeta, byName map[string]*nn.Param) (err error) {
 	fresh := map[*nn.Param]*moments{}
+	var maps quantMaps
 	defer func() {
 		if err != nil {
 			for _, mo := range fresh {
 				mo.free()
 			}
+			maps.free()
 		}
 	}()
 	names := make([]string, 0, len(meta))
@@ -393,6 +428,16 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 	}
 	sort.Strings(names)
 	used := map[string]bool{}
+	need8 := false
+	for _, m := range meta {
+		need8 = need8 || (m.Init && m.QuantBlock != 0)
+	}
+	for _, p := range byName {
+		if maps, err = a.restoreMaps(ts, used, need8, p.T.Device()); err != nil {
+			return err
+		}
+		break
+	}
 	for _, name := range names {
 		m := meta[name]
 		p := byName[name]
@@ -433,6 +478,23 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 				return err
 			}
 		}
+		var n int64 = 1
+		for _, d := range shape {
+			n *= d
+		}
+		var q8 bool
+		if q8, err = a.checkQuant(name, m.QuantBlock, n); err != nil {
+			return err
+		}
+		if q8 {
+			dt = torch.U8
+			if mo.am, err = load(name+".exp_avg.absmax", []int64{numBlocks(n)}, torch.F32); err != nil {
+				return err
+			}
+			if mo.av, err = load(name+".exp_avg_sq.absmax", []int64{numBlocks(n)}, torch.F32); err != nil {
+				return err
+			}
+		}
 		if mo.m, err = load(name+".exp_avg", shape, dt); err != nil {
 			return err
 		}
@@ -452,6 +514,8 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 	}
 	a.dropAll()
 	a.st = fresh
+	a.maps.free()
+	a.maps = maps
 	return nil
 }
 

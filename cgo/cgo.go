@@ -645,6 +645,36 @@ func AdamWStep(p, g, m, v unsafe.Pointer, lr, beta1, beta2, eps, wd float64, ste
 		C.double(beta1), C.double(beta2), C.double(eps), C.double(wd), C.int64_t(step)))
 }
 
+// DynamicMap returns bitsandbytes' 8-bit dynamic quantisation map (256 sorted float32
+// values in [-1, 1]; signed or unsigned) on the CPU.
+func DynamicMap(signed bool) (unsafe.Pointer, error) {
+	var out C.bt_tensor
+	err := check(C.bt_dynamic_map(b2i(signed), &out))
+	return unsafe.Pointer(out), err
+}
+
+// QuantizeBlockwise writes a into the uint8 codes q and float32 block maxima absmax
+// (block-wise quantisation with map code).
+func QuantizeBlockwise(a, code unsafe.Pointer, blocksize int64, q, absmax unsafe.Pointer) error {
+	return check(C.bt_quantize_blockwise(C.bt_tensor(a), C.bt_tensor(code), C.int64_t(blocksize), C.bt_tensor(q), C.bt_tensor(absmax)))
+}
+
+// DequantizeBlockwise returns the float32 values of codes q with block maxima absmax.
+func DequantizeBlockwise(q, absmax, code unsafe.Pointer, blocksize int64) (unsafe.Pointer, error) {
+	var out C.bt_tensor
+	err := check(C.bt_dequantize_blockwise(C.bt_tensor(q), C.bt_tensor(absmax), C.bt_tensor(code), C.int64_t(blocksize), &out))
+	return unsafe.Pointer(out), err
+}
+
+// AdamW8bitStep is AdamWStep with 8-bit block-wise quantised moments (codes qm, qv,
+// block maxima am, av, maps code1, code2); kernel selects the CPU kernel where it
+// applies (else libtorch ops).
+func AdamW8bitStep(p, g, qm, am, qv, av, code1, code2 unsafe.Pointer, blocksize int64, lr, beta1, beta2, eps, wd float64, step int64, kernel bool) error {
+	return check(C.bt_adamw8bit_step(C.bt_tensor(p), C.bt_tensor(g), C.bt_tensor(qm), C.bt_tensor(am), C.bt_tensor(qv), C.bt_tensor(av),
+		C.bt_tensor(code1), C.bt_tensor(code2), C.int64_t(blocksize), C.double(lr), C.double(beta1), C.double(beta2), C.double(eps),
+		C.double(wd), C.int64_t(step), b2i(kernel)))
+}
+
 // SetRequiresGrad sets the requires_grad flag of a leaf tensor.
 func SetRequiresGrad(t unsafe.Pointer, on bool) error {
 	return check(C.bt_set_requires_grad(C.bt_tensor(t), b2i(on)))

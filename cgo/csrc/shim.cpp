@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -1134,30 +1135,32 @@ const char* bt_inplace(int op, bt_tensor a, bt_tensor b, bt_tensor c, double s1,
   })
 }
 
-// One decoupled-weight-decay Adam step in the order torch.optim.AdamW (single-tensor
-// path) uses, so results match it to rounding. step counts from 1.
+// One decoupled-weight-decay Adam step of param in place, in the order torch.optim.AdamW
+// (single-tensor path) uses, so results match it to rounding. step counts from 1. Shared
+// by bt_adamw_step and bt_adamw8bit_step; call it under torch::NoGradGuard.
+static void adamw_update(at::Tensor param, at::Tensor grad, at::Tensor exp_avg, at::Tensor exp_avg_sq, double lr,
+                         double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+  if (grad.scalar_type() != exp_avg.scalar_type()) grad = grad.to(exp_avg.scalar_type());
+  if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
+  exp_avg.lerp_(grad, 1 - beta1);
+  exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
+  double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  double step_size = lr / bc1;
+  auto denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(eps);
+  if (param.scalar_type() == exp_avg.scalar_type()) {
+    param.addcdiv_(exp_avg, denom, -step_size);
+  } else {
+    param.copy_(param.to(exp_avg.scalar_type()).addcdiv_(exp_avg, denom, -step_size));
+  }
+}
+
 const char* bt_adamw_step(bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, double lr, double beta1,
                           double beta2, double eps, double weight_decay, int64_t step) {
   BT_TRY({
     torch::NoGradGuard ng;
-    at::Tensor param = T(p);
-    at::Tensor grad = T(g);
-    at::Tensor exp_avg = T(m);
-    at::Tensor exp_avg_sq = T(v);
-    TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
-    if (grad.scalar_type() != exp_avg.scalar_type()) grad = grad.to(exp_avg.scalar_type());
-    if (weight_decay != 0) param.mul_(1 - lr * weight_decay);
-    exp_avg.lerp_(grad, 1 - beta1);
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
-    double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
-    double step_size = lr / bc1;
-    auto denom = (exp_avg_sq.sqrt() / std::sqrt(bc2)).add_(eps);
-    if (param.scalar_type() == exp_avg.scalar_type()) {
-      param.addcdiv_(exp_avg, denom, -step_size);
-    } else {
-      param.copy_(param.to(exp_avg.scalar_type()).addcdiv_(exp_avg, denom, -step_size));
-    }
+    adamw_update(T(p), T(g), T(m), T(v), lr, beta1, beta2, eps, weight_decay, step);
   })
 }
 
@@ -1221,6 +1224,311 @@ const char* bt_adamw_multi(const bt_tensor* ps, const bt_tensor* gs, const bt_te
       const char* err = bt_adamw_step(ps[i], gs[i], ms[i], vs[i], lr, beta1, beta2, eps, weight_decay, steps[i]);
       if (err != nullptr) return err;
     }
+  })
+}
+
+// ---- 8-bit optimizer state (bitsandbytes' block-wise dynamic quantisation) -------------
+
+// dynamic_map is bitsandbytes' create_dynamic_map(signed, max_exponent_bits=7,
+// total_bits=8), built with the same libtorch ops (float32 linspace, midpoints, scaling
+// by the power of ten, sort), so its 256 values equal the Python function's under the
+// same libtorch. Signed: 0, 1 and +-127 values over seven decades; unsigned: 0, 1 and
+// 254 positive values.
+static at::Tensor dynamic_map(bool is_signed) {
+  const int max_exponent_bits = 7, non_sign_bits = 7;
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+  std::vector<at::Tensor> parts;
+  for (int i = 0; i < max_exponent_bits; i++) {
+    int shift = i + non_sign_bits - max_exponent_bits + (is_signed ? 0 : 1);
+    int64_t items = (int64_t{1} << shift) + 1;
+    auto boundaries = at::linspace(0.1, 1, items, f32);
+    auto means = (boundaries.narrow(0, 0, items - 1) + boundaries.narrow(0, 1, items - 1)) / 2.0;
+    double scale = std::pow(10.0, static_cast<double>(-(max_exponent_bits - 1) + i));
+    parts.push_back(means * scale);
+    if (is_signed) parts.push_back(means * (-scale));
+  }
+  // 2^(non_sign_bits - max_exponent_bits) - 1 = 0 additional items
+  parts.push_back(at::zeros({1}, f32));
+  parts.push_back(at::ones({1}, f32));
+  auto data = at::cat(parts);
+  TORCH_CHECK(data.numel() == 256, "dynamic map: ", data.numel(), " values, want 256");
+  return std::get<0>(data.sort());
+}
+
+static void check_code(const at::Tensor& code, int64_t blocksize) {
+  TORCH_CHECK(code.dim() == 1 && code.numel() == 256 && code.scalar_type() == at::kFloat,
+              "blockwise quantisation: the map must be a float32 tensor of 256 values, got ", code.sizes(), " ",
+              code.scalar_type());
+  TORCH_CHECK(blocksize >= 1, "blockwise quantisation: block size ", blocksize, " must be positive");
+}
+
+// quantize_blockwise writes a (any float dtype, numel n) into q (uint8, n elements,
+// contiguous) and absmax (float32, ceil(n/blocksize), contiguous) as bitsandbytes'
+// quantize_blockwise does: per block of blocksize consecutive values absmax = max |a|,
+// u = clamp(a * (1 / max(absmax, 1e-38)), -1, 1), q = index of the map value nearest
+// u (a tie goes to the lower index: torch.bucketize over the midpoints).
+static void quantize_blockwise(const at::Tensor& a, const at::Tensor& code, int64_t blocksize, at::Tensor q,
+                               at::Tensor absmax) {
+  check_code(code, blocksize);
+  int64_t n = a.numel();
+  int64_t nb = (n + blocksize - 1) / blocksize;
+  TORCH_CHECK(q.scalar_type() == at::kByte && q.numel() == n && q.is_contiguous(),
+              "quantize_blockwise: codes must be a contiguous uint8 tensor of ", n, " values, got ", q.sizes(), " ",
+              q.scalar_type());
+  TORCH_CHECK(absmax.scalar_type() == at::kFloat && absmax.numel() == nb && absmax.is_contiguous(),
+              "quantize_blockwise: absmax must be a contiguous float32 tensor of ", nb, " values, got ",
+              absmax.sizes(), " ", absmax.scalar_type());
+  TORCH_CHECK(a.device() == q.device() && a.device() == absmax.device() && a.device() == code.device(),
+              "quantize_blockwise: tensors on different devices");
+  if (n == 0) return;
+  auto flat = a.reshape({-1}).to(at::kFloat);
+  auto am = absmax.view({-1});
+  int64_t nfull = n / blocksize, full = nfull * blocksize, rem = n - full;
+  auto scaled = at::empty({n}, flat.options());
+  if (nfull > 0) {
+    auto blocks = flat.narrow(0, 0, full).view({nfull, blocksize});
+    auto amf = am.narrow(0, 0, nfull);
+    at::amax_out(amf, blocks.abs(), {1}, false);
+    auto dst = scaled.narrow(0, 0, full).view({nfull, blocksize});
+    at::mul_out(dst, blocks, amf.clamp_min(1e-38).reciprocal().unsqueeze(1));
+  }
+  if (rem > 0) {
+    auto tail = flat.narrow(0, full, rem);
+    auto amt = am.narrow(0, nfull, 1);
+    at::amax_out(amt, tail.abs(), {0}, true);
+    auto dst = scaled.narrow(0, full, rem);
+    at::mul_out(dst, tail, amt.clamp_min(1e-38).reciprocal());
+  }
+  scaled.clamp_(-1, 1);
+  auto bounds = (code.narrow(0, 0, 255) + code.narrow(0, 1, 255)) / 2.0;
+  q.view({-1}).copy_(at::bucketize(scaled, bounds, /*out_int32=*/true, /*right=*/false));
+}
+
+// dequantize_blockwise is bitsandbytes' dequantize_blockwise to float32: code[q] times
+// the block's absmax, shaped like q.
+static at::Tensor dequantize_blockwise(const at::Tensor& q, const at::Tensor& absmax, const at::Tensor& code,
+                                       int64_t blocksize) {
+  check_code(code, blocksize);
+  int64_t n = q.numel();
+  int64_t nb = (n + blocksize - 1) / blocksize;
+  TORCH_CHECK(q.scalar_type() == at::kByte, "dequantize_blockwise: codes must be uint8, got ", q.scalar_type());
+  TORCH_CHECK(absmax.scalar_type() == at::kFloat && absmax.numel() == nb,
+              "dequantize_blockwise: absmax must be a float32 tensor of ", nb, " values, got ", absmax.sizes(), " ",
+              absmax.scalar_type());
+  auto out = code.index_select(0, q.reshape({-1}).to(at::kLong));
+  auto am = absmax.reshape({-1});
+  int64_t nfull = n / blocksize, full = nfull * blocksize, rem = n - full;
+  if (nfull > 0) out.narrow(0, 0, full).view({nfull, blocksize}).mul_(am.narrow(0, 0, nfull).unsqueeze(1));
+  if (rem > 0) out.narrow(0, full, rem).mul_(am.narrow(0, nfull, 1));
+  return out.view(q.sizes());
+}
+
+const char* bt_dynamic_map(int is_signed, bt_tensor* out) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    *out = wrap(dynamic_map(is_signed != 0));
+  })
+}
+
+const char* bt_quantize_blockwise(bt_tensor a, bt_tensor code, int64_t blocksize, bt_tensor q, bt_tensor absmax) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    quantize_blockwise(T(a), T(code), blocksize, T(q), T(absmax));
+  })
+}
+
+const char* bt_dequantize_blockwise(bt_tensor q, bt_tensor absmax, bt_tensor code, int64_t blocksize,
+                                    bt_tensor* out) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    *out = wrap(dequantize_blockwise(T(q), T(absmax), T(code), blocksize));
+  })
+}
+
+// The kernel templates need C++ linkage inside this extern "C" block.
+extern "C++" {
+
+// CodeSearch gives the code of a scaled value u in [-1, 1] as quantize_blockwise's
+// bucketize does: the number of the map's 255 midpoints below u. A table indexed by u's
+// top 15 bits (sign, exponent, 6 mantissa bits) holds that number for the smallest float
+// with those bits; comparisons with the next midpoints finish it (bitsandbytes' maps have
+// at most two midpoints in a bucket; the loop covers any other map).
+struct CodeSearch {
+  float bounds[256];  // midpoints, then +inf
+  std::vector<uint8_t> start;
+
+  explicit CodeSearch(const float* code) : start(1 << 15) {
+    for (int i = 0; i < 255; i++) bounds[i] = (code[i] + code[i + 1]) / 2.0f;
+    bounds[255] = std::numeric_limits<float>::infinity();
+    // positive keys ascend in value from +0; negative ones from the most negative (NaN
+    // buckets first: no midpoint compares below NaN)
+    int c = 0;
+    for (uint32_t key = 0; key < (1u << 14); key++) {
+      const float lo = from_bits(key << 17);
+      while (c < 255 && bounds[c] < lo) c++;
+      start[key] = static_cast<uint8_t>(c);
+    }
+    c = 0;
+    for (uint32_t key = (1u << 15) - 1; key >= (1u << 14); key--) {
+      const float lo = from_bits((key << 17) | 0x1FFFFu);
+      while (c < 255 && bounds[c] < lo) c++;
+      start[key] = static_cast<uint8_t>(c);
+    }
+  }
+  static float from_bits(uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  }
+  uint8_t operator()(float u) const {
+    uint32_t b;
+    std::memcpy(&b, &u, sizeof b);
+    int i = start[b >> 17];
+    i += bounds[i] < u;
+    i += bounds[i] < u;
+    while (bounds[i] < u) i++;
+    return static_cast<uint8_t>(i);
+  }
+};
+
+// adamw8bit_cpu is bt_adamw8bit_step's CPU kernel: one pass over the blocks (in
+// parallel), each block's moments dequantised into a local float32 buffer, updated with
+// the parameter as adamw_update computes it (the same float32 operations in the same
+// order; no fused multiply-add: the shim is built without -ffp-contract), and quantised
+// back (nearest map value found as bucketize finds it, by CodeSearch). P: parameter
+// type; G: gradient type.
+template <typename P, typename G>
+static void adamw8bit_cpu(P* param, const G* grad, uint8_t* qm, float* am, uint8_t* qv, float* av,
+                          const float* code1, const float* code2, int64_t n, int64_t blocksize, double lr,
+                          double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  const CodeSearch search1(code1), search2(code2);
+  const float decay = static_cast<float>(1 - lr * weight_decay);
+  const float w1 = static_cast<float>(1 - beta1);
+  const float b2 = static_cast<float>(beta2), w2 = static_cast<float>(1 - beta2);
+  const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  const float step_size = static_cast<float>(-(lr / bc1));
+  const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+  const float feps = static_cast<float>(eps);
+  const int64_t nb = (n + blocksize - 1) / blocksize;
+  at::parallel_for(0, nb, std::max<int64_t>(1, 16384 / blocksize), [&](int64_t b0, int64_t b1) {
+    std::vector<float> mbuf(static_cast<size_t>(blocksize)), vbuf(static_cast<size_t>(blocksize));
+    for (int64_t b = b0; b < b1; b++) {
+      const int64_t lo = b * blocksize, len = std::min(blocksize, n - lo);
+      const float amb = am[b], avb = av[b];
+      float mmax = 0, vmax = 0;
+      for (int64_t j = 0; j < len; j++) {
+        const int64_t i = lo + j;
+        const float g = static_cast<float>(grad[i]);
+        float m = code1[qm[i]] * amb;
+        float v = code2[qv[i]] * avb;
+        float p = static_cast<float>(param[i]);
+        // adamw_update decays the parameter in its own dtype
+        if (weight_decay != 0) p = static_cast<float>(static_cast<P>(p * decay));
+        m = m + w1 * (g - m);  // lerp with weight < 0.5
+        v = v * b2;
+        v = v + w2 * g * g;
+        const float denom = std::sqrt(v) / sqrt_bc2 + feps;
+        p = p + step_size * m / denom;
+        param[i] = static_cast<P>(p);
+        mbuf[j] = m;
+        vbuf[j] = v;
+        mmax = std::max(mmax, std::fabs(m));
+        vmax = std::max(vmax, std::fabs(v));
+      }
+      am[b] = mmax;
+      av[b] = vmax;
+      const float inv1 = 1.0f / std::max(mmax, 1e-38f), inv2 = 1.0f / std::max(vmax, 1e-38f);
+      for (int64_t j = 0; j < len; j++) {
+        qm[lo + j] = search1(std::min(std::max(mbuf[j] * inv1, -1.0f), 1.0f));
+        qv[lo + j] = search2(std::min(std::max(vbuf[j] * inv2, -1.0f), 1.0f));
+      }
+    }
+  });
+}
+
+// adamw8bit_ops is bt_adamw8bit_step with libtorch ops on any device: dequantise both
+// moments to float32 tensors, adamw_update, quantise back.
+static void adamw8bit_ops(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& qm,
+                          const at::Tensor& am, const at::Tensor& qv, const at::Tensor& av, const at::Tensor& code1,
+                          const at::Tensor& code2, int64_t blocksize, double lr, double beta1, double beta2,
+                          double eps, double weight_decay, int64_t step) {
+  auto m = dequantize_blockwise(qm, am, code1, blocksize);
+  auto v = dequantize_blockwise(qv, av, code2, blocksize);
+  adamw_update(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step);
+  quantize_blockwise(m, code1, blocksize, qm, am);
+  quantize_blockwise(v, code2, blocksize, qv, av);
+}
+
+template <typename P>
+static void adamw8bit_cpu_grad(const at::Tensor& param, const at::Tensor& grad, const at::Tensor& qm,
+                               const at::Tensor& am, const at::Tensor& qv, const at::Tensor& av,
+                               const at::Tensor& code1, const at::Tensor& code2, int64_t blocksize, double lr,
+                               double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  auto args = [&](auto* g) {
+    adamw8bit_cpu(param.data_ptr<P>(), g, qm.data_ptr<uint8_t>(), am.data_ptr<float>(), qv.data_ptr<uint8_t>(),
+                  av.data_ptr<float>(), code1.data_ptr<float>(), code2.data_ptr<float>(), param.numel(), blocksize,
+                  lr, beta1, beta2, eps, weight_decay, step);
+  };
+  if (grad.scalar_type() == param.scalar_type()) {
+    args(grad.data_ptr<P>());
+  } else {
+    auto g = grad.to(at::kFloat).contiguous();
+    args(g.data_ptr<float>());
+  }
+}
+
+}  // extern "C++"
+
+// One AdamW step with 8-bit moments, as bitsandbytes' blockwise 8-bit Adam: the moments
+// (uint8 codes qm, qv shaped like p; float32 absmax am, av per block) are dequantised
+// to float32 (map code1 for the first, code2 for the second), updated with p by
+// adamw_update's math, and quantised back in place. The float32 moments exist only
+// inside the call (the CPU kernel keeps one block's at a time). kernel = 1 runs the
+// CPU kernel where it applies (CPU, contiguous, f32/bf16/f16 parameter), else libtorch
+// ops; kernel = 0 always the ops.
+const char* bt_adamw8bit_step(bt_tensor p, bt_tensor g, bt_tensor qm, bt_tensor am, bt_tensor qv, bt_tensor av,
+                              bt_tensor code1, bt_tensor code2, int64_t blocksize, double lr, double beta1,
+                              double beta2, double eps, double weight_decay, int64_t step, int kernel) {
+  BT_TRY({
+    torch::NoGradGuard ng;
+    const auto& param = T(p);
+    const auto& grad = T(g);
+    TORCH_CHECK(T(qm).sizes() == param.sizes() && T(qv).sizes() == param.sizes() && grad.sizes() == param.sizes(),
+                "adamw8bit: parameter ", param.sizes(), ", gradient ", grad.sizes(), " and moments ", T(qm).sizes(),
+                ", ", T(qv).sizes(), " differ in shape");
+    TORCH_CHECK(step >= 1, "adamw: step must be >= 1, got ", step);
+    check_code(T(code1), blocksize);
+    check_code(T(code2), blocksize);
+    const int64_t nb = (param.numel() + blocksize - 1) / blocksize;
+    for (bt_tensor h : {qm, qv}) {
+      TORCH_CHECK(T(h).scalar_type() == at::kByte && T(h).is_contiguous(), "adamw8bit: codes must be contiguous uint8");
+    }
+    for (bt_tensor h : {am, av}) {
+      TORCH_CHECK(T(h).scalar_type() == at::kFloat && T(h).numel() == nb && T(h).is_contiguous(),
+                  "adamw8bit: absmax must be a contiguous float32 tensor of ", nb, " values, got ", T(h).sizes());
+    }
+    bool cpu = true;
+    for (bt_tensor h : {p, g, qm, am, qv, av, code1, code2}) cpu = cpu && T(h).is_cpu() && T(h).is_contiguous();
+    auto dt = param.scalar_type();
+    if (kernel && cpu && (dt == at::kFloat || dt == at::kBFloat16 || dt == at::kHalf)) {
+      switch (dt) {
+        case at::kFloat:
+          adamw8bit_cpu_grad<float>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr,
+                                    beta1, beta2, eps, weight_decay, step);
+          break;
+        case at::kBFloat16:
+          adamw8bit_cpu_grad<at::BFloat16>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize,
+                                           lr, beta1, beta2, eps, weight_decay, step);
+          break;
+        default:
+          adamw8bit_cpu_grad<at::Half>(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr,
+                                       beta1, beta2, eps, weight_decay, step);
+      }
+      return nullptr;
+    }
+    adamw8bit_ops(param, grad, T(qm), T(am), T(qv), T(av), T(code1), T(code2), blocksize, lr, beta1, beta2, eps,
+                  weight_decay, step);
   })
 }
 

@@ -138,6 +138,11 @@ enum bt_create_op { BTC_EMPTY, BTC_ZEROS, BTC_ONES, BTC_FULL, BTC_RANDN, BTC_RAN
   X(bt_inplace, (int op, bt_tensor a, bt_tensor b, bt_tensor c, double s1, double s2), (op, a, b, c, s1, s2)) \
   X(bt_adamw_step, (bt_tensor p, bt_tensor g, bt_tensor m, bt_tensor v, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step), (p, g, m, v, lr, beta1, beta2, eps, weight_decay, step)) \
   X(bt_adamw_multi, (const bt_tensor* ps, const bt_tensor* gs, const bt_tensor* ms, const bt_tensor* vs, const int64_t* steps, int n, double lr, double beta1, double beta2, double eps, double weight_decay, int fused, int* used_fused), (ps, gs, ms, vs, steps, n, lr, beta1, beta2, eps, weight_decay, fused, used_fused)) \
+  /* 8-bit optimizer state: bitsandbytes' block-wise dynamic quantisation (uint8 codes, float32 absmax per block) */ \
+  X(bt_dynamic_map, (int is_signed, bt_tensor* out), (is_signed, out)) \
+  X(bt_quantize_blockwise, (bt_tensor a, bt_tensor code, int64_t blocksize, bt_tensor q, bt_tensor absmax), (a, code, blocksize, q, absmax)) \
+  X(bt_dequantize_blockwise, (bt_tensor q, bt_tensor absmax, bt_tensor code, int64_t blocksize, bt_tensor* out), (q, absmax, code, blocksize, out)) \
+  X(bt_adamw8bit_step, (bt_tensor p, bt_tensor g, bt_tensor qm, bt_tensor am, bt_tensor qv, bt_tensor av, bt_tensor code1, bt_tensor code2, int64_t blocksize, double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step, int kernel), (p, g, qm, am, qv, av, code1, code2, blocksize, lr, beta1, beta2, eps, weight_decay, step, kernel)) \
   /* autograd */ \
   X(bt_set_requires_grad, (bt_tensor t, int on), (t, on)) \
   X(bt_backward, (bt_tensor t, bt_tensor grad, int retain_graph), (t, grad, retain_graph)) \

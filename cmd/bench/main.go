@@ -190,7 +190,7 @@ func methodConfig(o *options) (blockllm.MethodConfig, error) {
 	bc, err := o.Selection.Apply(blockllm.BlockLLMConfig{Sparsity: o.sparsity, Patience: o.patience,
 		ProbeRows: o.probeRows, ProbeKeepActivations: o.probeKeep}, 1000, nil)
 	mc := blockllm.MethodConfig{Method: o.method, Seed: o.seed, BlockLLM: bc,
-		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW}}
+		Adam: blockllm.AdamConfig{StateF32: o.stateF32, MasterF32: o.masterF32, Fused: o.FusedAdamW, EightBit: o.Adam8bit}}
 	o.PEFT.Apply(&mc)
 	return mc, err
 }

@@ -61,6 +61,21 @@ func TestBenchLine(t *testing.T) {
 	assert.ErrorContains(t, err, "no reference row matches")
 }
 
+// TestBenchAdam8bit: --adam-8bit appears in "options" and shrinks AdamW's state on the
+// llama-tiny config to the bytes worked out in blockllm's TestAdam8bitStateBytes
+// (494464 against 1739264 for float32 moments); --fused-adamw beside it is an error.
+func TestBenchAdam8bit(t *testing.T) {
+	cfg := filepath.Join("..", "..", "testdata", "hf", "llama-tiny", "config.json")
+	common := []string{"--model", cfg, "--batch-size", "2", "--seq-len", "16", "--steps", "1", "--warmup", "1", "--threads", "2", "--method", "adamw"}
+	l := benchLine(t, append([]string{"--adam-8bit"}, common...)...)
+	assert.Equal(t, "adam-8bit", l.Options)
+	assert.Equal(t, int64(494464), l.OptimizerStateBytes)
+	assert.Equal(t, int64(1739264), 2*l.WeightsBytes)
+	var out, errb bytes.Buffer
+	err := runTrain(append([]string{"--adam-8bit", "--fused-adamw"}, common...), &out, &errb)
+	assert.ErrorContains(t, err, "--fused-adamw does not apply with --adam-8bit")
+}
+
 func TestBenchFlags(t *testing.T) {
 	var out, errb bytes.Buffer
 	err := runTrain([]string{"--method", "sgd", "--model", "llama-tiny", "--steps", "1", "--batch-size", "1", "--seq-len", "4"}, &out, &errb)

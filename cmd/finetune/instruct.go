@@ -85,7 +85,7 @@ func runInstruct(ctx context.Context, o *options, dev torch.Device, dt torch.DTy
 	if !o.maxLenSet {
 		o.maxLen = 512
 	}
-	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 500)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW, EightBit: o.Adam8bit}, o.seed, &o.Selection, 500)
 	if err != nil {
 		return err
 	}

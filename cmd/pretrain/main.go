@@ -224,7 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.Eligible = ".*" // a new model: its embeddings must train too
 	}
 	o.LoRATrainRest = !isCheckpoint(o.model) // a new model: LoRA trains the non-adapted tensors in full
-	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW}, o.seed, &o.Selection, 1000)
+	methods, err := o.Configs(blockllm.AdamConfig{WeightDecay: o.weightDecay, StateF32: dt != torch.F32, Fused: o.FusedAdamW, EightBit: o.Adam8bit}, o.seed, &o.Selection, 1000)
 	o.Eligible = eligible
 	if err != nil {
 		return err

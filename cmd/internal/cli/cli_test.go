@@ -234,6 +234,29 @@ func TestMemoryFlags(t *testing.T) {
 	assert.NoError(t, m.Validate(0, 1))
 }
 
+// TestAdam8bitFlag: --adam-8bit is listed in the options, turns a command's default
+// --fused-adamw off and is an error beside an explicit --fused-adamw.
+func TestAdam8bitFlag(t *testing.T) {
+	parse := func(args ...string) (*Memory, error) {
+		var m Memory
+		fs := flag.NewFlagSet("x", flag.ContinueOnError)
+		m.Register(fs, Memory{FusedAdamW: true}, "")
+		require.NoError(t, fs.Parse(args))
+		return &m, m.Validate(0, 1)
+	}
+	m, err := parse("--adam-8bit")
+	require.NoError(t, err)
+	assert.True(t, m.Adam8bit)
+	assert.False(t, m.FusedAdamW, "the default fused AdamW gives way")
+	assert.Equal(t, []string{"adam-8bit"}, m.Names())
+	_, err = parse("--adam-8bit", "--fused-adamw")
+	assert.ErrorContains(t, err, "--fused-adamw does not apply with --adam-8bit")
+	m, err = parse()
+	require.NoError(t, err)
+	assert.True(t, m.FusedAdamW)
+	assert.Equal(t, []string{"fused-adamw"}, m.Names())
+}
+
 func TestMethodsFlags(t *testing.T) {
 	var m Methods
 	var sel Selection

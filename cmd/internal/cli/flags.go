@@ -122,7 +122,8 @@ func (m *Methods) Configs(adam blockllm.AdamConfig, seed uint64, sel *Selection,
 }
 
 // Memory holds the memory and speed options of Llama training: --recompute,
-// --recompute-mlp, --loss-chunk, --pad-mlp, --fused-adamw and --step-in-backward.
+// --recompute-mlp, --loss-chunk, --pad-mlp, --fused-adamw, --step-in-backward and
+// --adam-8bit.
 type Memory struct {
 	Recompute      bool
 	RecomputeMLP   bool
@@ -130,6 +131,9 @@ type Memory struct {
 	PadMLP         int
 	FusedAdamW     bool
 	StepInBackward bool
+	Adam8bit       bool
+
+	fs *flag.FlagSet // where Register defined the flags (Validate asks what was set)
 }
 
 // Register defines the flags on fs with the defaults in def; padHelp says what
@@ -144,6 +148,10 @@ func (m *Memory) Register(fs *flag.FlagSet, def Memory, padHelp string) {
 		"complete (AdamW, BlockLLM and GaLore; needs --grad-clip 0 and --grad-accum 1)")
 	fs.BoolVar(&m.FusedAdamW, "fused-adamw", def.FusedAdamW, "update the tensors in one multi-tensor AdamW call where libtorch has the fused kernel\n"+
 		"(CUDA 2.1+, CPU 2.4+) and the moments have the weights' dtype; elsewhere the same per-tensor math")
+	fs.BoolVar(&m.Adam8bit, "adam-8bit", def.Adam8bit, "keep Adam's moments in 8 bits, as bitsandbytes' block-wise 8-bit AdamW (dynamic maps,\n"+
+		"a float32 scale per 256 values; tensors under 4096 values keep ordinary moments): about a quarter\n"+
+		"of float32 moments. The update runs per tensor, so it turns a default --fused-adamw off (both given is an error)")
+	m.fs = fs
 }
 
 // Validate checks the values against the trainer settings they interact with.
@@ -154,7 +162,20 @@ func (m *Memory) Validate(clip float64, gradAccum int) error {
 	if m.StepInBackward && (clip > 0 || gradAccum > 1) {
 		return fmt.Errorf("--step-in-backward needs --grad-clip 0 and --grad-accum 1 (clipping and accumulation need every gradient first)")
 	}
+	if m.Adam8bit && m.FusedAdamW {
+		if m.fs == nil || isSet(m.fs, "fused-adamw") {
+			return fmt.Errorf("--fused-adamw does not apply with --adam-8bit (the 8-bit update dequantises, updates and requantises one tensor at a time); drop one of them")
+		}
+		m.FusedAdamW = false // the command's default, not the user's choice
+	}
 	return nil
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // LlamaOptions returns the model options of the flags for dev and dt; --pad-mlp -1
@@ -180,7 +201,7 @@ func (m *Memory) Names() []string {
 		name string
 	}{{m.FusedAdamW, "fused-adamw"}, {m.Recompute, "recompute"}, {m.RecomputeMLP && !m.Recompute, "recompute-mlp"},
 		{m.PadMLP > 1, fmt.Sprintf("pad-mlp=%d", m.PadMLP)}, {m.StepInBackward, "step-in-backward"},
-		{m.LossChunk > 0, fmt.Sprintf("loss-chunk=%d", m.LossChunk)}} {
+		{m.LossChunk > 0, fmt.Sprintf("loss-chunk=%d", m.LossChunk)}, {m.Adam8bit, "adam-8bit"}} {
 		if f.on {
 			out = append(out, f.name)
 		}

@@ -134,8 +134,8 @@ func NewGaLore(m nn.Model, cfg GaLoreConfig) (*GaLore, error) {
 		return nil, fmt.Errorf("blockllm: nil model")
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Adam.EightBit { // not wired through its own state and checkpoints yet
-		return nil, fmt.Errorf("blockllm: galore: 8-bit Adam moments apply to adamw, blockllm, badam and lisa, not yet to galore")
+	if cfg.Adam.EightBit { // the projected moments are GaLore's own, not adamState's
+		return nil, fmt.Errorf("blockllm: galore: 8-bit Adam moments apply to adamw, blockllm, badam, lisa and lora, not yet to galore's projected moments")
 	}
 	if err := cfg.Adam.validate(); err != nil {
 		return nil, err

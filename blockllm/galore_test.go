@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -475,7 +476,7 @@ func (m *mini) Forward(s *torch.Scope, b *nn.Batch, train bool) (*nn.Output, err
 func TestPEFTResumeBitForBit(t *testing.T) {
 	const total, cut = 9, 4
 	for _, model := range []string{"mini", "llama-tiny"} {
-		for _, method := range []string{"lora", "galore"} {
+		for _, method := range []string{"lora", "galore", "lora-8bit"} {
 			t.Run(model+"/"+method, func(t *testing.T) {
 				peftResume(t, model, method, total, cut)
 			})
@@ -484,8 +485,14 @@ func TestPEFTResumeBitForBit(t *testing.T) {
 }
 
 func peftResume(t *testing.T, model, method string, total, cut int) {
+	// lora-8bit: LoRA with 8-bit moments for every trainable tensor (the minimum size 1,
+	// as the adapters here are small)
+	adam := AdamConfig{WeightDecay: 0.01}
+	if m, ok := strings.CutSuffix(method, "-8bit"); ok {
+		method, adam.EightBit, adam.EightBitMinSize = m, true, 1
+	}
 	mc := func(seed uint64) MethodConfig {
-		c := MethodConfig{Method: method, Adam: AdamConfig{WeightDecay: 0.01}, Seed: seed,
+		c := MethodConfig{Method: method, Adam: adam, Seed: seed,
 			LoRA:   LoRAConfig{Dropout: 0.1, Targets: []string{"q_proj", "v_proj", "up_proj"}},
 			GaLore: GaLoreConfig{Rank: 4, UpdateProjGap: 3, Scale: 0.5}}
 		if model == "mini" {
@@ -543,6 +550,17 @@ func peftResume(t *testing.T, model, method string, total, cut int) {
 	bs, err := bo.SaveState()
 	require.NoError(t, err)
 	require.Equal(t, len(rs.Tensors), len(bs.Tensors))
+	if adam.EightBit {
+		var codes int
+		for k, x := range bs.Tensors {
+			if strings.HasSuffix(k, ".exp_avg") || strings.HasSuffix(k, ".exp_avg_sq") {
+				codes++
+				assert.Equal(t, torch.U8, x.DType(), k)
+			}
+		}
+		assert.Positive(t, codes, "8-bit codes in the resumed state")
+		assert.Contains(t, bs.Tensors, mapSignedKey)
+	}
 	if testDevice == torch.CPU && model == "mini" {
 		assert.Equal(t, rt.Losses(), bt.Losses(), "loss trajectory")
 		want := paramBytes(ref)

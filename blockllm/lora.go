@@ -121,9 +121,6 @@ func NewLoRA(m nn.Model, cfg LoRAConfig) (*LoRA, error) {
 		return nil, fmt.Errorf("blockllm: nil model")
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Adam.EightBit { // not wired through its own state and checkpoints yet
-		return nil, fmt.Errorf("blockllm: lora: 8-bit Adam moments apply to adamw, blockllm, badam and lisa, not yet to lora")
-	}
 	if err := cfg.Adam.validate(); err != nil {
 		return nil, err
 	}

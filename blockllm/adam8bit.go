@@ -37,6 +37,9 @@ const (
 	mapUnsignedKey = "adam8bit.map_unsigned"
 )
 
+// absmaxSuffix follows a moment's checkpoint key for its float32 block maxima.
+const absmaxSuffix = ".absmax"
+
 // quantMaps holds the signed (first moment) and unsigned (second moment) maps on the
 // parameters' device.
 type quantMaps struct {

@@ -381,10 +381,48 @@ func stateOf(o Optimizer) *adamState {
 
 // TestEightBitRefusedWhereNotWired: GaLore and LoRA keep their own state and do not take
 // 8-bit moments yet; they say so instead of silently keeping float moments.
-func TestEightBitRefusedWhereNotWired(t *testing.T) {
-	m := loadLlama(t, torch.F32)
-	_, err := NewOptimizer(m, MethodConfig{Method: "galore", Adam: AdamConfig{EightBit: true}})
-	require.ErrorContains(t, err, "8-bit Adam moments apply to adamw, blockllm, badam, lisa and lora, not yet to galore")
+// TestGaLore8bit: GaLore's projected moments and the other tensors' moments take 8-bit
+// moments: each projected moment is n uint8 codes plus a float32 maximum per block of 256,
+// the projections stay as they are, and a short run ends within 0.05 nats of the float32
+// run. A checkpoint of 8-bit projected moments is refused by a GaLore with float moments.
+func TestGaLore8bit(t *testing.T) {
+	const steps = 30
+	run := func(eightBit bool) ([]float64, *GaLore, nn.Model) {
+		m := loadLlama(t, torch.F32)
+		o, err := NewGaLore(m, GaLoreConfig{Rank: 4, UpdateProjGap: 10, Scale: 0.5,
+			Adam: AdamConfig{EightBit: eightBit, EightBitMinSize: 1}}) // llama-tiny's projected moments are small
+		require.NoError(t, err)
+		t.Cleanup(o.Close)
+		res, err := Train(context.Background(), m, o, fortunesData(t, 4, 32), TrainConfig{Steps: steps, LR: 1e-2,
+			Schedule: Schedule{Kind: Cosine, Warmup: 3, MinRatio: 0.1}}, "")
+		require.NoError(t, err)
+		return res.Losses, o, m
+	}
+	f32, of, _ := run(false)
+	q8, oq, _ := run(true)
+	var want, wantF int64
+	for _, p := range oq.order {
+		x := oq.proj[p]
+		require.True(t, x.quantized(), p.Name)
+		n := x.m.Numel()
+		want += x.p.NBytes() + 2*(n+4*((n+255)/256))
+		wantF += x.p.NBytes() + 2*4*n
+	}
+	assert.Equal(t, want+oq.adam.bytes(), oq.StateBytes(), "8-bit projected moments' bytes")
+	assert.Equal(t, wantF+of.adam.bytes(), of.StateBytes())
+	assert.Equal(t, of.ProjectionBytes(), oq.ProjectionBytes())
+	assert.Less(t, float64(want-oq.ProjectionBytes()), 0.3*float64(wantF-of.ProjectionBytes()), "8-bit against float32 projected moments")
+	end32, end8 := mean(f32[steps-5:]), mean(q8[steps-5:])
+	t.Logf("galore: loss %.3f -> %.3f float32, -> %.3f 8-bit; state %d vs %d bytes", mean(f32[:5]), end32, end8, oq.StateBytes(), of.StateBytes())
+	assert.Less(t, end32, mean(f32[:5])-0.3, "the float32 run learns")
+	assert.InDelta(t, end32, end8, 0.05, "final loss with 8-bit moments")
+
+	st, err := oq.SaveState()
+	require.NoError(t, err)
+	require.ErrorContains(t, of.LoadState(st), "8-bit moments are off")
+	st32, err := of.SaveState()
+	require.NoError(t, err)
+	require.ErrorContains(t, oq.LoadState(st32), "unquantised moments but 8-bit moments are on")
 }
 
 // TestLoRA8bit: LoRA's adapters take 8-bit moments: the state is the adapters plus

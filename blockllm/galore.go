@@ -75,13 +75,19 @@ func DefaultGaLoreTargets(ps []*nn.Param) []string {
 // projected is the GaLore state of one target weight.
 type projected struct {
 	p      *torch.Tensor // projection: [r, n] (right, m >= n) or [m, r] (left)
-	m, v   *torch.Tensor // Adam moments of the projected gradient
+	m, v   *torch.Tensor // Adam moments of the projected gradient (uint8 codes when 8-bit)
+	am, av *torch.Tensor // with 8-bit moments: float32 maxima per block of quantBlock values
 	master *torch.Tensor // float32 copy of a half weight (AdamConfig.MasterF32)
 	step   int64
 	right  bool
 }
 
-func (g *projected) tensors() []*torch.Tensor { return []*torch.Tensor{g.p, g.m, g.v, g.master} }
+func (g *projected) tensors() []*torch.Tensor {
+	return []*torch.Tensor{g.p, g.m, g.v, g.am, g.av, g.master}
+}
+
+// quantized reports whether the projected moments are 8-bit.
+func (g *projected) quantized() bool { return g.am.Valid() }
 
 func (g *projected) bytes() int64 {
 	var n int64
@@ -134,9 +140,6 @@ func NewGaLore(m nn.Model, cfg GaLoreConfig) (*GaLore, error) {
 		return nil, fmt.Errorf("blockllm: nil model")
 	}
 	cfg = cfg.withDefaults()
-	if cfg.Adam.EightBit { // the projected moments are GaLore's own, not adamState's
-		return nil, fmt.Errorf("blockllm: galore: 8-bit Adam moments apply to adamw, blockllm, badam, lisa and lora, not yet to galore's projected moments")
-	}
 	if err := cfg.Adam.validate(); err != nil {
 		return nil, err
 	}
@@ -275,8 +278,16 @@ func (o *GaLore) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64
 			low = s.In(st.p).T().Matmul(gg) // [k, n]
 		}
 		if !st.m.Valid() {
-			st.m = o.store.Zeros(low.Shape(), dt, low.Device())
-			st.v = o.store.Zeros(low.Shape(), dt, low.Device())
+			if o.adam.quantizedNumel(low.Numel()) { // 8-bit moments, as adamState's init8
+				nb := []int64{numBlocks(low.Numel())}
+				st.m = o.store.Zeros(low.Shape(), torch.U8, low.Device())
+				st.v = o.store.Zeros(low.Shape(), torch.U8, low.Device())
+				st.am = o.store.Zeros(nb, torch.F32, low.Device())
+				st.av = o.store.Zeros(nb, torch.F32, low.Device())
+			} else {
+				st.m = o.store.Zeros(low.Shape(), dt, low.Device())
+				st.v = o.store.Zeros(low.Shape(), dt, low.Device())
+			}
 		}
 		if o.useMaster(p) && !st.master.Valid() {
 			st.master = o.store.Empty(p.T.Shape(), torch.F32, p.T.Device())
@@ -285,7 +296,13 @@ func (o *GaLore) update(s *torch.Scope, p *nn.Param, g *torch.Tensor, lr float64
 		st.step++
 		// N: AdamW's step from zero with no decay is -lr·m̂/(sqrt(v̂)+eps)
 		z := s.Zeros(low.Shape(), dt, low.Device())
-		torch.AdamWStep(z, low.Contiguous(), st.m, st.v, lr, c.Beta1, c.Beta2, c.Eps, 0, st.step)
+		if st.quantized() {
+			o.adam.ensureMaps(low.Device())
+			torch.AdamW8bitStep(z, low.Contiguous(), st.m, st.am, st.v, st.av, o.adam.maps.signed, o.adam.maps.unsigned, quantBlock,
+				lr, c.Beta1, c.Beta2, c.Eps, 0, st.step)
+		} else {
+			torch.AdamWStep(z, low.Contiguous(), st.m, st.v, lr, c.Beta1, c.Beta2, c.Eps, 0, st.step)
+		}
 		var back *torch.Tensor
 		if st.right {
 			back = z.Matmul(s.In(st.p))
@@ -364,6 +381,8 @@ type galoreParamMeta struct {
 	Right  bool  `json:"right"`
 	Init   bool  `json:"init"`
 	Master bool  `json:"master,omitempty"`
+	// QuantBlock is the block size of 8-bit projected moments (0: ordinary moments).
+	QuantBlock int64 `json:"quant_block,omitempty"`
 }
 
 type galoreMeta struct {
@@ -377,7 +396,9 @@ type galoreMeta struct {
 }
 
 // GaLore state tensor names: "<name>.galore_proj", "<name>.galore_exp_avg",
-// "<name>.galore_exp_avg_sq" (and "<name>.galore_master").
+// "<name>.galore_exp_avg_sq" (and "<name>.galore_master"); with 8-bit moments the two
+// moments are uint8 codes and "<name>.galore_exp_avg.absmax",
+// "<name>.galore_exp_avg_sq.absmax" their float32 maxima.
 const (
 	galoreProj   = ".galore_proj"
 	galoreM      = ".galore_exp_avg"
@@ -399,6 +420,11 @@ func (o *GaLore) SaveState() (*State, error) {
 			gm.Projected[p.Name] = pm
 			if pm.Init {
 				ts[p.Name+galoreProj], ts[p.Name+galoreM], ts[p.Name+galoreV] = x.p, x.m, x.v
+				if x.quantized() {
+					pm.QuantBlock = quantBlock
+					gm.Projected[p.Name] = pm
+					ts[p.Name+galoreM+absmaxSuffix], ts[p.Name+galoreV+absmaxSuffix] = x.am, x.av
+				}
 			}
 			if pm.Master {
 				ts[p.Name+galoreMaster] = x.master
@@ -481,19 +507,43 @@ func (o *GaLore) LoadState(st *State) error {
 			if x.p, err = load(galoreProj, dt); err != nil {
 				return err
 			}
-			if x.m, err = load(galoreM, dt); err != nil {
-				return err
-			}
-			if x.v, err = load(galoreV, dt); err != nil {
-				return err
-			}
 			m, n, k := p.T.Size(0), p.T.Size(1), x.p.Shape()
 			wantP, wantM := []int64{k[0], n}, []int64{m, k[0]}
 			if !x.right {
 				wantP, wantM = []int64{m, k[1]}, []int64{k[1], n}
 			}
+			// 8-bit or not must match this GaLore's setting for moments of this size
+			quant, err := o.adam.checkQuant(p.Name+galoreM, pm.QuantBlock, wantM[0]*wantM[1])
+			if err != nil {
+				return err
+			}
+			mdt := dt
+			if quant {
+				mdt = torch.U8
+			}
+			if x.m, err = load(galoreM, mdt); err != nil {
+				return err
+			}
+			if x.v, err = load(galoreV, mdt); err != nil {
+				return err
+			}
 			if fmt.Sprint(k) != fmt.Sprint(wantP) || fmt.Sprint(x.m.Shape()) != fmt.Sprint(wantM) || fmt.Sprint(x.v.Shape()) != fmt.Sprint(wantM) {
 				return fmt.Errorf("blockllm: galore: saved projection of %q is %v with moments %v, which do not fit the weight %v", p.Name, k, x.m.Shape(), p.T.Shape())
+			}
+			if quant {
+				nb := numBlocks(wantM[0] * wantM[1])
+				for _, dst := range []struct {
+					key string
+					t   **torch.Tensor
+				}{{galoreM + absmaxSuffix, &x.am}, {galoreV + absmaxSuffix, &x.av}} {
+					src := st.Tensors[p.Name+dst.key]
+					if src == nil || src.DType() != torch.F32 || src.Dim() != 1 || src.Size(0) != nb {
+						return fmt.Errorf("blockllm: galore: saved state lacks tensor %q (float32, %d values)", p.Name+dst.key, nb)
+					}
+					used++
+					*dst.t = o.store.Empty([]int64{nb}, torch.F32, p.T.Device())
+					(*dst.t).CopyFrom(src)
+				}
 			}
 			if pm.Master {
 				if x.master, err = load(galoreMaster, torch.F32); err != nil {
@@ -504,7 +554,7 @@ func (o *GaLore) LoadState(st *State) error {
 		if used+len(adamTs) != len(st.Tensors) {
 			for k := range st.Tensors {
 				if _, isAdam := adamTs[k]; !isAdam && !strings.HasSuffix(k, galoreProj) && !strings.HasSuffix(k, galoreM) &&
-					!strings.HasSuffix(k, galoreV) && !strings.HasSuffix(k, galoreMaster) {
+					!strings.HasSuffix(k, galoreV) && !strings.HasSuffix(k, galoreMaster) && !strings.HasSuffix(k, absmaxSuffix) {
 					return fmt.Errorf("blockllm: galore: unexpected optimizer tensor %q", k)
 				}
 			}

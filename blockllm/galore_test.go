@@ -476,7 +476,7 @@ func (m *mini) Forward(s *torch.Scope, b *nn.Batch, train bool) (*nn.Output, err
 func TestPEFTResumeBitForBit(t *testing.T) {
 	const total, cut = 9, 4
 	for _, model := range []string{"mini", "llama-tiny"} {
-		for _, method := range []string{"lora", "galore", "lora-8bit"} {
+		for _, method := range []string{"lora", "galore", "lora-8bit", "galore-8bit"} {
 			t.Run(model+"/"+method, func(t *testing.T) {
 				peftResume(t, model, method, total, cut)
 			})
@@ -560,6 +560,17 @@ func peftResume(t *testing.T, model, method string, total, cut int) {
 		}
 		assert.Positive(t, codes, "8-bit codes in the resumed state")
 		assert.Contains(t, bs.Tensors, mapSignedKey)
+		if method == "galore" {
+			var projected int
+			for k, x := range bs.Tensors {
+				if strings.HasSuffix(k, galoreM) || strings.HasSuffix(k, galoreV) {
+					projected++
+					assert.Equal(t, torch.U8, x.DType(), k)
+					assert.Contains(t, bs.Tensors, k+absmaxSuffix)
+				}
+			}
+			assert.Positive(t, projected, "8-bit projected moments in the resumed state")
+		}
 	}
 	if testDevice == torch.CPU && model == "mini" {
 		assert.Equal(t, rt.Losses(), bt.Losses(), "loss trajectory")

@@ -395,8 +395,8 @@ func (a *adamState) snapshot() (map[string]*torch.Tensor, map[string]stateMeta) 
 			ts[p.Name+".exp_avg_sq"] = mo.v
 		}
 		if m.QuantBlock != 0 {
-			ts[p.Name+".exp_avg.absmax"] = mo.am
-			ts[p.Name+".exp_avg_sq.absmax"] = mo.av
+			ts[p.Name+".exp_avg"+absmaxSuffix] = mo.am
+			ts[p.Name+".exp_avg_sq"+absmaxSuffix] = mo.av
 		}
 		if m.Masked {
 			ts[p.Name+".mask_index"] = mo.idx
@@ -488,10 +488,10 @@ func (a *adamState) restore(ts map[string]*torch.Tensor, meta map[string]stateMe
 		}
 		if q8 {
 			dt = torch.U8
-			if mo.am, err = load(name+".exp_avg.absmax", []int64{numBlocks(n)}, torch.F32); err != nil {
+			if mo.am, err = load(name+".exp_avg"+absmaxSuffix, []int64{numBlocks(n)}, torch.F32); err != nil {
 				return err
 			}
-			if mo.av, err = load(name+".exp_avg_sq.absmax", []int64{numBlocks(n)}, torch.F32); err != nil {
+			if mo.av, err = load(name+".exp_avg_sq"+absmaxSuffix, []int64{numBlocks(n)}, torch.F32); err != nil {
 				return err
 			}
 		}

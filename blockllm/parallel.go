@@ -142,21 +142,14 @@ func (t *Trainer) gatherState(trainable []*nn.Param) error {
 	rank := t.cfg.Dist.Rank()
 	for _, p := range trainable {
 		owner := t.owner[p]
-		// what the owner holds: [exists, initialised, step, masked k, master]
-		var info []float64
-		if rank == owner {
-			mo := a.st[p]
-			if mo == nil {
-				info = []float64{0, 0, 0, 0, 0}
-			} else {
-				k := 0.0
-				if mo.idx.Valid() {
-					k = float64(mo.idx.Numel())
-				}
-				info = []float64{1, b2f(mo.m.Valid()), float64(mo.step), k, b2f(mo.master.Valid())}
+		// what the owner holds: [exists, initialised, step, masked k, master, 8-bit]
+		info := make([]float64, 6)
+		if mo := a.st[p]; rank == owner && mo != nil {
+			k := 0.0
+			if mo.idx.Valid() {
+				k = float64(mo.idx.Numel())
 			}
-		} else {
-			info = []float64{0, 0, 0, 0, 0}
+			info = []float64{1, b2f(mo.m.Valid()), float64(mo.step), k, b2f(mo.master.Valid()), b2f(mo.am.Valid())}
 		}
 		sum, err := t.cfg.Dist.AllReduceFloat64s(info, dist.Sum)
 		if err != nil {
@@ -175,8 +168,20 @@ func (t *Trainer) gatherState(trainable []*nn.Param) error {
 			mo.idx = a.store.Empty([]int64{k}, torch.I64, dev)
 			shape = []int64{k}
 		}
-		mo.m = a.store.Empty(shape, a.stateDType(p), dev)
-		mo.v = a.store.Empty(shape, a.stateDType(p), dev)
+		if sum[5] != 0 { // 8-bit codes and block maxima, as init8
+			var n int64 = 1
+			for _, d := range shape {
+				n *= d
+			}
+			a.ensureMaps(dev) // the same values as the owner's: the maps are a fixed function
+			mo.m = a.store.Empty(shape, torch.U8, dev)
+			mo.v = a.store.Empty(shape, torch.U8, dev)
+			mo.am = a.store.Empty([]int64{numBlocks(n)}, torch.F32, dev)
+			mo.av = a.store.Empty([]int64{numBlocks(n)}, torch.F32, dev)
+		} else {
+			mo.m = a.store.Empty(shape, a.stateDType(p), dev)
+			mo.v = a.store.Empty(shape, a.stateDType(p), dev)
+		}
 		if sum[4] != 0 {
 			mo.master = a.store.Empty(shape, torch.F32, dev)
 		}
@@ -186,7 +191,7 @@ func (t *Trainer) gatherState(trainable []*nn.Param) error {
 		if mo == nil {
 			continue
 		}
-		for _, x := range []*torch.Tensor{mo.idx, mo.m, mo.v, mo.master} {
+		for _, x := range []*torch.Tensor{mo.idx, mo.m, mo.v, mo.am, mo.av, mo.master} {
 			if x.Valid() {
 				if err := t.cfg.Dist.Broadcast(x, t.owner[p]); err != nil {
 					return fmt.Errorf("blockllm: gathering optimizer state of %s: %w", p.Name, err)

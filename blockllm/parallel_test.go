@@ -71,16 +71,25 @@ func (d *shardData) Next(s *torch.Scope) (*nn.Batch, error) {
 func (d *shardData) State() (json.RawMessage, error) { return d.src.State() }
 func (d *shardData) Restore(r json.RawMessage) error { return d.src.Restore(r) }
 
+// dpOptimizer makes the scenario's optimizer; a "-8bit" suffix gives it 8-bit moments for
+// every tensor (the toy's tensors are small).
 func dpOptimizer(t testing.TB, method string, m nn.Model) Optimizer {
 	var o Optimizer
 	var err error
+	var adam AdamConfig
+	if base, ok := strings.CutSuffix(method, "-8bit"); ok {
+		method, adam.EightBit, adam.EightBitMinSize = base, true, 1
+	}
 	switch method {
 	case "adamw":
-		o, err = NewAdamW(m, AdamConfig{WeightDecay: 0.01})
+		adam.WeightDecay = 0.01
+		o, err = NewAdamW(m, adam)
 	case "blockllm":
-		o, err = NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.7, Patience: 1, Eligible: []string{".*"}})
+		o, err = NewBlockLLM(m, BlockLLMConfig{Sparsity: 0.7, Patience: 1, Eligible: []string{".*"}, Adam: adam})
 	case "badam":
-		o, err = NewBAdam(m, BAdamConfig{SwitchEvery: 2, Order: Random, Seed: 3})
+		o, err = NewBAdam(m, BAdamConfig{SwitchEvery: 2, Order: Random, Seed: 3, Adam: adam})
+	default:
+		t.Fatalf("unknown method %q", method)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +129,7 @@ func dpRun(t testing.TB, sc dpScenario, g *dist.Group) dpResult {
 				}
 			}
 		})}}
-	if sc.Method == "blockllm" {
+	if strings.HasPrefix(sc.Method, "blockllm") {
 		// a small rate: the loss then follows the batches, not the training, and the
 		// trigger fires within the steps
 		cfg.MaxGradNorm, cfg.LR = 0, 1e-3
@@ -265,20 +274,26 @@ func newToyWeights(t *testing.T) []byte {
 }
 
 // TestShardedStateZeRO1: with the Adam state sharded across the two ranks the weights are
-// those of the unsharded run bit for bit, and each rank holds about half the state.
+// those of the unsharded run bit for bit, and each rank holds about half the state; also
+// with 8-bit moments (each rank then keeps its own copy of the two 1 KiB maps).
 func TestShardedStateZeRO1(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	for _, method := range []string{"adamw", "blockllm"} {
+	for _, method := range []string{"adamw", "blockllm", "adamw-8bit", "blockllm-8bit"} {
 		full := runDP(t, dpScenario{Method: method})
 		half := runDP(t, dpScenario{Method: method, Shard: true})
 		assert.Equal(t, full[0].Weights, half[0].Weights, "%s: sharded vs unsharded", method)
 		assert.Equal(t, half[0].Weights, half[1].Weights, method)
 		sum := half[0].StateBytes + half[1].StateBytes
-		assert.Equal(t, full[0].StateBytes, sum, "%s: the shards add up to the whole state", method)
+		var maps int64
+		if strings.HasSuffix(method, "-8bit") {
+			maps = 2 * 256 * 4
+		}
+		assert.Equal(t, full[0].StateBytes+maps, sum, "%s: the shards add up to the whole state", method)
 		for r := range half {
-			assert.InDelta(t, 0.5, float64(half[r].StateBytes)/float64(full[0].StateBytes), 0.15, "%s: rank %d's share", method, r)
+			share := float64(half[r].StateBytes-maps) / float64(full[0].StateBytes-maps) // the moments
+			assert.InDelta(t, 0.5, share, 0.15, "%s: rank %d's share", method, r)
 		}
 	}
 }
@@ -290,17 +305,20 @@ func TestDataParallelResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	for _, shard := range []bool{false, true} {
-		whole := runDP(t, dpScenario{Method: "blockllm", Shard: shard})
+	for _, c := range []struct {
+		method string
+		shard  bool
+	}{{"blockllm", false}, {"blockllm", true}, {"blockllm-8bit", true}} {
+		whole := runDP(t, dpScenario{Method: c.method, Shard: c.shard})
 		ck := t.TempDir()
-		part := runDP(t, dpScenario{Method: "blockllm", Shard: shard, Ckpt: ck, StopAt: 4})
+		part := runDP(t, dpScenario{Method: c.method, Shard: c.shard, Ckpt: ck, StopAt: 4})
 		assert.Equal(t, 4, part[0].Step)
 		last, err := LatestCheckpoint(ck)
 		require.NoError(t, err)
 		assert.Equal(t, checkpointPath(ck, 4), last)
-		rest := runDP(t, dpScenario{Method: "blockllm", Shard: shard, Ckpt: ck, Resume: true})
+		rest := runDP(t, dpScenario{Method: c.method, Shard: c.shard, Ckpt: ck, Resume: true})
 		assert.Equal(t, dpSteps, rest[0].Step)
-		assert.Equal(t, whole[0].Weights, rest[0].Weights, "shard=%v: resumed vs uninterrupted", shard)
+		assert.Equal(t, whole[0].Weights, rest[0].Weights, "%s shard=%v: resumed vs uninterrupted", c.method, c.shard)
 		assert.Equal(t, rest[0].Weights, rest[1].Weights)
 	}
 	// a checkpoint of two ranks is refused by one process, by name

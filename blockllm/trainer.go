@@ -228,12 +228,8 @@ func NewTrainer(model nn.Model, opt Optimizer, data Data, cfg TrainConfig) (*Tra
 	}
 	t := &Trainer{model: model, opt: opt, data: data, cfg: cfg}
 	if t.parallel() {
-		sh, ok := opt.(sharded)
-		if cfg.ShardState && !ok {
+		if _, ok := opt.(sharded); cfg.ShardState && !ok {
 			return nil, fmt.Errorf("blockllm: %s cannot shard its state across ranks (ShardState)", opt.Name())
-		}
-		if cfg.ShardState && sh.adamStateOf().cfg.EightBit { // the gather for checkpoints moves float moments only
-			return nil, fmt.Errorf("blockllm: sharded Adam state (ShardState, --shard-state) does not take 8-bit moments yet; use one of them")
 		}
 		if d, ok := opt.(distributed); ok {
 			d.setGroup(cfg.Dist)

@@ -162,6 +162,7 @@ func Verdict(rows []report.AblationRow, metric string, lowerBetter bool) string 
 		name  string
 		diff  float64
 		units float64
+		seeds int
 	}
 	var cs []cmp
 	for _, r := range rows[1:] {
@@ -170,11 +171,16 @@ func Verdict(rows []report.AblationRow, metric string, lowerBetter bool) string 
 			d = -d
 		}
 		pooled := math.Sqrt((r.MetricSD*r.MetricSD + base.MetricSD*base.MetricSD) / 2)
-		u := math.Inf(1)
-		if pooled > 0 {
+		var u float64 // d == 0: no difference at all
+		switch {
+		case pooled > 0:
 			u = d / pooled
+		case d > 0:
+			u = math.Inf(1)
+		case d < 0:
+			u = math.Inf(-1)
 		}
-		cs = append(cs, cmp{r.Variant, d, u})
+		cs = append(cs, cmp{r.Variant, d, u, min(r.Seeds, base.Seeds)})
 	}
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].diff > cs[j].diff })
 	var b strings.Builder
@@ -182,6 +188,10 @@ func Verdict(rows []report.AblationRow, metric string, lowerBetter bool) string 
 	for _, c := range cs {
 		verdict := "within the seed spread"
 		switch {
+		case c.diff == 0:
+			verdict = "the same result"
+		case c.seeds < 2:
+			verdict = "one seed: no spread to judge by (use --seeds 3 or more)"
 		case c.units >= 2:
 			verdict = "better beyond the seed spread"
 		case c.units <= -2:

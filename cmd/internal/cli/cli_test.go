@@ -20,6 +20,7 @@ import (
 	"github.com/blockllm/blockllm-go/blockllm"
 	"github.com/blockllm/blockllm-go/cmd/internal/clitest"
 	"github.com/blockllm/blockllm-go/data"
+	"github.com/blockllm/blockllm-go/eval/report"
 	"github.com/blockllm/blockllm-go/torch"
 )
 
@@ -322,4 +323,47 @@ func TestSelectionPresetAndOverrides(t *testing.T) {
 		_, err := parse(c...)
 		assert.ErrorContains(t, err, c[0], c)
 	}
+}
+
+// TestVerdict: variants are judged against the first in pooled standard deviations;
+// identical results and single-seed runs are never called better or worse.
+func TestVerdict(t *testing.T) {
+	rows := []report.AblationRow{
+		{Variant: "base", Seeds: 3, Metric: 100, MetricSD: 2},
+		{Variant: "better", Seeds: 3, Metric: 90, MetricSD: 2},
+		{Variant: "worse", Seeds: 3, Metric: 110, MetricSD: 2},
+		{Variant: "close", Seeds: 3, Metric: 101, MetricSD: 2},
+		{Variant: "same", Seeds: 3, Metric: 100, MetricSD: 2},
+	}
+	v := Verdict(rows, "val PPL", true)
+	line := func(name string) string {
+		for _, l := range strings.Split(v, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == name {
+				return l
+			}
+		}
+		t.Fatalf("no line for %s in\n%s", name, v)
+		return ""
+	}
+	assert.Contains(t, line("better"), "+10.00 (+5.0 pooled sd): better beyond the seed spread")
+	assert.Contains(t, line("worse"), "-10.00 (-5.0 pooled sd): worse beyond the seed spread")
+	assert.Contains(t, line("close"), "within the seed spread")
+	assert.Contains(t, line("same"), "the same result")
+	assert.Less(t, strings.Index(v, "better"), strings.Index(v, "close"), "best first")
+
+	one := []report.AblationRow{
+		{Variant: "base", Seeds: 1, Metric: 100},
+		{Variant: "lower", Seeds: 1, Metric: 90},
+		{Variant: "higher", Seeds: 1, Metric: 110},
+		{Variant: "equal", Seeds: 1, Metric: 100},
+	}
+	v = Verdict(one, "val PPL", true)
+	assert.Contains(t, line("lower"), "one seed: no spread to judge by")
+	assert.Contains(t, line("higher"), "-10.00 (-Inf pooled sd): one seed")
+	assert.Contains(t, line("equal"), "the same result")
+	assert.NotContains(t, v, "beyond")
+
+	// scores: higher is better
+	v = Verdict([]report.AblationRow{{Variant: "base", Seeds: 2, Metric: 80, MetricSD: 1}, {Variant: "up", Seeds: 2, Metric: 85, MetricSD: 1}}, "score", false)
+	assert.Contains(t, line("up"), "+5.00 (+5.0 pooled sd): better beyond the seed spread")
 }

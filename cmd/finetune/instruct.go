@@ -358,15 +358,9 @@ func (j *instructJob) trainOne(ctx context.Context, mc blockllm.MethodConfig) (r
 		}
 		return cli.WriteTokenizer(dir, j.tokJSON)
 	}
-	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, saveExtra, j.info, "finetune", row.Method, o.par.Main())
+	tr, methodDir, err := cli.StartTrainer(m, opt, d, cfg, cli.RunIn{Out: o.out, Method: mc.Method, Resume: o.resume,
+		SaveExtra: saveExtra, Info: j.info, Name: "finetune", Label: row.Method, Main: o.par.Main()})
 	if err != nil {
-		return row, nil, err
-	}
-	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
-	if err != nil {
-		return row, nil, err
-	}
-	if err := cli.Resume(tr, o.resume, cfg.CheckpointDir, j.info, "finetune", row.Method); err != nil {
 		return row, nil, err
 	}
 	before := tr.StepCount()

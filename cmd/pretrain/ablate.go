@@ -32,6 +32,9 @@ func (j *job) ablation(ctx context.Context, adam blockllm.AdamConfig, stdout io.
 	if refCheck >= o.steps {
 		fmt.Fprintf(j.info, "pretrain: note: the reference check interval %d is not below --steps %d: variants that use it never reselect (set --ablate-check-every)\n", refCheck, o.steps)
 	}
+	if isCheckpoint(o.model) && len(seeds) > 1 {
+		fmt.Fprintf(j.info, "pretrain: note: from a checkpoint the seed drives only a variant's random choices (--first-block random); the data order is fixed, so other variants give the same run for every seed\n")
+	}
 	var runs []cli.AblationRun
 	curves := map[string][][]float64{}
 	var steps []float64

@@ -76,15 +76,9 @@ func (j *job) train(ctx context.Context, mc blockllm.MethodConfig, seed uint64) 
 	}
 	o.RunFlags.Apply(&cfg)
 	jsonLines := o.Attach(&cfg, j.jsonOut, map[string]any{"method": mc.Method}, j.stderr)
-	methodDir, err := cli.Checkpoints(&cfg, o.out, mc.Method, func(dir string) error { return saveExtra(m, j.tokJSON, dir) }, j.info, "pretrain", row.Method, j.par.Main())
+	tr, methodDir, err := cli.StartTrainer(m, opt, d, cfg, cli.RunIn{Out: o.out, Method: mc.Method, Resume: o.resume,
+		SaveExtra: func(dir string) error { return saveExtra(m, j.tokJSON, dir) }, Info: j.info, Name: "pretrain", Label: row.Method, Main: j.par.Main()})
 	if err != nil {
-		return row, nil, err
-	}
-	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
-	if err != nil {
-		return row, nil, err
-	}
-	if err := cli.Resume(tr, o.resume, cfg.CheckpointDir, j.info, "pretrain", row.Method); err != nil {
 		return row, nil, err
 	}
 	before := tr.StepCount()

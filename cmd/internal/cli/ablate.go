@@ -192,6 +192,8 @@ func Verdict(rows []report.AblationRow, metric string, lowerBetter bool) string 
 			verdict = "the same result"
 		case c.seeds < 2:
 			verdict = "one seed: no spread to judge by (use --seeds 3 or more)"
+		case math.IsInf(c.units, 0):
+			verdict = "every seed gave the same result: no spread to judge by (the seed changes nothing here)"
 		case c.units >= 2:
 			verdict = "better beyond the seed spread"
 		case c.units <= -2:

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/blockllm/blockllm-go/blockllm"
+	"github.com/blockllm/blockllm-go/hf/nn"
 )
 
 // Checkpoints sets up the checkpoints of one method's run under out (--out): they go to
@@ -31,6 +32,37 @@ func Checkpoints(cfg *blockllm.TrainConfig, out, method string, saveExtra func(d
 		fmt.Fprintf(info, "%s: %s: removed %s, left by an interrupted checkpoint write\n", name, label, filepath.Join(cfg.CheckpointDir, r))
 	}
 	return dir, nil
+}
+
+// RunIn says where one method's run keeps its checkpoints and how it reports: Out
+// (--out, empty: no checkpoints), Method (the subdirectory), Resume (--resume),
+// SaveExtra (config.json and tokenizer.json beside each checkpoint), Info, Name
+// (the command) and Label (the method's label) for its messages, and Main (the rank
+// that owns the directory).
+type RunIn struct {
+	Out, Method, Resume string
+	SaveExtra           func(dir string) error
+	Info                io.Writer
+	Name, Label         string
+	Main                bool
+}
+
+// StartTrainer starts one method's run as the training commands do: the checkpoints
+// under r.Out (Checkpoints), the trainer, and the resume from r.Resume (Resume). It
+// returns the trainer and out/<method> ("" without --out).
+func StartTrainer(m nn.Model, opt blockllm.Optimizer, d blockllm.Data, cfg blockllm.TrainConfig, r RunIn) (*blockllm.Trainer, string, error) {
+	dir, err := Checkpoints(&cfg, r.Out, r.Method, r.SaveExtra, r.Info, r.Name, r.Label, r.Main)
+	if err != nil {
+		return nil, "", err
+	}
+	tr, err := blockllm.NewTrainer(m, opt, d, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := Resume(tr, r.Resume, cfg.CheckpointDir, r.Info, r.Name, r.Label); err != nil {
+		return nil, "", err
+	}
+	return tr, dir, nil
 }
 
 // Resume continues tr from --resume: a checkpoint directory, or "latest" (the newest

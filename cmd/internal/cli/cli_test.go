@@ -367,3 +367,17 @@ func TestVerdict(t *testing.T) {
 	v = Verdict([]report.AblationRow{{Variant: "base", Seeds: 2, Metric: 80, MetricSD: 1}, {Variant: "up", Seeds: 2, Metric: 85, MetricSD: 1}}, "score", false)
 	assert.Contains(t, line("up"), "+5.00 (+5.0 pooled sd): better beyond the seed spread")
 }
+
+// TestVerdictNoSpread: seeds that all give the same result (the seed changes nothing)
+// leave no spread to judge a difference by.
+func TestVerdictNoSpread(t *testing.T) {
+	v := Verdict([]report.AblationRow{
+		{Variant: "base", Seeds: 3, Metric: 81.17},
+		{Variant: "gt", Seeds: 3, Metric: 81.53},
+		{Variant: "keep", Seeds: 3, Metric: 80.61},
+	}, "val PPL", true)
+	assert.Contains(t, v, "gt")
+	assert.Contains(t, v, "-0.36 (-Inf pooled sd): every seed gave the same result")
+	assert.Contains(t, v, "+0.56 (+Inf pooled sd): every seed gave the same result")
+	assert.NotContains(t, v, "beyond")
+}

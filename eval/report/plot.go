@@ -66,7 +66,7 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 	p.Y.Label.Text = orDefault(o.YLabel, "loss")
 	if o.LogY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = logTicks{}
 	}
 	p.Add(plotter.NewGrid())
 	var args []any
@@ -105,6 +105,25 @@ func PlotCurves(path string, curves []Curve, o PlotOptions) error {
 		return fmt.Errorf("report: plot: %w", err)
 	}
 	return nil
+}
+
+// logTicks labels a logarithmic axis at powers of ten when at least two fall inside
+// its range, and otherwise (a range within about a decade, such as perplexities from 80
+// to 95) at plot.DefaultTicks' round values, so that the axis always has numbers.
+type logTicks struct{}
+
+func (logTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.LogTicks{Prec: -1}.Ticks(min, max)
+	labeled := 0
+	for _, t := range ts {
+		if t.Label != "" && t.Value >= min && t.Value <= max {
+			labeled++
+		}
+	}
+	if labeled >= 2 {
+		return ts
+	}
+	return plot.DefaultTicks{}.Ticks(min, max)
 }
 
 // movingAverage returns the trailing mean over up to k points ending at each i.

@@ -119,3 +119,20 @@ func TestPPLTable(t *testing.T) {
 	assert.Equal(t, []string{"a.txt", "10", "2.0000", "7.39"}, lines[1])
 	assert.Equal(t, []string{"total", "20", "1.5000", "4.48"}, lines[3])
 }
+
+// TestLogTicksAlwaysLabelled: a log axis over less than a decade (perplexities of a
+// short run) still gets at least two numbered ticks; wider ranges keep powers of ten.
+func TestLogTicksAlwaysLabelled(t *testing.T) {
+	labels := func(min, max float64) []string {
+		var ls []string
+		for _, tk := range (logTicks{}).Ticks(min, max) {
+			if tk.Label != "" && tk.Value >= min && tk.Value <= max {
+				ls = append(ls, tk.Label)
+			}
+		}
+		return ls
+	}
+	assert.GreaterOrEqual(t, len(labels(80.2, 95.7)), 2, "%v", labels(80.2, 95.7))
+	assert.GreaterOrEqual(t, len(labels(61, 610)), 2, "%v", labels(61, 610))
+	assert.Equal(t, []string{"1", "10", "100", "1000"}, labels(1, 1000))
+}

@@ -136,3 +136,35 @@ func TestNoPathsOutsideRepository(t *testing.T) {
 		fh.Close()
 	}
 }
+
+// TestNoBuildOutputsTracked: git tracks no executables, no file over 2 MB, and at the
+// repository root only the project's own files (a binary of `go build ./cmd/pretrain`
+// and debugging logs were once committed there).
+func TestNoBuildOutputsTracked(t *testing.T) {
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("git ls-files: %v", err)
+	}
+	root := map[string]bool{".gitignore": true, "Makefile": true, "README.md": true, "go.mod": true, "go.sum": true, "LICENSE": true}
+	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if !strings.Contains(f, "/") && !root[f] {
+			t.Errorf("%s: a stray file at the repository root (build output or log?)", f)
+		}
+		fh, err := os.Open(filepath.Join(repoRoot(t), f))
+		if err != nil {
+			continue // a deleted, not yet committed file
+		}
+		st, _ := fh.Stat()
+		head := make([]byte, 4)
+		n, _ := fh.Read(head)
+		fh.Close()
+		if n == 4 && string(head) == "\x7fELF" {
+			t.Errorf("%s: an executable is tracked", f)
+		}
+		if st != nil && st.Size() > 2<<20 {
+			t.Errorf("%s: %d bytes tracked (over 2 MB)", f, st.Size())
+		}
+	}
+}

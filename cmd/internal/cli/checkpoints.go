@@ -9,27 +9,27 @@ import (
 	"github.com/blockllm/blockllm-go/hf/nn"
 )
 
-// Checkpoints sets up the checkpoints of one method's run under out (--out): they go to
-// out/<method>/checkpoints, saveExtra adds config.json and tokenizer.json to each, and
-// the temporaries an interrupted write left there are removed (and reported on info, as
-// name: label: ...) by the rank that owns the directory (main). It returns
-// out/<method>; "" when out is empty (no checkpoints).
-func Checkpoints(cfg *blockllm.TrainConfig, out, method string, saveExtra func(dir string) error, info io.Writer, name, label string, main bool) (string, error) {
-	if out == "" {
+// checkpoints sets up the checkpoints of one method's run under r.Out (--out): they go
+// to out/<method>/checkpoints, r.SaveExtra adds config.json and tokenizer.json to each,
+// and the temporaries an interrupted write left there are removed (and reported on
+// r.Info, as name: label: ...) by the rank that owns the directory (r.Main). It returns
+// out/<method>; "" when r.Out is empty (no checkpoints).
+func checkpoints(cfg *blockllm.TrainConfig, r RunIn) (string, error) {
+	if r.Out == "" {
 		return "", nil
 	}
-	dir := filepath.Join(out, method)
+	dir := filepath.Join(r.Out, r.Method)
 	cfg.CheckpointDir = filepath.Join(dir, "checkpoints")
-	cfg.SaveExtra = saveExtra
-	if !main {
+	cfg.SaveExtra = r.SaveExtra
+	if !r.Main {
 		return dir, nil
 	}
 	removed, err := blockllm.RemoveStaleTemporaries(cfg.CheckpointDir)
 	if err != nil {
 		return "", err
 	}
-	for _, r := range removed {
-		fmt.Fprintf(info, "%s: %s: removed %s, left by an interrupted checkpoint write\n", name, label, filepath.Join(cfg.CheckpointDir, r))
+	for _, rm := range removed {
+		fmt.Fprintf(r.Info, "%s: %s: removed %s, left by an interrupted checkpoint write\n", r.Name, r.Label, filepath.Join(cfg.CheckpointDir, rm))
 	}
 	return dir, nil
 }
@@ -48,10 +48,10 @@ type RunIn struct {
 }
 
 // StartTrainer starts one method's run as the training commands do: the checkpoints
-// under r.Out (Checkpoints), the trainer, and the resume from r.Resume (Resume). It
+// under r.Out (checkpoints), the trainer, and the resume from r.Resume (resume). It
 // returns the trainer and out/<method> ("" without --out).
 func StartTrainer(m nn.Model, opt blockllm.Optimizer, d blockllm.Data, cfg blockllm.TrainConfig, r RunIn) (*blockllm.Trainer, string, error) {
-	dir, err := Checkpoints(&cfg, r.Out, r.Method, r.SaveExtra, r.Info, r.Name, r.Label, r.Main)
+	dir, err := checkpoints(&cfg, r)
 	if err != nil {
 		return nil, "", err
 	}
@@ -59,36 +59,36 @@ func StartTrainer(m nn.Model, opt blockllm.Optimizer, d blockllm.Data, cfg block
 	if err != nil {
 		return nil, "", err
 	}
-	if err := Resume(tr, r.Resume, cfg.CheckpointDir, r.Info, r.Name, r.Label); err != nil {
+	if err := resume(tr, cfg.CheckpointDir, r); err != nil {
 		return nil, "", err
 	}
 	return tr, dir, nil
 }
 
-// Resume continues tr from --resume: a checkpoint directory, or "latest" (the newest
-// complete one under ckptDir; none there starts afresh), and reports on info what it did,
-// including the newer checkpoints of an abandoned timeline it set aside.
-func Resume(tr *blockllm.Trainer, resume, ckptDir string, info io.Writer, name, label string) error {
-	if resume == "" {
+// resume continues tr from r.Resume (--resume): a checkpoint directory, or "latest" (the
+// newest complete one under ckptDir; none there starts afresh), and reports on r.Info
+// what it did, including the newer checkpoints of an abandoned timeline it set aside.
+func resume(tr *blockllm.Trainer, ckptDir string, r RunIn) error {
+	if r.Resume == "" {
 		return nil
 	}
-	dir := resume
+	dir := r.Resume
 	if dir == "latest" {
 		var err error
 		if dir, err = blockllm.LatestCheckpoint(ckptDir); err != nil {
 			return err
 		}
 		if dir == "" {
-			fmt.Fprintf(info, "%s: %s: no checkpoint under %s, starting from scratch\n", name, label, ckptDir)
+			fmt.Fprintf(r.Info, "%s: %s: no checkpoint under %s, starting from scratch\n", r.Name, r.Label, ckptDir)
 			return nil
 		}
 	}
 	if err := tr.Resume(dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(info, "%s: %s: resumed from %s at step %d\n", name, label, dir, tr.StepCount())
+	fmt.Fprintf(r.Info, "%s: %s: resumed from %s at step %d\n", r.Name, r.Label, dir, tr.StepCount())
 	if aside, steps := tr.SetAside(); len(steps) > 0 {
-		fmt.Fprintf(info, "%s: %s: the newer checkpoints of the earlier timeline (steps %v) moved to %s\n", name, label, steps, aside)
+		fmt.Fprintf(r.Info, "%s: %s: the newer checkpoints of the earlier timeline (steps %v) moved to %s\n", r.Name, r.Label, steps, aside)
 	}
 	return nil
 }

@@ -99,15 +99,10 @@ func TestLayers(t *testing.T) {
 // outside the repository (../shared, /work/...), and every mention of a DESIGN.md is
 // of docs/DESIGN.md.
 func TestNoPathsOutsideRepository(t *testing.T) {
-	cmd := exec.Command("git", "ls-files")
-	cmd.Dir = repoRoot(t)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("git ls-files: %v", err)
-	}
+	files := trackedFiles(t)
 	outside := regexp.MustCompile(`\.\./shared|/work/|\.\./\.\./\.\./shared`)
 	design := regexp.MustCompile(`[\w./-]*DESIGN\.md`)
-	for _, f := range strings.Fields(string(out)) {
+	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "testdata/") || strings.Contains(f, "/testdata/") {
 			continue
 		}
@@ -141,14 +136,8 @@ func TestNoPathsOutsideRepository(t *testing.T) {
 // repository root only the project's own files (a binary of `go build ./cmd/pretrain`
 // and debugging logs were once committed there).
 func TestNoBuildOutputsTracked(t *testing.T) {
-	cmd := exec.Command("git", "ls-files", "-z")
-	cmd.Dir = repoRoot(t)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Skipf("git ls-files: %v", err)
-	}
 	root := map[string]bool{".gitignore": true, "Makefile": true, "README.md": true, "go.mod": true, "go.sum": true, "LICENSE": true}
-	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+	for _, f := range trackedFiles(t) {
 		if !strings.Contains(f, "/") && !root[f] {
 			t.Errorf("%s: a stray file at the repository root (build output or log?)", f)
 		}
@@ -167,4 +156,16 @@ func TestNoBuildOutputsTracked(t *testing.T) {
 			t.Errorf("%s: %d bytes tracked (over 2 MB)", f, st.Size())
 		}
 	}
+}
+
+// trackedFiles lists the files git tracks (its index), relative to the repository root;
+// the test is skipped outside a git checkout.
+func trackedFiles(t *testing.T) []string {
+	cmd := exec.Command("git", "ls-files", "-z")
+	cmd.Dir = repoRoot(t)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("git ls-files: %v", err)
+	}
+	return strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
 }
